@@ -1,0 +1,1 @@
+"""Everything about data: names, manifests, splits, images, cache, transforms, datasets."""

@@ -1,0 +1,78 @@
+"""The ``build_manifest`` command: scan a tree, print its summary and problems, write the CSV."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from data_tools.atomic import atomic_write
+from data_tools.layout import LayoutError
+from data_tools.manifest import build_manifest, count_table
+from data_tools.manifest_io import write_manifest
+
+EXIT_CLEAN, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
+
+
+def make_parser() -> argparse.ArgumentParser:
+    """Argument parser of scripts/build_manifest.py."""
+    parser = argparse.ArgumentParser(
+        prog="build_manifest.py",
+        description="Pair the PPL and XPL images of a tree, validate every file, and write a manifest "
+                    "CSV (one row per pair). Exit codes: 0 clean (warnings allowed), 1 problems found "
+                    "(listed; nothing written unless --allow-problems), 2 usage error.",
+    )
+    parser.add_argument("root", type=Path, help="top folder of the image tree")
+    parser.add_argument("--layout", metavar="TEMPLATE",
+                        help="path template with fields {domain} {split} {pol} {label} {name}, e.g. "
+                             "'{label}Data/{pol}/{name}'. Default: detect {domain}/{pol}/{label}/{name} "
+                             "or {domain}/{split}/{pol}/{label}/{name}")
+    parser.add_argument("--domain", metavar="NAME",
+                        help="domain (river) name for a tree without a domain level")
+    parser.add_argument("--out", type=Path, metavar="FILE.csv",
+                        help="manifest CSV to write (default: ROOT/manifest.csv); image paths in it are "
+                             "relative to its folder")
+    parser.add_argument("--allow-problems", action="store_true",
+                        help="write the manifest anyway, without the bad pairs, and write the problems to "
+                             "FILE.problems.csv beside it (exit 0)")
+    parser.add_argument("--workers", type=int, default=None, help="threads for decoding (default: CPU count)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command; returns the exit code."""
+    args = make_parser().parse_args(argv)
+    try:
+        result = build_manifest(args.root, layout=args.layout, domain=args.domain,
+                                workers=args.workers, progress=not args.quiet)
+    except (FileNotFoundError, LayoutError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+
+    manifest = result.manifest
+    print(f"root: {args.root}\nlayout: {result.layout}")
+    print(f"pairs: {len(manifest)}   non-image files skipped: {result.skipped_non_images}   "
+          f"errors: {len(result.errors)}   warnings: {len(result.warnings)}")
+    if not manifest.empty:
+        print("\npairs per domain x class:")
+        print(count_table(manifest).to_string())
+    for title, problems in (("warnings", result.warnings), ("errors", result.errors)):
+        if problems:
+            print(f"\n{title} ({len(problems)}):")
+            for problem in problems:
+                print(f"  [{problem.kind}] {problem.path}: {problem.message}")
+
+    out = args.out or args.root / "manifest.csv"
+    if result.errors and not args.allow_problems:
+        print(f"\n{len(result.errors)} problem(s) found; nothing written. Fix them, or pass "
+              "--allow-problems to write the manifest without the bad pairs.", file=sys.stderr)
+        return EXIT_PROBLEMS
+    write_manifest(manifest, out, args.root)
+    print(f"\nwrote {out} ({len(manifest)} pairs)")
+    if result.problems and args.allow_problems:
+        problems_path = out.with_name(out.stem + ".problems.csv")
+        atomic_write(problems_path, lambda tmp: result.problems_frame().to_csv(tmp, index=False))
+        dropped = len({p.sample_id or p.path for p in result.errors})
+        print(f"left out {dropped} pair(s) or file(s) with errors; all problems listed in {problems_path}")
+    return EXIT_CLEAN

@@ -1,0 +1,142 @@
+"""Canonical names of classes, rivers (domains), polarizations and split folders.
+
+Folder names found in the wild are mapped to one canonical spelling. Names that match no
+alias are kept exactly as given, so other datasets (other minerals, other domains) work.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+CANONICAL_CLASSES: tuple[str, ...] = (
+    "Amp", "Ap", "Bt", "Ep", "Grt", "Mnz", "Ms", "Px", "Rt", "Spn", "Tur", "Zrn",
+)
+
+MINERAL_NAMES: dict[str, str] = {
+    "Amp": "hornblende (amphibole)",
+    "Ap": "apatite",
+    "Bt": "biotite",
+    "Ep": "epidote",
+    "Grt": "garnet",
+    "Mnz": "monazite",
+    "Ms": "muscovite",
+    "Px": "pyroxene",
+    "Rt": "rutile",
+    "Spn": "spinel",
+    "Tur": "tourmaline",
+    "Zrn": "zircon",
+}
+
+_CLASS_ALIASES: dict[str, tuple[str, ...]] = {
+    "Amp": ("amphibole", "hornblende", "hbl"),
+    "Ap": ("apatite", "apa"),
+    "Bt": ("biotite", "bio"),
+    "Ep": ("epidote", "epi"),
+    "Grt": ("garnet", "gt", "gar"),
+    "Mnz": ("monazite", "mon"),
+    "Ms": ("muscovite", "mus", "mu"),
+    "Px": ("pyroxene", "pyx", "cpx", "opx"),
+    "Rt": ("rutile", "rut"),
+    "Spn": ("spinel", "spl"),
+    "Tur": ("tourmaline", "tour", "tou"),
+    "Zrn": ("zircon", "zr", "zir"),
+}
+
+CANONICAL_RIVERS: tuple[str, ...] = ("yangtze", "yarlung", "pengqu")
+
+RIVER_DISPLAY_NAMES: dict[str, str] = {
+    "yangtze": "Yangtze (Changjiang)",
+    "yarlung": "Yarlung Zangbo (Yajiang)",
+    "pengqu": "Pengqu (Pum Qu)",
+}
+
+_RIVER_ALIASES: dict[str, tuple[str, ...]] = {
+    "yangtze": ("yangtze", "changjiang", "yangtzeriver", "cj"),
+    "yarlung": ("yarlung", "yarlungzangbo", "yarlungtsangpo", "yajiang", "yaluzangbu", "yj"),
+    "pengqu": ("pengqu", "pumqu", "pq"),
+}
+
+POLARIZATIONS: tuple[str, ...] = ("plane", "cross")
+
+_POLARIZATION_ALIASES: dict[str, tuple[str, ...]] = {
+    "plane": ("plane", "ppl", "single", "parallel", "paralelos", "pp", "1n", "planepolarized"),
+    "cross": ("cross", "xpl", "crossed", "cross1", "cruzados", "xp", "cp", "2n", "crosspolarized"),
+}
+
+SPLIT_FOLDERS: tuple[str, ...] = ("train", "val", "test")
+
+_SPLIT_ALIASES: dict[str, tuple[str, ...]] = {
+    "train": ("train", "training", "trn"),
+    "val": ("val", "valid", "validation", "dev"),
+    "test": ("test", "testing", "tst"),
+}
+
+
+def _fold(name: str) -> str:
+    """Case- and punctuation-insensitive key: 'Cross_1' -> 'cross1', 'Yarlung Zangbo' -> 'yarlungzangbo'."""
+    return re.sub(r"[\s_\-.]+", "", name.strip().lower())
+
+
+def _invert(aliases: dict[str, tuple[str, ...]]) -> dict[str, str]:
+    table: dict[str, str] = {}
+    for canonical, names in aliases.items():
+        for alias in (canonical, *names):
+            table[_fold(alias)] = canonical
+    return table
+
+
+_CLASS_LOOKUP = _invert(_CLASS_ALIASES)
+_RIVER_LOOKUP = _invert(_RIVER_ALIASES)
+_POL_LOOKUP = _invert(_POLARIZATION_ALIASES)
+_SPLIT_LOOKUP = _invert(_SPLIT_ALIASES)
+
+
+def canonical_class(name: str) -> str:
+    """Return the canonical abbreviation for a class folder name ('zircon' -> 'Zrn').
+
+    Unknown names are returned unchanged (stripped), so other label sets pass through.
+    """
+    return _CLASS_LOOKUP.get(_fold(name), name.strip())
+
+
+def canonical_domain(name: str) -> str:
+    """Return the canonical river name for a domain folder ('ChangJiang' -> 'yangtze').
+
+    Unknown names are returned unchanged (stripped).
+    """
+    return _RIVER_LOOKUP.get(_fold(name), name.strip())
+
+
+def canonical_polarization(name: str) -> str | None:
+    """Return 'plane' or 'cross' for a polarization folder name, or None if it is unknown."""
+    return _POL_LOOKUP.get(_fold(name))
+
+
+def canonical_split(name: str) -> str | None:
+    """Return 'train', 'val' or 'test' for a split folder name, or None if it is unknown."""
+    return _SPLIT_LOOKUP.get(_fold(name))
+
+
+def ordered(names: Iterable[str], canonical: Iterable[str]) -> list[str]:
+    """Distinct names in canonical order first, then the remaining ones alphabetically."""
+    present = set(names)
+    known = [n for n in canonical if n in present]
+    return known + sorted(present.difference(known))
+
+
+def ordered_classes(names: Iterable[str]) -> list[str]:
+    """Class names ordered Amp..Zrn first, then any other names alphabetically."""
+    return ordered(names, CANONICAL_CLASSES)
+
+
+def ordered_domains(names: Iterable[str]) -> list[str]:
+    """Domain names ordered yangtze, yarlung, pengqu first, then others alphabetically."""
+    return ordered(names, CANONICAL_RIVERS)
+
+
+def parse_name_list(text: str | None) -> list[str]:
+    """Split a comma-separated command-line list ('a, b,,c') into stripped non-empty names."""
+    if not text:
+        return []
+    return [part.strip() for part in text.split(",") if part.strip()]

@@ -1,0 +1,160 @@
+"""Manifest building and validation on small trees written by the tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from data_tools.layout import LayoutError, compile_layout
+from data_tools.manifest import build_manifest, count_table, manifest_hash
+from data_tools.manifest_cli import main as build_manifest_main
+from data_tools.manifest_io import ManifestError, load_dataset, read_manifest
+
+DEFAULT = "{domain}/{pol}/{label}/{name}"
+
+
+def kinds(result) -> dict[str, set[str]]:
+    found: dict[str, set[str]] = {}
+    for problem in result.problems:
+        found.setdefault(problem.kind, set()).add(problem.path)
+    return found
+
+
+def test_default_layout_pairs_and_canonical_names(tmp_path, write_pair_tree):
+    write_pair_tree(tmp_path, DEFAULT, {"ChangJiang": {"zircon": 2, "Grt": 3}, "PumQu": {"Zrn": 1}},
+                    pols=("PPL", "XPL"))
+    result = build_manifest(tmp_path, progress=False)
+    manifest = result.manifest
+    assert result.layout == DEFAULT and result.problems == []
+    assert len(manifest) == 6
+    assert set(manifest["domain"]) == {"yangtze", "pengqu"}
+    assert set(manifest["label"]) == {"Zrn", "Grt"}
+    assert manifest["plane_path"].str.contains("/PPL/").all()
+    assert manifest["cross_path"].str.contains("/XPL/").all()
+    assert list(count_table(manifest).columns) == ["Grt", "Zrn", "total"]  # canonical order
+    assert count_table(manifest).loc["total", "total"] == 6
+
+
+def test_split_layout_is_detected_and_kept(tmp_path, write_pair_tree):
+    write_pair_tree(tmp_path, "{domain}/{split}/{pol}/{label}/{name}", {"YaJiang": {"Ap": 2}}, split="train")
+    write_pair_tree(tmp_path, "{domain}/{split}/{pol}/{label}/{name}", {"YaJiang": {"Ap": 1}}, split="val",
+                    seed=1)
+    result = build_manifest(tmp_path, progress=False)
+    assert result.layout == "{domain}/{split}/{pol}/{label}/{name}"
+    assert sorted(result.manifest["split"]) == ["train", "train", "val"]
+    assert result.manifest["sample_id"].is_unique
+
+
+def test_custom_template_with_literal_text_and_domain(tmp_path, write_pair_tree):
+    write_pair_tree(tmp_path, "{label}Data/{pol}/{name}", {"x": {"quartz": 2, "feldspar": 1}},
+                    pols=("single", "cross_1"))
+    result = build_manifest(tmp_path, layout="{label}Data/{pol}/{name}", domain="sandstone", progress=False)
+    assert result.problems == []
+    assert set(result.manifest["label"]) == {"quartz", "feldspar"}
+    assert set(result.manifest["domain"]) == {"sandstone"}
+
+
+def test_mixed_formats_odd_sizes_corrupt_unpaired_and_non_images(tmp_path, write_image):
+    root = tmp_path
+    write_image(root / "yarlung/plane/Rt/a.jpg", 1, size=(31, 17))
+    write_image(root / "yarlung/cross/Rt/a.jpg", 2, size=(31, 17))
+    write_image(root / "yarlung/plane/Rt/b.png", 3, size=(9, 40))
+    write_image(root / "yarlung/cross/Rt/b.png", 4, size=(10, 40))  # size mismatch: warning only
+    write_image(root / "yarlung/plane/Rt/c.png", 5)
+    (root / "yarlung/cross/Rt/c.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")  # corrupt
+    write_image(root / "yarlung/plane/Rt/lonely.png", 6)  # unpaired
+    (root / "yarlung/plane/Rt/empty.jpg").write_bytes(b"")
+    (root / "yarlung/cross/Rt/empty.jpg").write_bytes(b"")
+    full = write_image(root / "yarlung/plane/Rt/cut.jpg", 7, size=(64, 64))
+    write_image(root / "yarlung/cross/Rt/cut.jpg", 8, size=(64, 64))
+    full.write_bytes(full.read_bytes()[:200])  # truncated JPEG
+    (root / "yarlung/notes.txt").write_text("not an image")
+    write_image(root / "yarlung/weird/Rt/d.png", 9)  # unknown polarization folder
+
+    result = build_manifest(root, progress=False)
+    found = kinds(result)
+    assert list(result.manifest["sample_id"]) == ["yarlung/Rt/a", "yarlung/Rt/b"]
+    assert found["size_mismatch"] == {"yarlung/plane/Rt/b.png"}
+    assert found["unpaired"] == {"yarlung/plane/Rt/lonely.png"}
+    assert found["unknown_polarization"] == {"yarlung/weird/Rt/d.png"}
+    assert found["unreadable"] == {"yarlung/cross/Rt/c.png", "yarlung/plane/Rt/empty.jpg",
+                                   "yarlung/cross/Rt/empty.jpg", "yarlung/plane/Rt/cut.jpg"}
+    assert any("0 bytes" in p.message for p in result.errors if p.path.endswith("empty.jpg"))
+    assert result.skipped_non_images == 1
+    assert {p.kind for p in result.warnings} == {"size_mismatch"}
+
+
+def test_byte_identical_images_across_labels_are_leakage(tmp_path, write_image):
+    write_image(tmp_path / "pengqu/plane/Zrn/a.png", 1)
+    write_image(tmp_path / "pengqu/cross/Zrn/a.png", 2)
+    write_image(tmp_path / "pengqu/plane/Ap/b.png", 1)  # same bytes as Zrn/a's PPL
+    write_image(tmp_path / "pengqu/cross/Ap/b.png", 3)
+    write_image(tmp_path / "pengqu/plane/Ap/c.png", 4)
+    write_image(tmp_path / "pengqu/cross/Ap/c.png", 5)
+    result = build_manifest(tmp_path, progress=False)
+    assert kinds(result)["leakage"] == {"pengqu/plane/Zrn/a.png", "pengqu/plane/Ap/b.png"}
+    assert list(result.manifest["sample_id"]) == ["pengqu/Ap/c"]
+
+
+def test_layout_errors_are_explained(tmp_path, write_pair_tree):
+    with pytest.raises(LayoutError, match="unknown field"):
+        compile_layout("{river}/{pol}/{name}")
+    with pytest.raises(LayoutError, match="last component"):
+        compile_layout("{name}/{pol}")
+    write_pair_tree(tmp_path, "{label}Data/{pol}/{name}", {"x": {"quartz": 1}})
+    with pytest.raises(LayoutError, match="--layout"):
+        build_manifest(tmp_path, progress=False)
+    with pytest.raises(LayoutError, match="--domain"):
+        build_manifest(tmp_path, layout="{label}Data/{pol}/{name}", progress=False)
+
+
+def test_cli_exit_codes_and_outputs(tmp_path, write_pair_tree, write_image, capsys):
+    clean = tmp_path / "clean"
+    write_pair_tree(clean, DEFAULT, {"yangtze": {"Ap": 2}})
+    assert build_manifest_main([str(clean), "--quiet"]) == 0
+    assert len(pd.read_csv(clean / "manifest.csv")) == 2
+
+    dirty = tmp_path / "dirty"
+    write_pair_tree(dirty, DEFAULT, {"yangtze": {"Ap": 2}})
+    write_image(dirty / "yangtze/plane/Ap/orphan.png", 99)
+    out = tmp_path / "out" / "m.csv"
+    assert build_manifest_main([str(dirty), "--out", str(out), "--quiet"]) == 1
+    assert "orphan.png" in capsys.readouterr().out
+    assert not out.exists()
+    assert build_manifest_main([str(dirty), "--out", str(out), "--allow-problems", "--quiet"]) == 0
+    problems = pd.read_csv(out.with_name("m.problems.csv"))
+    assert list(problems["kind"]) == ["unpaired"]
+    # Paths in a CSV written elsewhere are relative to the CSV, so the dataset still opens.
+    dataset = read_manifest(out)
+    assert all(dataset.path(p).is_file() for p in dataset.manifest["plane_path"])
+
+    assert build_manifest_main([str(tmp_path / "missing"), "--quiet"]) == 2
+    assert build_manifest_main([str(clean), "--layout", "{bad}/{name}", "--quiet"]) == 2
+    with pytest.raises(SystemExit) as exit_info:
+        build_manifest_main(["--no-such-flag"])
+    assert exit_info.value.code == 2
+
+
+def test_load_dataset_refuses_a_tree_with_errors(tmp_path, write_pair_tree, write_image):
+    write_pair_tree(tmp_path, DEFAULT, {"yangtze": {"Ap": 1}})
+    write_image(tmp_path / "yangtze/cross/Ap/orphan.png", 5)
+    with pytest.raises(ManifestError, match="orphan.png"):
+        load_dataset(tmp_path, progress=False)
+
+
+def test_manifest_hash_follows_content(tmp_path, write_pair_tree, write_image):
+    write_pair_tree(tmp_path, DEFAULT, {"yangtze": {"Ap": 2}})
+    before = manifest_hash(build_manifest(tmp_path, progress=False).manifest)
+    assert before == manifest_hash(build_manifest(tmp_path, progress=False).manifest)
+    write_image(tmp_path / "yangtze/plane/Ap/Ap_000.png", 1234)
+    assert before != manifest_hash(build_manifest(tmp_path, progress=False).manifest)
+
+
+def test_real_sandstone_pairs(sandstone_root: Path):
+    result = build_manifest(sandstone_root, layout="{label}Data/{pol}/{name}", domain="sandstone",
+                            progress=False)
+    assert result.errors == []
+    assert len(result.manifest) == 210
+    assert result.manifest.groupby("label").size().to_dict() == {"feldspar": 79, "quartz": 81, "rockchips": 50}
