@@ -38,13 +38,13 @@ def _write_image(path: Path, seed: int, size: tuple[int, int] = (24, 20)) -> Pat
     return path
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def write_image() -> Callable[..., Path]:
     """``write_image(path, seed, size=(w, h))``: write a random image."""
     return _write_image
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def write_pair_tree() -> Callable[..., int]:
     """``write_pair_tree(root, template, {domain: {label: n}}, pols=, suffix=, split=)`` -> pairs written."""
 

@@ -1,0 +1,262 @@
+"""The training engine: drives any registered Algorithm through epochs.
+
+Per step it calls ``algorithm.update(batch, progress)`` and advances the learning-rate schedule;
+per epoch it scores ``val`` (training rivers only), keeps the best weights, stops early if asked,
+and writes a checkpoint from which ``resume`` continues exactly (data order, augmentation
+streams and random states depend only on the seed and the epoch, or are restored).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from data_tools.atomic import atomic_write
+from data_tools.dataset import PairedGrainDataset, seed_worker
+from san.algorithms.base import Algorithm
+from san.metrics import classification_metrics
+from san.sampling import BalancedBatchSampler
+from san.tracking import Tracker
+
+log = logging.getLogger(__name__)
+
+SCHEDULES = ("cosine", "dann", "constant")
+SELECTION_METRICS = ("accuracy", "macro_f1", "balanced_accuracy")
+CHECKPOINT_FILE = "checkpoint.pt"
+BEST_WEIGHTS_FILE = "best_weights.pt"
+
+
+class TrainingInterrupted(RuntimeError):
+    """Raised by the ``stop_after_epoch`` hook (tests simulate a crash with it)."""
+
+
+@dataclass(frozen=True)
+class TrainingSettings:
+    """The ``training`` section of a run config, checked."""
+
+    epochs: int
+    batch_size: int
+    eval_batch_size: int = 128
+    schedule: str = "cosine"
+    warmup_epochs: int = 0
+    patience: int | None = None
+    selection_metric: str = "accuracy"
+    domain_balanced: bool = True
+    class_balanced: bool = False
+    num_workers: int = 0
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ValueError(f"epochs and batch_size must be >= 1 (got {self.epochs}, {self.batch_size})")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"training.schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        if self.selection_metric not in SELECTION_METRICS:
+            raise ValueError(f"training.selection_metric must be one of {SELECTION_METRICS}, "
+                             f"got {self.selection_metric!r}")
+
+
+@dataclass
+class FitResult:
+    """What training produced: per-epoch history and the chosen epoch."""
+
+    history: list[dict[str, float]] = field(default_factory=list)
+    best_epoch: int = -1
+    best_score: float = -math.inf
+    stopped_early: bool = False
+    train_seconds: float = 0.0
+    selection_rule: str = ""
+
+
+def lr_factor(schedule: str, progress: float, warmup_fraction: float = 0.0) -> float:
+    """Learning-rate multiplier at training progress p in [0, 1].
+
+    cosine: (1 + cos(pi p)) / 2; dann: (1 + 10 p)^-0.75 (Ganin & Lempitsky); constant: 1.
+    A linear warm-up from 0 scales the first ``warmup_fraction`` of training.
+    """
+    if schedule == "cosine":
+        factor = 0.5 * (1.0 + math.cos(math.pi * progress))
+    elif schedule == "dann":
+        factor = (1.0 + 10.0 * progress) ** -0.75
+    elif schedule == "constant":
+        factor = 1.0
+    else:
+        raise ValueError(f"unknown schedule {schedule!r}; expected one of {SCHEDULES}")
+    if warmup_fraction > 0 and progress < warmup_fraction:
+        factor *= progress / warmup_fraction
+    return factor
+
+
+def move_batch(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    """The batch's tensors on the device."""
+    return {key: value.to(device, non_blocking=True) for key, value in batch.items()}
+
+
+@torch.no_grad()
+def predict_dataset(algorithm: Algorithm, dataset: PairedGrainDataset, device: torch.device,
+                    batch_size: int = 128, num_workers: int = 0, progress: bool = False,
+                    description: str = "predicting") -> tuple[np.ndarray, np.ndarray]:
+    """Class probabilities (N x C) and manifest row indices (N) for every item, in order."""
+    was_training = algorithm.training
+    algorithm.eval()
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
+    probabilities, indices = [], []
+    for batch in tqdm(loader, desc=description, leave=False, disable=not progress):
+        logits = algorithm.predict(move_batch(batch, device))
+        probabilities.append(torch.softmax(logits.float(), dim=1).cpu().numpy())
+        indices.append(batch["index"].numpy())
+    algorithm.train(was_training)
+    return np.concatenate(probabilities), np.concatenate(indices)
+
+
+def _save(obj: Any, path: Path) -> None:
+    atomic_write(path, lambda tmp: torch.save(obj, tmp))
+
+
+def _random_states() -> dict[str, Any]:
+    states: dict[str, Any] = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def _restore_random_states(states: dict[str, Any]) -> None:
+    torch.set_rng_state(states["torch"])
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+class Trainer:
+    """Fits an algorithm on a training dataset, selecting on a validation dataset."""
+
+    def __init__(self, algorithm: Algorithm, train_data: PairedGrainDataset,
+                 val_data: PairedGrainDataset | None, settings: TrainingSettings, *, seed: int,
+                 device: torch.device, run_dir: Path, class_names: list[str], tracker: Tracker | None = None,
+                 progress: bool = True) -> None:
+        self.algorithm, self.train_data, self.val_data = algorithm, train_data, val_data
+        self.settings, self.seed, self.device, self.run_dir = settings, seed, device, Path(run_dir)
+        self.class_names, self.tracker, self.progress = class_names, tracker, progress
+        train_rows = train_data.rows
+        self.sampler = BalancedBatchSampler(
+            train_data.labels[train_rows], train_data.domains[train_rows], settings.batch_size, seed=seed,
+            domain_balanced=settings.domain_balanced, class_balanced=settings.class_balanced)
+        self.steps_per_epoch = len(self.sampler)
+        self.total_steps = settings.epochs * self.steps_per_epoch
+        warmup = settings.warmup_epochs / settings.epochs
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            algorithm.optimizer, lambda step: lr_factor(settings.schedule, step / self.total_steps, warmup))
+
+    def _loader(self, epoch: int) -> DataLoader:
+        self.sampler.set_epoch(epoch)
+        self.train_data.transform.reseed(self.seed * 100_003 + epoch)
+        generator = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
+        return DataLoader(self.train_data, batch_sampler=self.sampler, num_workers=self.settings.num_workers,
+                          worker_init_fn=seed_worker, generator=generator,
+                          pin_memory=self.device.type == "cuda")
+
+    def _train_epoch(self, epoch: int) -> dict[str, float]:
+        self.algorithm.train()
+        sums: dict[str, float] = defaultdict(float)
+        bar = tqdm(self._loader(epoch), total=self.steps_per_epoch, desc=f"epoch {epoch + 1}/{self.settings.epochs}",
+                   leave=False, disable=not self.progress)
+        for i, batch in enumerate(bar):
+            step = epoch * self.steps_per_epoch + i
+            try:
+                scalars = self.algorithm.update(move_batch(batch, self.device), step / self.total_steps)
+            except FloatingPointError as error:
+                raise FloatingPointError(f"epoch {epoch + 1}, step {step}: {error}") from error
+            self.scheduler.step()
+            for key, value in scalars.items():
+                sums[key] += value
+            bar.set_postfix(loss=f"{sums['loss'] / (i + 1):.3f}", acc=f"{sums['acc'] / (i + 1):.3f}")
+        means = {f"train_{k}": v / self.steps_per_epoch for k, v in sums.items()}
+        means["lr"] = self.scheduler.get_last_lr()[0]
+        return means
+
+    def _validate(self) -> dict[str, float]:
+        if self.val_data is None or len(self.val_data) == 0:
+            return {}
+        probabilities, indices = predict_dataset(self.algorithm, self.val_data, self.device,
+                                                 self.settings.eval_batch_size, self.settings.num_workers)
+        metrics = classification_metrics(self.val_data.labels[indices], probabilities.argmax(1), self.class_names)
+        return {f"val_{k}": float(metrics[k]) for k in SELECTION_METRICS}
+
+    def _checkpoint(self, epoch: int, result: FitResult, patience_left: int | None) -> None:
+        _save({
+            "epoch": epoch, "model": self.algorithm.state_dict(),
+            "training_state": self.algorithm.training_state(), "scheduler": self.scheduler.state_dict(),
+            "history": result.history, "best_epoch": result.best_epoch, "best_score": result.best_score,
+            "patience_left": patience_left, "random_states": _random_states(),
+        }, self.run_dir / CHECKPOINT_FILE)
+
+    def _restore(self, result: FitResult) -> tuple[int, int | None]:
+        state = torch.load(self.run_dir / CHECKPOINT_FILE, map_location=self.device, weights_only=False)
+        self.algorithm.load_state_dict(state["model"])
+        self.algorithm.load_training_state(state["training_state"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        _restore_random_states(state["random_states"])
+        result.history, result.best_epoch, result.best_score = state["history"], state["best_epoch"], state["best_score"]
+        log.info("resuming after epoch %d of %d", state["epoch"] + 1, self.settings.epochs)
+        return state["epoch"] + 1, state["patience_left"]
+
+    def fit(self, *, resume: bool = False,
+            stop_after_epoch: Callable[[int], bool] | None = None) -> FitResult:
+        """Train for the configured epochs (or until early stopping); returns the history and choice.
+
+        The best weights (by the selection metric on ``val``; the last epoch when there is no ``val``)
+        are saved to ``best_weights.pt`` and loaded into the algorithm before returning.
+        """
+        result = FitResult()
+        metric = self.settings.selection_metric
+        has_val = self.val_data is not None and len(self.val_data) > 0
+        result.selection_rule = (f"best val {metric} (training rivers only)" if has_val
+                                 else "last epoch (no validation split)")
+        patience_left = self.settings.patience
+        first_epoch = 0
+        if resume and (self.run_dir / CHECKPOINT_FILE).exists():
+            first_epoch, patience_left = self._restore(result)
+        started = time.perf_counter()
+        for epoch in range(first_epoch, self.settings.epochs):
+            if patience_left is not None and patience_left <= 0:
+                break
+            epoch_start = time.perf_counter()
+            row = {"epoch": epoch + 1, **self._train_epoch(epoch), **self._validate()}
+            if "train_disc_acc" in row:
+                row["disc_chance"] = 1.0 / self.algorithm.num_domains
+            row["seconds"] = time.perf_counter() - epoch_start
+            result.history.append(row)
+            score = row.get(f"val_{metric}", float(epoch))
+            if score > result.best_score:
+                result.best_score, result.best_epoch = score, epoch + 1
+                _save(self.algorithm.state_dict(), self.run_dir / BEST_WEIGHTS_FILE)
+                patience_left = self.settings.patience
+            elif patience_left is not None:
+                patience_left -= 1
+            self._log_epoch(row)
+            self._checkpoint(epoch, result, patience_left)
+            if stop_after_epoch is not None and stop_after_epoch(epoch + 1):
+                raise TrainingInterrupted(f"stopped after epoch {epoch + 1} on request")
+        if result.history and patience_left is not None and patience_left <= 0:
+            result.stopped_early = len(result.history) < self.settings.epochs
+        result.train_seconds = time.perf_counter() - started
+        best = torch.load(self.run_dir / BEST_WEIGHTS_FILE, map_location=self.device, weights_only=True)
+        self.algorithm.load_state_dict(best)
+        return result
+
+    def _log_epoch(self, row: dict[str, float]) -> None:
+        shown = {k: v for k, v in row.items() if k in ("train_loss", "train_acc", "val_accuracy", "val_macro_f1",
+                                                        "train_disc_acc", "train_lambda")}
+        log.info("epoch %d/%d  %s  (%.1fs)", row["epoch"], self.settings.epochs,
+                 "  ".join(f"{k}={v:.3f}" for k, v in shown.items()), row["seconds"])
+        if self.tracker is not None:
+            self.tracker.log({k: v for k, v in row.items() if k != "epoch"}, step=int(row["epoch"]))

@@ -1,0 +1,129 @@
+"""The engine and the experiment runner, end to end on a tiny three-river tree (CPU, seconds)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from san.cli import train_san_main
+from san.config import ConfigError, apply_overrides, resolve_config
+from san.engine import CHECKPOINT_FILE, TrainingInterrupted, lr_factor
+from san.experiment import Experiment, RunRequest, resume_experiment, run_experiment
+from san.records import METRIC_KEYS, RECORD_KEYS, read_record
+from san.sampling import BalancedBatchSampler
+
+TINY = ["size=16", "epochs=2", "batch_size=6", "eval_batch_size=64", "fused_dim=16"]
+TINY_COUNTS = {"ChangJiang": {"Ap": 6, "Zrn": 6}, "YaJiang": {"Ap": 6, "Zrn": 6, "Rt": 4},
+               "PengQu": {"Ap": 6, "Zrn": 6, "Rt": 4}}
+
+
+@pytest.fixture(scope="module")
+def tiny_tree(tmp_path_factory, write_pair_tree) -> Path:
+    root = tmp_path_factory.mktemp("tiny_tree")
+    write_pair_tree(root, "{domain}/{pol}/{label}/{name}", TINY_COUNTS)
+    return root
+
+
+def tiny_request(tree: Path, out: Path, **changes) -> RunRequest:
+    values = dict(method="san", data=str(tree), domains=["yarlung", "pengqu"], seed=0, overrides=list(TINY),
+                  out=str(out), wandb_mode="disabled", device="cpu", progress=False)
+    values.update(changes)
+    return RunRequest(**values)
+
+
+def test_end_to_end_run_writes_a_complete_record(tiny_tree, tmp_path):
+    record = run_experiment(tiny_request(tiny_tree, tmp_path))
+    assert set(RECORD_KEYS) <= set(record)
+    assert record["protocol"] == "cross" and record["targets"] == ["yangtze"]
+    assert record["sources"] == ["yarlung", "pengqu"]
+    assert record["classes"] == ["Ap", "Rt", "Zrn"]
+    for split in ("val", "test", "target"):
+        assert set(METRIC_KEYS) <= set(record["metrics"][split])
+    assert set(record["metrics"]["target"]["per_domain"]) == {"yangtze"}
+    assert set(record["metrics"]["test"]["per_domain"]) == {"yarlung", "pengqu"}
+    assert record["metrics"]["target"]["n"] == 12
+    assert "val" in record["selection"]["rule"] and 1 <= record["selection"]["epoch"] <= 2
+    assert "train_disc_acc" in record["extras"]["final_epoch"]
+
+    run_dir = Path(record["run_dir"])
+    assert read_record(run_dir) == json.loads(json.dumps(record, default=str))
+    for name in ("config.yaml", "split.csv", "model.pt", "confusion_test.png", "confusion_target.png",
+                 "training_curves.png", "predictions_target.csv"):
+        assert (run_dir / name).is_file(), name
+    assert not (run_dir / CHECKPOINT_FILE).exists()
+    lines = (tmp_path / "results.jsonl").read_text().splitlines()
+    assert len(lines) == 1 and json.loads(lines[0])["run_dir"] == str(run_dir)
+    assert not (run_dir / "wandb").exists()  # disabled W&B writes nothing
+
+
+def test_resume_after_interruption_matches_an_uninterrupted_run(tiny_tree, tmp_path):
+    full = run_experiment(tiny_request(tiny_tree, tmp_path / "a", method="erm"))
+    interrupted = Experiment(tiny_request(tiny_tree, tmp_path / "b", method="erm"))
+    with pytest.raises(TrainingInterrupted):
+        interrupted.run(stop_after_epoch=lambda epoch: epoch == 1)
+    assert (interrupted.run_dir / CHECKPOINT_FILE).exists() and read_record(interrupted.run_dir) is None
+    resumed = resume_experiment(interrupted.run_dir, progress=False)
+    for split in ("val", "test", "target"):
+        assert resumed["metrics"][split]["confusion"] == full["metrics"][split]["confusion"]
+        assert resumed["metrics"][split]["accuracy"] == full["metrics"][split]["accuracy"]
+    assert resumed["extras"]["final_epoch"]["train_loss"] == full["extras"]["final_epoch"]["train_loss"]
+    assert resumed["timing"]["resumed"] is True
+    with pytest.raises(ValueError, match="already complete"):
+        resume_experiment(interrupted.run_dir, progress=False)
+
+
+def test_wandb_offline_writes_its_files_under_the_run_directory(tiny_tree, tmp_path):
+    record = run_experiment(tiny_request(tiny_tree, tmp_path, wandb_mode="offline",
+                                         overrides=[*TINY, "epochs=1"]))
+    offline_runs = list((Path(record["run_dir"]) / "wandb").glob("offline-run-*"))
+    assert len(offline_runs) == 1
+
+
+def test_train_san_script_exit_codes(tiny_tree, tmp_path, capsys):
+    assert train_san_main(["--data", str(tiny_tree), "--domains", "yarlung,amazon", "--out", str(tmp_path)]) == 2
+    error = capsys.readouterr().err
+    assert "amazon" in error and "yangtze, yarlung, pengqu" in error
+    assert train_san_main(["--data", str(tiny_tree), "--classes", "Qtz", "--out", str(tmp_path)]) == 2
+    assert "Ap, Rt, Zrn" in capsys.readouterr().err
+    assert train_san_main(["--data", str(tiny_tree), "--set", "epochz=3", "--out", str(tmp_path)]) == 2
+    assert "epochz" in capsys.readouterr().err
+    code = train_san_main(["--data", str(tiny_tree), "--domains", "YarlungZangbo,PumQu", "--out", str(tmp_path),
+                           "--wandb", "disabled", "--quiet", "--device", "cpu", *sum((["--set", s] for s in TINY), [])])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "target" in printed and "yangtze" in printed and "macro_f1" in printed
+
+
+def test_config_layers_and_overrides():
+    config, layers = resolve_config("san", use_cpu_preset=True, overrides=["lr=0.5", "training.epochs=3"],
+                                    hparam_names=["lr", "backbone"])
+    assert config["hparams"]["lr"] == 0.5 and config["training"]["epochs"] == 3
+    assert config["data"]["size"] == 64 and any("cpu.yaml" in layer for layer in layers)
+    with pytest.raises(ConfigError, match="unknown key"):
+        apply_overrides(config, ["training.epochz=3"])
+    with pytest.raises(ConfigError, match="ambiguous"):
+        apply_overrides({"a": {"x": 1}, "b": {"x": 2}}, ["x=3"])
+
+
+def test_lr_schedules():
+    assert lr_factor("cosine", 0.0) == 1.0 and lr_factor("cosine", 1.0) == pytest.approx(0.0)
+    assert lr_factor("dann", 1.0) == pytest.approx(11 ** -0.75)
+    assert lr_factor("constant", 0.7, warmup_fraction=0.0) == 1.0
+    assert lr_factor("constant", 0.05, warmup_fraction=0.1) == pytest.approx(0.5)
+
+
+def test_domain_balanced_batches_hold_every_domain_and_repeat_by_seed():
+    domains = np.array([0] * 40 + [1] * 8 + [2] * 4)
+    labels = np.arange(52) % 3
+    sampler = BalancedBatchSampler(labels, domains, batch_size=6, seed=1)
+    batches = list(sampler)
+    assert len(batches) == 9 and all(len(b) == 6 for b in batches)
+    assert all(set(domains[b]) == {0, 1, 2} for b in batches)
+    assert batches == list(BalancedBatchSampler(labels, domains, batch_size=6, seed=1))
+    sampler.set_epoch(1)
+    assert list(sampler) != batches
+    with pytest.raises(ValueError, match="cannot hold"):
+        BalancedBatchSampler(labels, domains, batch_size=2, seed=0)
