@@ -329,7 +329,7 @@ def count_table(manifest: pd.DataFrame) -> pd.DataFrame:
 
 
 def manifest_hash(manifest: pd.DataFrame) -> str:
-    """A short content hash of the manifest's pairs (ids, labels, domains and file hashes)."""
-    key_columns = ["sample_id", "domain", "label", "plane_sha1", "cross_sha1"]
+    """A short content hash of the manifest's pairs (ids, labels, domains and, when present, file hashes)."""
+    key_columns = [c for c in ("sample_id", "domain", "label", "plane_sha1", "cross_sha1") if c in manifest.columns]
     text = manifest[key_columns].sort_values("sample_id").to_csv(index=False)
     return hashlib.sha1(text.encode()).hexdigest()[:16]

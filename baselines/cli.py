@@ -1,0 +1,69 @@
+"""``scripts/train_baseline.py``: any baseline, classical or CNN, with train_san.py's flags."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from baselines.classical import METHODS as CLASSICAL_METHODS
+from san.cli import EXIT_USAGE, add_run_arguments, configure_logging, request_from_args, run_cli
+from san.experiment import resume_experiment, run_experiment
+
+CNN_METHODS = ("vgg16", "resnet34")
+INPUT_MODES = ("plane", "cross", "stack", "pair")
+
+
+def make_parser() -> argparse.ArgumentParser:
+    """Argument parser of scripts/train_baseline.py (the run flags are shared with train_san.py)."""
+    parser = argparse.ArgumentParser(
+        prog="train_baseline.py",
+        description="Train a baseline on the same splits, metrics and run records as SAN. Classical methods "
+                    "(svm, rf, knn, dt = entropy tree, cart = Gini tree) use hand-crafted features with grid "
+                    "search inside the training split; CNNs (vgg16, resnet34) use the deep engine. Exit codes: "
+                    "0 done, 1 failed, 2 usage error.")
+    parser.add_argument("--method", required=True, choices=(*CLASSICAL_METHODS, *CNN_METHODS),
+                        help="which baseline")
+    parser.add_argument("--input", choices=INPUT_MODES,
+                        help="CNN input: plane or cross (one image), stack (6-channel early fusion), pair (late "
+                             "fusion: ERM on the Siamese network with this backbone); default from the config")
+    parser.add_argument("--features", metavar="FILE.csv",
+                        help="classical methods: train on this feature table (sample_id, domain, label, optional "
+                             "split, then feature columns) instead of extracting features; no images needed")
+    parser.add_argument("--use-given-split", action="store_true",
+                        help="use the data's own split (a split column or train/val folders; val -> test) "
+                             "instead of drawing one")
+    add_run_arguments(parser)
+    return parser
+
+
+def _usage_problem(args: argparse.Namespace) -> str | None:
+    classical = args.method in CLASSICAL_METHODS
+    if classical and args.input:
+        return f"--input applies to the CNN baselines only; {args.method} uses hand-crafted features of both images"
+    if not classical and args.features:
+        return f"--features applies to the classical methods only, not to {args.method}"
+    return None
+
+
+def train_baseline_main(argv: list[str] | None = None) -> int:
+    """Run the command; returns the exit code."""
+    parser = make_parser()
+    args = parser.parse_args(argv)
+    configure_logging(args.quiet)
+    if problem := _usage_problem(args):
+        parser.print_usage()
+        print(f"error: {problem}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.resume:
+        return run_cli(lambda: resume_experiment(args.resume, device=args.device, progress=not args.quiet))
+    request = request_from_args(args, args.method)
+    request.features = args.features
+    if args.input:
+        request.overrides.append(f"hparams.input={args.input}")
+    if args.use_given_split:
+        request.overrides.append("data.use_given_split=true")
+    if args.method in CLASSICAL_METHODS:
+        from baselines.experiment import run_classical_experiment
+
+        return run_cli(lambda: run_classical_experiment(request))
+    return run_cli(lambda: run_experiment(request))

@@ -1,0 +1,226 @@
+"""What every run shares, deep or classical: data, protocol, split, classes, run directory,
+evaluation with the shared metrics, figures, and the run record.
+
+A method supplies class probabilities per split; the context turns them into metrics,
+predictions CSVs, confusion-matrix PNGs and the record (ARCHITECTURE.md's schema).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from data_tools.atomic import atomic_write_text
+from data_tools.manifest import manifest_hash
+from data_tools.manifest_io import Dataset, load_dataset
+from data_tools.names import ordered_classes
+from data_tools.splits import save_split, split_counts
+from san.config import resolve_config
+from san.metrics import classification_metrics
+from san.plots import save_confusion_matrix
+from san.protocol import make_split, resolve_protocol, select_classes
+from san.records import RESULTS_LOG, package_versions, read_record, write_record
+from san.tracking import Tracker
+
+log = logging.getLogger(__name__)
+
+REQUEST_FILE = "request.json"
+CHECKPOINT_FILE = "checkpoint.pt"
+EVALUATED_SPLITS = ("val", "test", "target")
+
+
+@dataclass
+class RunRequest:
+    """Everything a user chooses for a run (the command line, as data)."""
+
+    method: str = "san"
+    data: str | None = None
+    layout: str | None = None
+    domain: str | None = None
+    features: str | None = None
+    domains: list[str] | None = None
+    targets: list[str] | None = None
+    classes: list[str] | None = None
+    protocol: str | None = None
+    seed: int = 0
+    config_file: str | None = None
+    overrides: list[str] = field(default_factory=list)
+    out: str = "runs"
+    run_dir: str | None = None
+    wandb_mode: str = "offline"
+    wandb_project: str = "heavy-minerals"
+    wandb_group: str | None = None
+    tags: list[str] = field(default_factory=list)
+    device: str = "auto"
+    progress: bool = True
+
+
+def open_request_data(request: RunRequest) -> tuple[Dataset, bool]:
+    """The request's data and whether it is the built-in synthetic set."""
+    if request.data is None:
+        from data_tools.synthetic import default_dataset  # imported only when needed
+
+        root = default_dataset()
+        log.info("no --data given: using the built-in SYNTHETIC dataset at %s (not real micrographs)", root)
+        return load_dataset(root, progress=request.progress), True
+    return load_dataset(request.data, layout=request.layout, domain=request.domain,
+                        progress=request.progress), False
+
+
+def _fresh_run_dir(request: RunRequest, label: str) -> Path:
+    base = Path(request.out) / f"{request.method}-{label}-seed{request.seed}"
+    candidate, number = base, 1
+    while candidate.exists():
+        if read_record(candidate) is None and (candidate / CHECKPOINT_FILE).exists():
+            log.warning("an unfinished run exists at %s; continue it with --resume %s", candidate, candidate)
+        number += 1
+        candidate = base.with_name(f"{base.name}-{number}")
+    return candidate
+
+
+class RunContext:
+    """The parts of a run that do not depend on the method."""
+
+    def __init__(self, request: RunRequest, dataset: Dataset, *, synthetic: bool, use_cpu_preset: bool,
+                 hparam_names: Iterable[str], resume: bool = False) -> None:
+        self.started = time.perf_counter()
+        self.request, self.resume, self.synthetic = request, resume, synthetic
+        manifest = select_classes(dataset.manifest, request.classes)
+        self.dataset = dataclasses.replace(dataset, manifest=manifest)
+        self.protocol = resolve_protocol(manifest, request.domains, request.targets, request.protocol)
+        self.config, self.config_layers = resolve_config(
+            request.method, config_file=request.config_file, use_cpu_preset=use_cpu_preset,
+            overrides=request.overrides, hparam_names=hparam_names)
+        if use_cpu_preset:
+            log.info("no GPU and no --config: using the CPU preset (configs/presets/cpu.yaml)")
+        self.run_dir = Path(request.run_dir) if (resume or request.run_dir) else _fresh_run_dir(
+            request, self.protocol.label)
+        self.split = make_split(manifest, self.protocol, request.seed, self.config["data"])
+        self.class_names = ordered_classes(manifest.loc[self.split != "unused", "label"])
+        class_index = {c: i for i, c in enumerate(self.class_names)}
+        self.labels = manifest["label"].map(class_index).fillna(-1).to_numpy(int)
+        domain_index = {d: i for i, d in enumerate(self.protocol.domains)}
+        self.domains = manifest["domain"].map(domain_index).fillna(-1).to_numpy(int)
+        self.tracker: Tracker | None = None
+
+    @property
+    def manifest(self) -> pd.DataFrame:
+        return self.dataset.manifest
+
+    def rows(self, split: str) -> np.ndarray:
+        """Manifest row positions of a split."""
+        return np.flatnonzero(self.split.to_numpy() == split)
+
+    def evaluated_splits(self) -> list[str]:
+        """The splits with at least one row, among val, test and target."""
+        return [s for s in EVALUATED_SPLITS if len(self.rows(s))]
+
+    def training_class_facts(self) -> dict[str, Any]:
+        """Classes with no training sample, and the best target accuracy reachable without them."""
+        trained = set(self.labels[self.rows("train")])
+        absent = [c for i, c in enumerate(self.class_names) if i not in trained]
+        facts: dict[str, Any] = {"classes_absent_from_training": absent}
+        if absent:
+            log.warning("class(es) %s have no training sample: the model cannot learn them", ", ".join(absent))
+        target = self.rows("target")
+        if len(target):
+            reachable = np.isin(self.labels[target], sorted(trained))
+            facts["target_ceiling"] = float(reachable.mean())
+            if not reachable.all():
+                log.warning("%.1f%% of the target samples belong to classes absent from training: target "
+                            "accuracy cannot exceed %.3f", 100 * (1 - reachable.mean()), reachable.mean())
+        return facts
+
+    def start(self, tags: Iterable[str] = ()) -> Tracker:
+        """Create the run directory with its inputs (request, resolved config, split) and the tracker."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        if not self.resume:
+            request = dataclasses.asdict(self.request) | {"run_dir": str(self.run_dir)}
+            atomic_write_text(self.run_dir / REQUEST_FILE, json.dumps(request, indent=2) + "\n")
+            atomic_write_text(self.run_dir / "config.yaml", yaml.safe_dump(self.config, sort_keys=False))
+            save_split(self.manifest, self.split, str(self.run_dir / "split.csv"))
+        request = self.request
+        self.tracker = Tracker(request.wandb_mode, self.run_dir, project=request.wandb_project,
+                               group=request.wandb_group or self.protocol.label, name=self.run_dir.name,
+                               tags=[request.method, self.protocol.name, *request.tags, *tags],
+                               config={**self.config, "seed": request.seed, "sources": self.protocol.sources,
+                                       "targets": self.protocol.targets})
+        log.info("run %s: %s, %s protocol, sources %s%s, seed %d; %d train / %d val pairs", self.run_dir,
+                 request.method, self.protocol.name, ",".join(self.protocol.sources),
+                 f", targets {','.join(self.protocol.targets)}" if self.protocol.targets else "",
+                 request.seed, len(self.rows("train")), len(self.rows("val")))
+        return self.tracker
+
+    def split_metrics(self, split: str, probabilities: np.ndarray, rows: np.ndarray) -> dict[str, Any]:
+        """Metrics of one split from class probabilities (rows = manifest positions); also writes
+        ``predictions_<split>.csv`` with the probabilities, the true label and the prediction."""
+        predicted = probabilities.argmax(axis=1)
+        metrics = classification_metrics(self.labels[rows], predicted, self.class_names, self.domains[rows],
+                                         list(self.protocol.domains))
+        table = pd.DataFrame(probabilities, columns=self.class_names)
+        table.insert(0, "predicted", [self.class_names[i] for i in predicted])
+        table.insert(0, "label", [self.class_names[i] for i in self.labels[rows]])
+        table.insert(0, "domain", self.manifest["domain"].to_numpy()[rows])
+        table.insert(0, "sample_id", self.manifest["sample_id"].to_numpy()[rows])
+        table.to_csv(self.run_dir / f"predictions_{split}.csv", index=False, float_format="%.6g")
+        return metrics
+
+    def save_figures(self, metrics: Mapping[str, dict[str, Any]]) -> None:
+        """Confusion-matrix PNGs of test and target (also sent to W&B)."""
+        for split in ("test", "target"):
+            if split not in metrics:
+                continue
+            title = f"{self.request.method} {split} ({'+'.join(self.protocol.targets) or 'mixed'})"
+            path = save_confusion_matrix(metrics[split]["confusion"], self.class_names,
+                                         self.run_dir / f"confusion_{split}.png", title)
+            if self.tracker is not None:
+                self.tracker.log_confusion(f"confusion/{split}", metrics[split]["confusion"], self.class_names)
+                self.tracker.log_image(f"figures/confusion_{split}", path)
+
+    def record(self, metrics: dict[str, dict[str, Any]], selection: dict[str, Any], timing: dict[str, Any],
+               extras: dict[str, Any]) -> dict[str, Any]:
+        """The run record (ARCHITECTURE.md keys plus status, run_dir and extras)."""
+        return {
+            "status": "complete",
+            "method": self.request.method,
+            "protocol": self.protocol.name,
+            "sources": list(self.protocol.sources),
+            "targets": list(self.protocol.targets),
+            "seed": self.request.seed,
+            "classes": self.class_names,
+            "selection": selection,
+            "metrics": metrics,
+            "timing": {"total_seconds": round(time.perf_counter() - self.started, 2), **timing,
+                       "resumed": self.resume},
+            "config": self.config,
+            "versions": package_versions(),
+            "data": {"root": str(self.dataset.root), "manifest_hash": manifest_hash(self.manifest),
+                     "n_pairs": int((self.split != "unused").sum()), "synthetic": self.synthetic,
+                     "features": self.request.features,
+                     "split_counts": split_counts(self.manifest, self.split).to_dict(orient="index")},
+            "run_dir": str(self.run_dir),
+            "extras": {"config_layers": self.config_layers, **extras},
+        }
+
+    def finish(self, record: dict[str, Any]) -> dict[str, Any]:
+        """Write the record (results.json and a line of <out>/results.jsonl) and close the tracker."""
+        metrics = record["metrics"]
+        if self.tracker is not None:
+            self.tracker.summary({f"{s}/{k}": v[k] for s, v in metrics.items() for k in ("accuracy", "macro_f1")})
+        write_record(record, self.run_dir, Path(self.request.out) / RESULTS_LOG)
+        return record
+
+    def close(self, failed: bool) -> None:
+        """Close the tracker (marking the W&B run failed if the run raised)."""
+        if self.tracker is not None:
+            self.tracker.finish(failed=failed)
