@@ -1,0 +1,232 @@
+"""Benchmark jobs: what one job is, where it writes, how a grid expands, and how a job is executed.
+
+A job is one (method, protocol, target river, seed). ``mixed`` trains and tests within every
+river; ``loro`` (leave-one-river-out) holds one river out as the target and trains on the others,
+so it expands to one job per river. A job writes the run directory ``<out>/<method>/<protocol>
+[-<target>]/seed<seed>``, e.g. ``runs/bench/san/loro-yangtze/seed0``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from data_tools.manifest import manifest_hash
+from data_tools.manifest_io import load_dataset
+from data_tools.names import canonical_domain, ordered_domains, parse_name_list
+from san.config import CONFIG_DIR
+from san.run_context import RunRequest
+
+CLASSICAL_METHODS: tuple[str, ...] = ("svm", "rf", "knn", "dt", "cart")
+DEEP_METHODS: tuple[str, ...] = ("vgg16", "resnet34", "erm", "san")
+ALL_METHODS: tuple[str, ...] = CLASSICAL_METHODS + DEEP_METHODS
+# ERM is SAN's network without the adversary: its own family, so it is never "the best CNN".
+METHOD_FAMILIES: dict[str, str] = {**dict.fromkeys(CLASSICAL_METHODS, "classical"),
+                                   "vgg16": "cnn", "resnet34": "cnn", "erm": "erm", "san": "san"}
+BENCHMARK_PROTOCOLS: tuple[str, ...] = ("mixed", "loro")
+PRESETS: tuple[str, ...] = ("cpu", "paper")
+
+
+class GridError(ValueError):
+    """A benchmark grid names an unknown method, protocol, river or seed, or cannot be built from the data."""
+
+
+@dataclass(frozen=True)
+class Job:
+    """One benchmark job. ``sources`` are the training rivers (every river but the target)."""
+
+    method: str
+    protocol: str
+    target: str | None
+    seed: int
+    sources: tuple[str, ...]
+
+    @property
+    def task(self) -> str:
+        """The protocol with its target, as in the directory name: ``mixed`` or ``loro-yangtze``."""
+        return self.protocol if self.target is None else f"{self.protocol}-{self.target}"
+
+    @property
+    def name(self) -> str:
+        """The job's name, its run directory relative to the output folder: ``san/loro-yangtze/seed0``."""
+        return f"{self.method}/{self.task}/seed{self.seed}"
+
+    def run_dir(self, out: str | Path) -> Path:
+        """The job's run directory under ``out``."""
+        return Path(out) / self.method / self.task / f"seed{self.seed}"
+
+    def as_dict(self) -> dict[str, Any]:
+        """The job as plain data (for failure records and logs)."""
+        return asdict(self) | {"sources": list(self.sources), "name": self.name}
+
+
+def parse_methods(text: str) -> list[str]:
+    """``all`` or a comma-separated list of method names -> the methods, in the given order.
+
+    Raises:
+        GridError: an unknown name (the message lists the known ones), or an empty list.
+    """
+    names = [n.lower() for n in parse_name_list(text)]
+    if names == ["all"]:
+        return list(ALL_METHODS)
+    if unknown := [n for n in names if n not in ALL_METHODS]:
+        raise GridError(f"--methods: unknown method(s) {', '.join(unknown)}; "
+                        f"known: all, {', '.join(ALL_METHODS)}")
+    if not names:
+        raise GridError(f"--methods: expected 'all' or some of {', '.join(ALL_METHODS)}, got {text!r}")
+    return list(dict.fromkeys(names))
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``0,1,2`` or ranges such as ``0-4`` -> the distinct seeds in the given order.
+
+    Raises:
+        GridError: an item is not a non-negative integer or range.
+    """
+    seeds: list[int] = []
+    for item in parse_name_list(text):
+        low, _, high = item.partition("-")
+        if not low.isdigit() or (high and not high.isdigit()):
+            raise GridError(f"--seeds: {item!r} is not a non-negative integer or a range like 0-4")
+        seeds.extend(range(int(low), int(high or low) + 1))
+    if not seeds:
+        raise GridError(f"--seeds: expected integers like 0,1,2, got {text!r}")
+    return list(dict.fromkeys(seeds))
+
+
+def parse_protocols(text: str) -> list[tuple[str, str | None]]:
+    """``mixed``, ``loro`` (every river in turn) or ``loro-<river>`` items -> (protocol, river or None).
+
+    Raises:
+        GridError: an unknown protocol.
+    """
+    specs: list[tuple[str, str | None]] = []
+    for item in parse_name_list(text):
+        protocol, _, river = item.partition("-")
+        if protocol.lower() not in BENCHMARK_PROTOCOLS or (protocol.lower() == "mixed" and river):
+            raise GridError(f"--protocols: unknown protocol {item!r}; expected mixed, loro or loro-<river>")
+        specs.append((protocol.lower(), river or None))
+    if not specs:
+        raise GridError(f"--protocols: expected mixed, loro or loro-<river>, got {text!r}")
+    return specs
+
+
+def _canonical_rivers(names: Sequence[str], rivers: Sequence[str], flag: str) -> list[str]:
+    chosen = [canonical_domain(n) for n in names]
+    if unknown := [n for n, c in zip(names, chosen, strict=True) if c not in rivers]:
+        raise GridError(f"{flag}: unknown river(s) {', '.join(unknown)}; the data hold: {', '.join(rivers)}")
+    return chosen
+
+
+def expand_grid(methods: Sequence[str], protocols: Sequence[tuple[str, str | None]], rivers: Sequence[str],
+                seeds: Sequence[int], targets: Sequence[str] | None = None) -> list[Job]:
+    """Every job of the grid, seed by seed (so early results cover every method), methods in the given order.
+
+    Args:
+        methods: method names (see :func:`parse_methods`).
+        protocols: (protocol, river or None) pairs from :func:`parse_protocols`.
+        rivers: the data's rivers.
+        seeds: the seeds.
+        targets: if given, only these held-out rivers for ``loro`` (``mixed`` jobs are unaffected).
+
+    Raises:
+        GridError: ``loro`` with fewer than two rivers, or an unknown river.
+    """
+    rivers = ordered_domains(rivers)
+    allowed = set(_canonical_rivers(targets, rivers, "--targets")) if targets else set(rivers)
+    tasks: list[tuple[str, str | None]] = []
+    for protocol, river in protocols:
+        if protocol == "mixed":
+            tasks.append(("mixed", None))
+            continue
+        if len(rivers) < 2:
+            raise GridError("leave-one-river-out needs at least two rivers; "
+                            f"the data hold only {', '.join(rivers)}")
+        held_out = _canonical_rivers([river], rivers, "--protocols") if river else rivers
+        tasks.extend(("loro", r) for r in held_out if r in allowed)
+    return [Job(method, protocol, target, seed, tuple(r for r in rivers if r != target))
+            for seed in dict.fromkeys(seeds) for protocol, target in dict.fromkeys(tasks)
+            for method in dict.fromkeys(methods)]
+
+
+@dataclass(frozen=True)
+class BenchmarkData:
+    """What the benchmark needs to know about its data before any job runs."""
+
+    rivers: list[str]
+    manifest_hash: str
+    n_pairs: int
+    synthetic: bool
+
+
+def open_benchmark_data(data: str | None) -> BenchmarkData:
+    """Open ``--data`` once (the built-in synthetic set when None) to learn its rivers.
+
+    Raises:
+        FileNotFoundError, data_tools.manifest_io.ManifestError: as ``load_dataset``.
+    """
+    if data is None:
+        from data_tools.synthetic import default_dataset  # imported only when needed
+
+        dataset = load_dataset(default_dataset(), progress=False)
+    else:
+        dataset = load_dataset(data, progress=False)
+    manifest = dataset.manifest
+    return BenchmarkData(ordered_domains(manifest["domain"]), manifest_hash(manifest), len(manifest),
+                         synthetic=data is None)
+
+
+def preset_file(preset: str) -> Path:
+    """The config file of a preset: ``configs/presets/<preset>.yaml``.
+
+    Raises:
+        GridError: an unknown preset.
+    """
+    if preset not in PRESETS:
+        raise GridError(f"--preset must be one of {', '.join(PRESETS)}, got {preset!r}")
+    return CONFIG_DIR / "presets" / f"{preset}.yaml"
+
+
+@dataclass(frozen=True)
+class JobExecutor:
+    """Runs one job and returns its record: deep methods through :mod:`san.experiment`, classical ones
+    through ``classical`` (``baselines.experiment.run_classical_experiment``, passed in because san
+    never imports baselines). Picklable, so worker processes can run it.
+    """
+
+    data: str | None
+    preset: str
+    out: str
+    wandb_mode: str = "offline"
+    overrides: tuple[str, ...] = ()
+    device: str = "auto"
+    classical: Callable[[RunRequest], dict[str, Any]] | None = None
+
+    def request(self, job: Job, run_dir: Path) -> RunRequest:
+        """The RunRequest of a job (the same a user would build with train_san.py's flags)."""
+        return RunRequest(
+            method=job.method, data=self.data, domains=list(job.sources),
+            targets=[job.target] if job.target else None,
+            protocol="cross" if job.protocol == "loro" else "mixed", seed=job.seed,
+            config_file=str(preset_file(self.preset)), overrides=list(self.overrides), out=self.out,
+            run_dir=str(run_dir), wandb_mode=self.wandb_mode, tags=["benchmark"], device=self.device,
+            progress=False)
+
+    def __call__(self, job: Job, run_dir: Path, resume: bool) -> dict[str, Any]:
+        """Run (or, with ``resume``, continue from its checkpoint) one job; returns its record.
+
+        Raises:
+            RuntimeError: a classical method without a ``classical`` runner. Whatever the run raises.
+        """
+        if job.method in CLASSICAL_METHODS:
+            if self.classical is None:
+                raise RuntimeError(f"{job.method} is a classical method, but no classical runner was given")
+            return self.classical(self.request(job, run_dir))
+        # torch is imported only where a deep job runs: the tables and planning import this module too.
+        from san.experiment import resume_experiment, run_experiment
+
+        if resume:
+            return resume_experiment(run_dir, device=self.device, wandb_mode=self.wandb_mode, progress=False)
+        return run_experiment(self.request(job, run_dir))

@@ -1,0 +1,272 @@
+"""The benchmark runner: grid expansion, idempotency, resuming, failures, parallel workers, sweep files.
+
+Most tests use a fast fake executor that writes a valid record (or raises); one runs a tiny real job.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import itertools
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+import yaml
+
+from data_tools.atomic import append_line
+from san.config import CONFIG_DIR
+from san.jobs import (
+    ALL_METHODS,
+    GridError,
+    Job,
+    JobExecutor,
+    expand_grid,
+    parse_methods,
+    parse_protocols,
+    parse_seeds,
+)
+from san.metrics import classification_metrics
+from san.records import RESULTS_FILE, read_record, write_record
+from san.run_context import CHECKPOINT_FILE, REQUEST_FILE
+from san.runner import (
+    FAILURE_FILE,
+    claim_output_dir,
+    job_state,
+    run_jobs,
+    threads_per_worker,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+RIVERS = ["yangtze", "yarlung", "pengqu"]
+
+
+def load_script(name: str):
+    """A script under scripts/ as a module (its parser and main)."""
+    spec = importlib.util.spec_from_file_location(f"script_{name}", ROOT / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@dataclass(frozen=True)
+class FakeExecutor:
+    """Writes a valid record at once and logs each call (method, task, seed, resume, torch threads) to
+    ``calls.log`` in ``log_dir``; raises for the methods in ``fail``. Picklable for worker processes."""
+
+    log_dir: str
+    fail: tuple[str, ...] = ()
+
+    def __call__(self, job: Job, run_dir: Path, resume: bool) -> dict[str, Any]:
+        append_line(Path(self.log_dir) / "calls.log", json.dumps(
+            {"name": job.name, "resume": resume, "threads": torch.get_num_threads()}))
+        if job.method in self.fail:
+            raise ValueError(f"{job.method} exploded\nsecond line of the message")
+        metrics = classification_metrics([0, 1, 1], [0, 1, 0], ["Ap", "Zrn"])
+        record = {"status": "complete", "method": job.method, "protocol": "cross" if job.target else "mixed",
+                  "sources": list(job.sources), "targets": [job.target] if job.target else [],
+                  "seed": job.seed,
+                  "classes": ["Ap", "Zrn"], "selection": {"rule": "fake"}, "metrics": {"test": metrics},
+                  "timing": {}, "config": {}, "versions": {}, "data": {}, "run_dir": str(run_dir)}
+        write_record(record, run_dir, None)
+        return record
+
+
+def calls(log_dir: Path) -> list[dict[str, Any]]:
+    path = log_dir / "calls.log"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def small_grid() -> list[Job]:
+    return expand_grid(["svm", "san"], [("mixed", None), ("loro", None)], ["yangtze", "yarlung"], [0])
+
+
+# ------------------------------------------------------------------------------------------- the grid
+
+def test_grid_has_one_job_per_method_protocol_target_and_seed():
+    jobs = expand_grid(["svm", "san"], parse_protocols("mixed,loro"), RIVERS, [0, 1])
+    assert len(jobs) == 2 * (1 + 3) * 2
+    assert len({job.name for job in jobs}) == len(jobs)
+    loro = next(j for j in jobs if j.method == "san" and j.target == "yarlung" and j.seed == 1)
+    assert loro.name == "san/loro-yarlung/seed1" and loro.sources == ("yangtze", "pengqu")
+    assert loro.run_dir("runs/bench") == Path("runs/bench/san/loro-yarlung/seed1")
+    mixed = next(j for j in jobs if j.protocol == "mixed")
+    assert mixed.target is None and mixed.sources == tuple(RIVERS) and mixed.name == "svm/mixed/seed0"
+    assert [j.seed for j in jobs[:8]] == [0] * 8  # seed-major, so early results cover every method
+
+
+def test_targets_and_single_river_protocols_restrict_the_loro_jobs():
+    jobs = expand_grid(["san"], parse_protocols("mixed,loro"), RIVERS, [0], targets=["YaJiang"])  # an alias
+    assert [j.task for j in jobs] == ["mixed", "loro-yarlung"]
+    single = expand_grid(["san"], parse_protocols("loro-pengqu"), RIVERS, [0])
+    assert [j.task for j in single] == ["loro-pengqu"]
+
+
+@pytest.mark.parametrize(("call", "message"), [
+    (lambda: parse_methods("svm,transformer"), "transformer"),
+    (lambda: parse_seeds("0,x"), "'x'"),
+    (lambda: parse_protocols("mixed,kfold"), "kfold"),
+    (lambda: expand_grid(["san"], [("loro", None)], ["sandstone"], [0]), "at least two rivers"),
+    (lambda: expand_grid(["san"], [("loro", None)], RIVERS, [0], targets=["nile"]), "nile"),
+])
+def test_bad_grid_arguments_are_clear_errors(call, message):
+    with pytest.raises(GridError, match=message):
+        call()
+
+
+def test_method_and_seed_lists():
+    assert parse_methods("all") == list(ALL_METHODS)
+    assert parse_methods("SAN, svm") == ["san", "svm"]
+    assert parse_seeds("0-2,5,1") == [0, 1, 2, 5]
+
+
+def test_deep_job_request_matches_what_train_san_would_build(tmp_path):
+    job = expand_grid(["vgg16"], [("loro", "yarlung")], RIVERS, [3])[0]
+    request = JobExecutor(data="rivers.csv", preset="cpu", out="runs/b", overrides=("epochs=1",)).request(
+        job, tmp_path / "run")
+    assert (request.method, request.protocol, request.seed) == ("vgg16", "cross", 3)
+    assert request.domains == ["yangtze", "pengqu"] and request.targets == ["yarlung"]
+    assert request.config_file == str(CONFIG_DIR / "presets" / "cpu.yaml")
+    assert request.run_dir == str(tmp_path / "run") and request.out == "runs/b"
+    assert request.overrides == ["epochs=1"]
+    assert request.progress is False
+
+
+def test_paper_preset_overrides_nothing():
+    assert yaml.safe_load((CONFIG_DIR / "presets" / "paper.yaml").read_text()) == {}
+
+
+# ------------------------------------------------------------------------------------ idempotency
+
+def test_second_invocation_runs_nothing(tmp_path):
+    jobs = small_grid()
+    first = run_jobs(jobs, tmp_path / "out", FakeExecutor(str(tmp_path)), progress=False)
+    assert first.counts()["ran"] == len(jobs) == 6 and not first.failed
+    assert all(job_state(j.run_dir(tmp_path / "out")) == "complete" for j in jobs)
+    second = run_jobs(jobs, tmp_path / "out", FakeExecutor(str(tmp_path)), progress=False)
+    assert second.counts() == {"skipped": 6}
+    assert len(calls(tmp_path)) == 6
+    assert "0 ran, 6 skipped (already complete), 0 failed" in second.format(tmp_path / "out")
+
+
+def test_deleted_record_is_rerun(tmp_path):
+    jobs, out = small_grid(), tmp_path / "out"
+    run_jobs(jobs, out, FakeExecutor(str(tmp_path)), progress=False)
+    (jobs[2].run_dir(out) / RESULTS_FILE).unlink()
+    (jobs[2].run_dir(out) / "leftover.txt").write_text("from the first attempt")
+    summary = run_jobs(jobs, out, FakeExecutor(str(tmp_path)), progress=False)
+    assert summary.counts() == {"ran": 1, "skipped": 5}
+    assert calls(tmp_path)[-1] == {"name": jobs[2].name, "resume": False, "threads": torch.get_num_threads()}
+    assert not (jobs[2].run_dir(out) / "leftover.txt").exists()  # a rerun starts from an empty directory
+
+
+def test_unfinished_run_with_a_checkpoint_is_resumed(tmp_path):
+    job, out = small_grid()[0], tmp_path / "out"
+    run_dir = job.run_dir(out)
+    run_dir.mkdir(parents=True)
+    (run_dir / CHECKPOINT_FILE).write_bytes(b"state")
+    (run_dir / REQUEST_FILE).write_text("{}")
+    assert job_state(run_dir) == "resumable"
+    summary = run_jobs([job], out, FakeExecutor(str(tmp_path)), progress=False)
+    assert summary.counts() == {"resumed": 1} and calls(tmp_path)[0]["resume"] is True
+    assert (run_dir / CHECKPOINT_FILE).exists()  # kept for the executor (the real engine removes it)
+
+
+def test_failing_job_is_recorded_and_the_others_go_on(tmp_path):
+    jobs, out = small_grid(), tmp_path / "out"
+    summary = run_jobs(jobs, out, FakeExecutor(str(tmp_path), fail=("svm",)), progress=False)
+    assert summary.counts() == {"ran": 3, "failed": 3}
+    assert [o.job.method for o in summary.failed] == ["svm"] * 3
+    assert all(o.error == "ValueError: svm exploded" for o in summary.failed)
+    failure = json.loads((jobs[0].run_dir(out) / FAILURE_FILE).read_text())
+    assert failure["error_type"] == "ValueError" and "svm exploded" in failure["traceback"]
+    assert failure["job"]["name"] == jobs[0].name and read_record(jobs[0].run_dir(out)) is None
+    assert job_state(jobs[0].run_dir(out)) == "failed"
+    report = summary.format(out)
+    assert "3 ran, 0 skipped (already complete), 3 failed" in report
+    assert "svm/loro-yarlung/seed0  ValueError: svm exploded" in report
+    assert "san" in report and "svm" in report.split("time per method")[1]
+
+    retry = run_jobs(jobs, out, FakeExecutor(str(tmp_path)), progress=False)  # fixed: failed jobs run again
+    assert retry.counts() == {"ran": 3, "skipped": 3}
+    assert not (jobs[0].run_dir(out) / FAILURE_FILE).exists()
+
+
+def test_an_executor_that_writes_no_record_is_a_failure(tmp_path):
+    job = small_grid()[0]
+    summary = run_jobs([job], tmp_path, lambda job, run_dir, resume: {}, progress=False)
+    assert summary.failed and "no complete results.json" in summary.failed[0].error
+
+
+def test_parallel_workers_are_processes_with_a_share_of_the_threads(tmp_path):
+    jobs, out = small_grid(), tmp_path / "out"
+    summary = run_jobs(jobs, out, FakeExecutor(str(tmp_path), fail=("san",)), workers=2, progress=False)
+    assert summary.counts() == {"ran": 3, "failed": 3}
+    assert {c["threads"] for c in calls(tmp_path)} == {threads_per_worker(2)}
+    assert all(job_state(j.run_dir(out)) == ("failed" if j.method == "san" else "complete") for j in jobs)
+
+
+def test_output_folder_refuses_runs_of_other_settings(tmp_path):
+    claim_output_dir(tmp_path, {"preset": "cpu", "overrides": ("epochs=1",), "manifest_hash": "abc"})
+    claim_output_dir(tmp_path, {"preset": "cpu", "overrides": ["epochs=1"], "manifest_hash": "abc"})
+    with pytest.raises(ValueError, match="preset: 'cpu' there, 'paper' now"):
+        claim_output_dir(tmp_path, {"preset": "paper", "overrides": ["epochs=1"], "manifest_hash": "abc"})
+
+
+# --------------------------------------------------------------------------------- the command line
+
+@pytest.fixture(scope="module")
+def benchmark_script():
+    return load_script("benchmark")
+
+
+@pytest.mark.parametrize("sweep_file", sorted((CONFIG_DIR / "sweeps").glob("*.yaml")), ids=lambda p: p.name)
+def test_sweep_sets_only_flags_that_benchmark_accepts(sweep_file, benchmark_script):
+    sweep = yaml.safe_load(sweep_file.read_text())
+    assert (ROOT / sweep["program"]).is_file() and sweep["method"] == "grid"
+    parser = benchmark_script.build_parser()
+    fixed = [part for part in sweep["command"] if not part.startswith("${")]
+    names = list(sweep["parameters"])
+    choices = [spec.get("values", [spec.get("value")]) for spec in sweep["parameters"].values()]
+    combinations = list(itertools.product(*choices))
+    assert len(combinations) >= 9 * 4 * 3
+    for combination in combinations:  # ${args} expands to --name=value for every parameter
+        args = parser.parse_args([f"--{n}={v}" for n, v in zip(names, combination, strict=True)] + fixed)
+        methods, protocols = parse_methods(args.methods), parse_protocols(args.protocols)
+        assert len(methods) == 1 and len(protocols) == 1 and len(parse_seeds(args.seeds)) == 1
+        jobs = expand_grid(methods, protocols, RIVERS, parse_seeds(args.seeds))
+        assert len(jobs) == 1  # one agent run is exactly one job, so no two machines share a directory
+
+
+def test_dry_run_lists_jobs_and_their_state(benchmark_script, tmp_path, capsys, write_pair_tree):
+    write_pair_tree(tmp_path / "tree", "{domain}/{pol}/{label}/{name}",
+                    {"yangtze": {"Ap": 2}, "yarlung": {"Ap": 2}})
+    out = tmp_path / "out"
+    code = benchmark_script.main(["--data", str(tmp_path / "tree"), "--methods", "svm,san", "--seeds", "0",
+                                  "--out", str(out), "--dry-run"])
+    printed = capsys.readouterr().out.splitlines()
+    assert code == 0 and printed == [f"{name}\tnew" for name in (
+        "svm/mixed/seed0", "san/mixed/seed0", "svm/loro-yangtze/seed0", "san/loro-yangtze/seed0",
+        "svm/loro-yarlung/seed0", "san/loro-yarlung/seed0")]
+    assert not out.exists()
+    assert benchmark_script.main(["--data", str(tmp_path / "tree"), "--methods", "svn", "--dry-run"]) == 2
+
+
+# ----------------------------------------------------------------------------- a real job, end to end
+
+def test_tiny_real_job_runs_then_is_skipped(tmp_path, write_pair_tree):
+    write_pair_tree(tmp_path / "tree", "{domain}/{pol}/{label}/{name}",
+                    {"yangtze": {"Ap": 5, "Zrn": 5}, "yarlung": {"Ap": 5, "Zrn": 5}})
+    jobs = expand_grid(["erm"], [("loro", "yangtze")], ["yangtze", "yarlung"], [0])
+    execute = JobExecutor(data=str(tmp_path / "tree"), preset="cpu", out=str(tmp_path / "out"),
+                          wandb_mode="disabled", device="cpu",
+                          overrides=("size=16", "epochs=1", "batch_size=4", "fused_dim=8"))
+    first = run_jobs(jobs, tmp_path / "out", execute, progress=False)
+    assert first.counts() == {"ran": 1}, first.format(tmp_path / "out")
+    record = read_record(jobs[0].run_dir(tmp_path / "out"))
+    assert record["status"] == "complete"
+    assert record["targets"] == ["yangtze"] and record["sources"] == ["yarlung"]
+    assert record["metrics"]["target"]["n"] == 10
+    assert run_jobs(jobs, tmp_path / "out", execute, progress=False).counts() == {"skipped": 1}
