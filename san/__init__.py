@@ -1,0 +1,6 @@
+"""SAN: Siamese Adversarial Network for heavy-mineral grains from paired PPL/XPL micrographs.
+
+Core library: backbones, networks, gradient reversal, the algorithm registry and contract,
+the training engine, metrics, run records and tracking. Import submodules directly
+(``from san.registry import build_algorithm``); this package imports nothing heavy.
+"""
