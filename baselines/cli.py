@@ -18,20 +18,31 @@ def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="train_baseline.py",
         description="Train a baseline on the same splits, metrics and run records as SAN. Classical methods "
-                    "(svm, rf, knn, dt = entropy tree, cart = Gini tree) use hand-crafted features with grid "
-                    "search inside the training split; CNNs (vgg16, resnet34) use the deep engine. Exit codes: "
-                    "0 done, 1 failed, 2 usage error.")
-    parser.add_argument("--method", required=True, choices=(*CLASSICAL_METHODS, *CNN_METHODS),
-                        help="which baseline")
-    parser.add_argument("--input", choices=INPUT_MODES,
-                        help="CNN input: plane or cross (one image), stack (6-channel early fusion), pair (late "
-                             "fusion: ERM on the Siamese network with this backbone); default from the config")
-    parser.add_argument("--features", metavar="FILE.csv",
-                        help="classical methods: train on this feature table (sample_id, domain, label, optional "
-                             "split, then feature columns) instead of extracting features; no images needed")
-    parser.add_argument("--use-given-split", action="store_true",
-                        help="use the data's own split (a split column or train/val folders; val -> test) "
-                             "instead of drawing one")
+        "(svm, rf, knn, dt = entropy tree, cart = Gini tree) use hand-crafted features with grid "
+        "search inside the training split; CNNs (vgg16, resnet34) use the deep engine. Exit codes: "
+        "0 done, 1 failed, 2 usage error.",
+    )
+    parser.add_argument(
+        "--method", required=True, choices=(*CLASSICAL_METHODS, *CNN_METHODS), help="which baseline"
+    )
+    parser.add_argument(
+        "--input",
+        choices=INPUT_MODES,
+        help="CNN input: plane or cross (one image), stack (6-channel early fusion), pair (late "
+        "fusion: ERM on the Siamese network with this backbone); default from the config",
+    )
+    parser.add_argument(
+        "--features",
+        metavar="FILE.csv",
+        help="classical methods: train on this feature table (sample_id, domain, label, optional "
+        "split, then feature columns) instead of extracting features; no images needed",
+    )
+    parser.add_argument(
+        "--use-given-split",
+        action="store_true",
+        help="use the data's own split (a split column or train/val folders; val -> test) "
+        "instead of drawing one",
+    )
     add_run_arguments(parser)
     return parser
 
@@ -39,7 +50,7 @@ def make_parser() -> argparse.ArgumentParser:
 def _usage_problem(args: argparse.Namespace) -> str | None:
     classical = args.method in CLASSICAL_METHODS
     if classical and args.input:
-        return f"--input applies to the CNN baselines only; {args.method} uses hand-crafted features of both images"
+        return f"--input applies to the CNN baselines only; {args.method} uses features of both images"
     if not classical and args.features:
         return f"--features applies to the classical methods only, not to {args.method}"
     return None

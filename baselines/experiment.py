@@ -27,11 +27,11 @@ from san.run_context import RunContext, RunRequest, open_request_data
 log = logging.getLogger(__name__)
 
 CLASSICAL_HPARAMS: dict[str, Any] = {
-    "class_weight": None,    # None or 'balanced'
-    "cv_folds": 5,           # stratified folds of the grid search (reduced for tiny classes)
-    "feature_size": 128,     # images are prepared at this side before feature extraction
-    "n_jobs": 1,             # parallel fits in the grid search
-    "scoring": "accuracy",   # scikit-learn scorer that ranks the grid's settings
+    "class_weight": None,  # None or 'balanced'
+    "cv_folds": 5,  # stratified folds of the grid search (reduced for tiny classes)
+    "feature_size": 128,  # images are prepared at this side before feature extraction
+    "n_jobs": 1,  # parallel fits in the grid search
+    "scoring": "accuracy",  # scikit-learn scorer that ranks the grid's settings
 }
 MODEL_FILE = "model.joblib"
 
@@ -47,11 +47,15 @@ def _open(request: RunRequest) -> tuple[Dataset, bool, Any]:
 
 def _hparams(config: dict[str, Any]) -> dict[str, Any]:
     if unknown := sorted(set(config["hparams"]) - set(CLASSICAL_HPARAMS)):
-        raise ConfigError(f"unknown hparam(s) {unknown} for a classical method; known: {sorted(CLASSICAL_HPARAMS)}")
+        raise ConfigError(
+            f"unknown hparam(s) {unknown} for a classical method; known: {sorted(CLASSICAL_HPARAMS)}"
+        )
     return {**CLASSICAL_HPARAMS, **config["hparams"]}
 
 
-def _full_probabilities(estimator: Any, trained_classes: list[int], features: np.ndarray, n_classes: int) -> np.ndarray:
+def _full_probabilities(
+    estimator: Any, trained_classes: list[int], features: np.ndarray, n_classes: int
+) -> np.ndarray:
     """predict_proba with a column for every class (zeros for classes absent from training)."""
     partial = estimator.predict_proba(features)
     full = np.zeros((len(features), n_classes))
@@ -68,16 +72,22 @@ def run_classical_experiment(request: RunRequest) -> dict[str, Any]:
     if request.method not in METHODS:
         raise ValueError(f"unknown classical method {request.method!r}; expected one of {', '.join(METHODS)}")
     dataset, synthetic, given = _open(request)
-    context = RunContext(request, dataset, synthetic=synthetic, use_cpu_preset=False,
-                         hparam_names=CLASSICAL_HPARAMS)
+    context = RunContext(
+        request, dataset, synthetic=synthetic, use_cpu_preset=False, hparam_names=CLASSICAL_HPARAMS
+    )
     hparams = _hparams(context.config)
     facts = context.training_class_facts()
     started = time.perf_counter()
     if given is not None:
         table = context.manifest
     else:
-        table = extract_features(context.manifest, context.dataset.root, size=hparams["feature_size"],
-                                 crop=context.config["data"]["crop"], progress=request.progress)
+        table = extract_features(
+            context.manifest,
+            context.dataset.root,
+            size=hparams["feature_size"],
+            crop=context.config["data"]["crop"],
+            progress=request.progress,
+        )
     feature_columns = [c for c in table.columns if c not in (*META_COLUMNS, "split")]
     features = table[feature_columns].to_numpy(dtype=np.float64)
     feature_seconds = time.perf_counter() - started
@@ -87,26 +97,52 @@ def run_classical_experiment(request: RunRequest) -> dict[str, Any]:
     try:
         train = context.rows("train")
         fit_start = time.perf_counter()
-        fitted = fit_classical(request.method, features[train], context.labels[train], seed=request.seed,
-                               class_weight=hparams["class_weight"], cv_folds=hparams["cv_folds"],
-                               n_jobs=hparams["n_jobs"], scoring=hparams["scoring"])
+        fitted = fit_classical(
+            request.method,
+            features[train],
+            context.labels[train],
+            seed=request.seed,
+            class_weight=hparams["class_weight"],
+            cv_folds=hparams["cv_folds"],
+            n_jobs=hparams["n_jobs"],
+            scoring=hparams["scoring"],
+        )
         fit_seconds = time.perf_counter() - fit_start
         metrics = {}
         trained_classes = [int(c) for c in fitted.classes]
         for split in context.evaluated_splits():
             rows = context.rows(split)
-            probabilities = _full_probabilities(fitted.estimator, trained_classes, features[rows],
-                                                len(context.class_names))
+            probabilities = _full_probabilities(
+                fitted.estimator, trained_classes, features[rows], len(context.class_names)
+            )
             metrics[split] = context.split_metrics(split, probabilities, rows)
-        selection = {"rule": f"GridSearchCV, {fitted.cv_folds}-fold stratified within the training split "
-                             f"(training rivers only), scored by {hparams['scoring']}",
-                     "best_params": fitted.best_params, "cv_score": fitted.cv_score, "grid_size": fitted.grid_size}
+        selection = {
+            "rule": f"GridSearchCV, {fitted.cv_folds}-fold stratified within the training split "
+            f"(training rivers only), scored by {hparams['scoring']}",
+            "best_params": fitted.best_params,
+            "cv_score": fitted.cv_score,
+            "grid_size": fitted.grid_size,
+        }
         timing = {"feature_seconds": round(feature_seconds, 2), "train_seconds": round(fit_seconds, 2)}
-        record = context.record(metrics, selection, timing, {
-            **facts, "n_features": len(feature_columns), "feature_source": request.features or "extracted",
-            "param_grid": fitted.param_grid, "hparams": hparams})
-        payload = {"estimator": fitted.estimator, "classes": context.class_names, "feature_columns": feature_columns,
-                   "trained_classes": trained_classes, "hparams": hparams}
+        record = context.record(
+            metrics,
+            selection,
+            timing,
+            {
+                **facts,
+                "n_features": len(feature_columns),
+                "feature_source": request.features or "extracted",
+                "param_grid": fitted.param_grid,
+                "hparams": hparams,
+            },
+        )
+        payload = {
+            "estimator": fitted.estimator,
+            "classes": context.class_names,
+            "feature_columns": feature_columns,
+            "trained_classes": trained_classes,
+            "hparams": hparams,
+        }
         atomic_write(context.run_dir / MODEL_FILE, lambda tmp: joblib.dump(payload, tmp))
         context.save_figures(metrics)
         context.finish(record)

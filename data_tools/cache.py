@@ -89,15 +89,15 @@ class PairImageCache:
         self.directory = Path(directory) if directory is not None else cache_root() / "images"
         self.workers = workers or os.cpu_count() or 1
 
-    def load(self, dataset: Dataset, size: int, crop: CropMode = "center", *,
-             progress: bool = True) -> CachedPairs:
+    def load(
+        self, dataset: Dataset, size: int, crop: CropMode = "center", *, progress: bool = True
+    ) -> CachedPairs:
         """Return the prepared pairs of a dataset, decoding only entries that are missing or stale.
 
         Raises:
             data_tools.images.ImageDecodeError: a file cannot be decoded (the message names it).
         """
         store = self.directory / store_key(dataset, size, crop)
-        count = len(dataset.manifest)
         with _locked(store):
             decoded = 0
             for pol, column in POLARIZATION_COLUMNS.items():
@@ -107,8 +107,9 @@ class PairImageCache:
             cross = np.load(store / "cross.npy", mmap_mode="r")
         return CachedPairs(plane=plane, cross=cross, directory=store, decoded=decoded)
 
-    def _refresh(self, store: Path, pol: str, paths: list[Path], size: int, crop: CropMode,
-                 progress: bool) -> int:
+    def _refresh(
+        self, store: Path, pol: str, paths: list[Path], size: int, crop: CropMode, progress: bool
+    ) -> int:
         """Decode the stale entries of one polarization; returns how many were decoded."""
         array = _open_array(store / f"{pol}.npy", len(paths), size)
         stamps_path = store / f"{pol}_stamps.npy"
@@ -124,8 +125,13 @@ class PairImageCache:
             array[index] = load_prepared(paths[index], size, crop)
 
         with ThreadPoolExecutor(max_workers=self.workers) as pool:
-            for _ in tqdm(pool.map(decode, stale), total=len(stale), unit="img",
-                          desc=f"decoding {pol} images ({size}px)", disable=not progress):
+            for _ in tqdm(
+                pool.map(decode, stale),
+                total=len(stale),
+                unit="img",
+                desc=f"decoding {pol} images ({size}px)",
+                disable=not progress,
+            ):
                 pass
         array.flush()
         # Stamps are written only after the pixels are flushed: an interrupted run re-decodes.

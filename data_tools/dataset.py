@@ -19,8 +19,14 @@ class PairedGrainDataset(TorchDataset):
     polarization), ``label`` and ``domain`` (long scalars) and ``index`` (the manifest row).
     """
 
-    def __init__(self, pairs: CachedPairs, rows: Sequence[int], labels: np.ndarray, domains: np.ndarray,
-                 transform: PairTransform) -> None:
+    def __init__(
+        self,
+        pairs: CachedPairs,
+        rows: Sequence[int],
+        labels: np.ndarray,
+        domains: np.ndarray,
+        transform: PairTransform,
+    ) -> None:
         """
         Args:
             pairs: the cached images of the whole manifest.
@@ -30,8 +36,10 @@ class PairedGrainDataset(TorchDataset):
             transform: augmentation (training) or plain normalisation (evaluation).
         """
         if not len(labels) == len(domains) == len(pairs):
-            raise ValueError(f"labels ({len(labels)}), domains ({len(domains)}) and cached pairs "
-                             f"({len(pairs)}) must all have one entry per manifest row")
+            raise ValueError(
+                f"labels ({len(labels)}), domains ({len(domains)}) and cached pairs "
+                f"({len(pairs)}) must all have one entry per manifest row"
+            )
         self.pairs = pairs
         self.rows = np.asarray(rows, dtype=np.int64)
         self.labels = np.asarray(labels, dtype=np.int64)

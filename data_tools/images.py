@@ -68,7 +68,7 @@ def center_square_crop(image: np.ndarray) -> np.ndarray:
     height, width = image.shape[:2]
     side = min(height, width)
     top, left = (height - side) // 2, (width - side) // 2
-    return image[top:top + side, left:left + side]
+    return image[top : top + side, left : left + side]
 
 
 def resize_square(image: np.ndarray, size: int) -> np.ndarray:

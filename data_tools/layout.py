@@ -62,7 +62,7 @@ def compile_layout(template: str) -> Layout:
         if field in seen:
             raise LayoutError(f"layout {template!r}: field {{{field}}} appears twice")
         seen.append(field)
-        pieces.append(re.escape(template[position:found.start()]))
+        pieces.append(re.escape(template[position : found.start()]))
         pieces.append(f"(?P<{field}>[^/]+?)" if field != "name" else "(?P<name>[^/]+)")
         position = found.end()
     pieces.append(re.escape(template[position:]))

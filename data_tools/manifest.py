@@ -33,8 +33,17 @@ from data_tools.names import (
 Severity = Literal["error", "warning"]
 
 MANIFEST_COLUMNS: tuple[str, ...] = (
-    "sample_id", "domain", "label", "plane_path", "cross_path",
-    "plane_sha1", "cross_sha1", "plane_width", "plane_height", "cross_width", "cross_height",
+    "sample_id",
+    "domain",
+    "label",
+    "plane_path",
+    "cross_path",
+    "plane_sha1",
+    "cross_sha1",
+    "plane_width",
+    "plane_height",
+    "cross_width",
+    "cross_height",
 )
 
 
@@ -135,31 +144,48 @@ def _parse_paths(
     for relative in paths:
         fields = layout.match(relative)
         if fields is None:
-            problems.append(Problem("error", "layout_mismatch", relative,
-                                    f"path does not fit the layout {layout.template!r}"))
+            problems.append(
+                Problem(
+                    "error", "layout_mismatch", relative, f"path does not fit the layout {layout.template!r}"
+                )
+            )
             continue
         pol = canonical_polarization(fields["pol"])
         if pol is None:
-            problems.append(Problem("error", "unknown_polarization", relative,
-                                    f"unknown polarization folder {fields['pol']!r}; expected a plane "
-                                    "alias (plane, ppl, single, parallel, paralelos) or a cross alias "
-                                    "(cross, xpl, crossed, cross_1, cruzados)"))
+            problems.append(
+                Problem(
+                    "error",
+                    "unknown_polarization",
+                    relative,
+                    f"unknown polarization folder {fields['pol']!r}; expected a plane "
+                    "alias (plane, ppl, single, parallel, paralelos) or a cross alias "
+                    "(cross, xpl, crossed, cross_1, cruzados)",
+                )
+            )
             continue
         split = None
         if "split" in fields:
             split = canonical_split(fields["split"])
             if split is None:
-                problems.append(Problem("error", "unknown_split", relative,
-                                        f"unknown split folder {fields['split']!r}; expected train, val or test"))
+                problems.append(
+                    Problem(
+                        "error",
+                        "unknown_split",
+                        relative,
+                        f"unknown split folder {fields['split']!r}; expected train, val or test",
+                    )
+                )
                 continue
-        files.append(_ImageFile(
-            relative_path=relative,
-            domain=canonical_domain(fields["domain"]) if "domain" in fields else str(domain),
-            split=split,
-            pol=pol,
-            label=canonical_class(fields.get("label", "unlabelled")),
-            stem=Path(fields["name"]).stem,
-        ))
+        files.append(
+            _ImageFile(
+                relative_path=relative,
+                domain=canonical_domain(fields["domain"]) if "domain" in fields else str(domain),
+                split=split,
+                pol=pol,
+                label=canonical_class(fields.get("label", "unlabelled")),
+                stem=Path(fields["name"]).stem,
+            )
+        )
     return files, problems
 
 
@@ -180,16 +206,29 @@ def _pair_files(files: list[_ImageFile]) -> tuple[dict[str, dict[str, _ImageFile
             for items in ambiguous:
                 names = ", ".join(i.relative_path for i in items)
                 for item in items:
-                    problems.append(Problem("error", "ambiguous_pair", item.relative_path,
-                                            f"several {item.pol} images share the name stem "
-                                            f"{item.stem!r}: {names}", sample_id))
+                    problems.append(
+                        Problem(
+                            "error",
+                            "ambiguous_pair",
+                            item.relative_path,
+                            f"several {item.pol} images share the name stem {item.stem!r}: {names}",
+                            sample_id,
+                        )
+                    )
             continue
         if set(by_pol) != {"plane", "cross"}:
             (present,) = by_pol
             (item,) = by_pol[present]
             missing = "cross (XPL)" if present == "plane" else "plane (PPL)"
-            problems.append(Problem("error", "unpaired", item.relative_path,
-                                    f"no {missing} partner with the same name", sample_id))
+            problems.append(
+                Problem(
+                    "error",
+                    "unpaired",
+                    item.relative_path,
+                    f"no {missing} partner with the same name",
+                    sample_id,
+                )
+            )
             continue
         pairs[sample_id] = {pol: items[0] for pol, items in by_pol.items()}
     return pairs, problems
@@ -197,11 +236,14 @@ def _pair_files(files: list[_ImageFile]) -> tuple[dict[str, dict[str, _ImageFile
 
 def _leakage_problems(rows: pd.DataFrame) -> tuple[set[str], list[Problem]]:
     """Byte-identical images under different labels or domains (errors) or within one (warnings)."""
-    long = pd.concat([
-        rows[["sample_id", "domain", "label", f"{pol}_sha1", f"{pol}_path"]].set_axis(
-            ["sample_id", "domain", "label", "sha1", "path"], axis=1)
-        for pol in ("plane", "cross")
-    ])
+    long = pd.concat(
+        [
+            rows[["sample_id", "domain", "label", f"{pol}_sha1", f"{pol}_path"]].set_axis(
+                ["sample_id", "domain", "label", "sha1", "path"], axis=1
+            )
+            for pol in ("plane", "cross")
+        ]
+    )
     bad: set[str] = set()
     problems: list[Problem] = []
     for _, group in long[long.duplicated("sha1", keep=False)].groupby("sha1", sort=True):
@@ -210,12 +252,25 @@ def _leakage_problems(rows: pd.DataFrame) -> tuple[set[str], list[Problem]]:
         for record in group.itertuples():
             if crosses:
                 bad.add(record.sample_id)
-                problems.append(Problem("error", "leakage", record.path,
-                                        f"byte-identical to an image under another label or domain: {others}",
-                                        record.sample_id))
+                problems.append(
+                    Problem(
+                        "error",
+                        "leakage",
+                        record.path,
+                        f"byte-identical to an image under another label or domain: {others}",
+                        record.sample_id,
+                    )
+                )
             else:
-                problems.append(Problem("warning", "duplicate", record.path,
-                                        f"byte-identical images: {others}", record.sample_id))
+                problems.append(
+                    Problem(
+                        "warning",
+                        "duplicate",
+                        record.path,
+                        f"byte-identical images: {others}",
+                        record.sample_id,
+                    )
+                )
     return bad, problems
 
 
@@ -223,9 +278,13 @@ def _resolve_layout(paths: list[str], layout: str | None, domain: str | None) ->
     if layout:
         compiled = compile_layout(layout)
         if "domain" in compiled.fields and domain:
-            raise LayoutError(f"layout {layout!r} has a {{domain}} field; --domain is only for trees without one")
+            raise LayoutError(
+                f"layout {layout!r} has a {{domain}} field; --domain is only for trees without one"
+            )
         if "domain" not in compiled.fields and not domain:
-            raise LayoutError(f"layout {layout!r} has no {{domain}} field: name the domain with --domain NAME")
+            raise LayoutError(
+                f"layout {layout!r} has no {{domain}} field: name the domain with --domain NAME"
+            )
         return compiled
     return detect_layout(paths, has_domain_level=domain is None)
 
@@ -267,9 +326,9 @@ def build_manifest(
 
     to_check = sorted({item.relative_path for pair in pairs.values() for item in pair.values()})
     with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
-        checks = dict(zip(to_check, tqdm(pool.map(lambda p: _check_image(root / p), to_check),
-                                         total=len(to_check), desc="checking images", unit="img",
-                                         disable=not progress)))
+        results = pool.map(lambda p: _check_image(root / p), to_check)
+        bar = tqdm(results, total=len(to_check), desc="checking images", unit="img", disable=not progress)
+        checks = dict(zip(to_check, bar, strict=True))
 
     records = []
     for sample_id, pair in pairs.items():
@@ -284,16 +343,28 @@ def build_manifest(
             continue
         plane_check, cross_check = checks[plane.relative_path], checks[cross.relative_path]
         if (plane_check.width, plane_check.height) != (cross_check.width, cross_check.height):
-            problems.append(Problem(
-                "warning", "size_mismatch", plane.relative_path,
-                f"PPL is {plane_check.width}x{plane_check.height} but its XPL partner "
-                f"{cross.relative_path} is {cross_check.width}x{cross_check.height}", sample_id))
+            problems.append(
+                Problem(
+                    "warning",
+                    "size_mismatch",
+                    plane.relative_path,
+                    f"PPL is {plane_check.width}x{plane_check.height} but its XPL partner "
+                    f"{cross.relative_path} is {cross_check.width}x{cross_check.height}",
+                    sample_id,
+                )
+            )
         record = {
-            "sample_id": sample_id, "domain": plane.domain, "label": plane.label,
-            "plane_path": plane.relative_path, "cross_path": cross.relative_path,
-            "plane_sha1": plane_check.sha1, "cross_sha1": cross_check.sha1,
-            "plane_width": plane_check.width, "plane_height": plane_check.height,
-            "cross_width": cross_check.width, "cross_height": cross_check.height,
+            "sample_id": sample_id,
+            "domain": plane.domain,
+            "label": plane.label,
+            "plane_path": plane.relative_path,
+            "cross_path": cross.relative_path,
+            "plane_sha1": plane_check.sha1,
+            "cross_sha1": cross_check.sha1,
+            "plane_width": plane_check.width,
+            "plane_height": plane_check.height,
+            "cross_width": cross_check.width,
+            "cross_height": cross_check.height,
         }
         if plane.split is not None:
             record["split"] = plane.split
@@ -304,18 +375,22 @@ def build_manifest(
     leaked, leak_problems = _leakage_problems(manifest)
     problems += leak_problems
     manifest = sort_manifest(manifest[~manifest["sample_id"].isin(leaked)])
-    return ManifestResult(root=root, layout=compiled.template, manifest=manifest,
-                          problems=problems, skipped_non_images=skipped)
+    return ManifestResult(
+        root=root, layout=compiled.template, manifest=manifest, problems=problems, skipped_non_images=skipped
+    )
 
 
 def sort_manifest(manifest: pd.DataFrame) -> pd.DataFrame:
     """Rows ordered by domain and class (canonical order first), then sample_id; index reset."""
     domain_rank = {d: i for i, d in enumerate(ordered_domains(manifest["domain"]))}
     label_rank = {c: i for i, c in enumerate(ordered_classes(manifest["label"]))}
-    key = pd.DataFrame({
-        "d": manifest["domain"].map(domain_rank), "l": manifest["label"].map(label_rank),
-        "s": manifest["sample_id"],
-    })
+    key = pd.DataFrame(
+        {
+            "d": manifest["domain"].map(domain_rank),
+            "l": manifest["label"].map(label_rank),
+            "s": manifest["sample_id"],
+        }
+    )
     order = key.sort_values(["d", "l", "s"], kind="stable").index
     return manifest.loc[order].reset_index(drop=True)
 
@@ -330,6 +405,8 @@ def count_table(manifest: pd.DataFrame) -> pd.DataFrame:
 
 def manifest_hash(manifest: pd.DataFrame) -> str:
     """A short content hash of the manifest's pairs (ids, labels, domains and, when present, file hashes)."""
-    key_columns = [c for c in ("sample_id", "domain", "label", "plane_sha1", "cross_sha1") if c in manifest.columns]
+    key_columns = [
+        c for c in ("sample_id", "domain", "label", "plane_sha1", "cross_sha1") if c in manifest.columns
+    ]
     text = manifest[key_columns].sort_values("sample_id").to_csv(index=False)
     return hashlib.sha1(text.encode()).hexdigest()[:16]

@@ -19,22 +19,33 @@ def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="build_manifest.py",
         description="Pair the PPL and XPL images of a tree, validate every file, and write a manifest "
-                    "CSV (one row per pair). Exit codes: 0 clean (warnings allowed), 1 problems found "
-                    "(listed; nothing written unless --allow-problems), 2 usage error.",
+        "CSV (one row per pair). Exit codes: 0 clean (warnings allowed), 1 problems found "
+        "(listed; nothing written unless --allow-problems), 2 usage error.",
     )
     parser.add_argument("root", type=Path, help="top folder of the image tree")
-    parser.add_argument("--layout", metavar="TEMPLATE",
-                        help="path template with fields {domain} {split} {pol} {label} {name}, e.g. "
-                             "'{label}Data/{pol}/{name}'. Default: detect {domain}/{pol}/{label}/{name} "
-                             "or {domain}/{split}/{pol}/{label}/{name}")
-    parser.add_argument("--domain", metavar="NAME",
-                        help="domain (river) name for a tree without a domain level")
-    parser.add_argument("--out", type=Path, metavar="FILE.csv",
-                        help="manifest CSV to write (default: ROOT/manifest.csv); image paths in it are "
-                             "relative to its folder")
-    parser.add_argument("--allow-problems", action="store_true",
-                        help="write the manifest anyway, without the bad pairs, and write the problems to "
-                             "FILE.problems.csv beside it (exit 0)")
+    parser.add_argument(
+        "--layout",
+        metavar="TEMPLATE",
+        help="path template with fields {domain} {split} {pol} {label} {name}, e.g. "
+        "'{label}Data/{pol}/{name}'. Default: detect {domain}/{pol}/{label}/{name} "
+        "or {domain}/{split}/{pol}/{label}/{name}",
+    )
+    parser.add_argument(
+        "--domain", metavar="NAME", help="domain (river) name for a tree without a domain level"
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        metavar="FILE.csv",
+        help="manifest CSV to write (default: ROOT/manifest.csv); image paths in it are "
+        "relative to its folder",
+    )
+    parser.add_argument(
+        "--allow-problems",
+        action="store_true",
+        help="write the manifest anyway, without the bad pairs, and write the problems to "
+        "FILE.problems.csv beside it (exit 0)",
+    )
     parser.add_argument("--workers", type=int, default=None, help="threads for decoding (default: CPU count)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
@@ -44,16 +55,19 @@ def main(argv: list[str] | None = None) -> int:
     """Run the command; returns the exit code."""
     args = make_parser().parse_args(argv)
     try:
-        result = build_manifest(args.root, layout=args.layout, domain=args.domain,
-                                workers=args.workers, progress=not args.quiet)
+        result = build_manifest(
+            args.root, layout=args.layout, domain=args.domain, workers=args.workers, progress=not args.quiet
+        )
     except (FileNotFoundError, LayoutError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
 
     manifest = result.manifest
     print(f"root: {args.root}\nlayout: {result.layout}")
-    print(f"pairs: {len(manifest)}   non-image files skipped: {result.skipped_non_images}   "
-          f"errors: {len(result.errors)}   warnings: {len(result.warnings)}")
+    print(
+        f"pairs: {len(manifest)}   non-image files skipped: {result.skipped_non_images}   "
+        f"errors: {len(result.errors)}   warnings: {len(result.warnings)}"
+    )
     if not manifest.empty:
         print("\npairs per domain x class:")
         print(count_table(manifest).to_string())
@@ -65,8 +79,11 @@ def main(argv: list[str] | None = None) -> int:
 
     out = args.out or args.root / "manifest.csv"
     if result.errors and not args.allow_problems:
-        print(f"\n{len(result.errors)} problem(s) found; nothing written. Fix them, or pass "
-              "--allow-problems to write the manifest without the bad pairs.", file=sys.stderr)
+        print(
+            f"\n{len(result.errors)} problem(s) found; nothing written. Fix them, or pass "
+            "--allow-problems to write the manifest without the bad pairs.",
+            file=sys.stderr,
+        )
         return EXIT_PROBLEMS
     write_manifest(manifest, out, args.root)
     print(f"\nwrote {out} ({len(manifest)} pairs)")

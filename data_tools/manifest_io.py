@@ -55,8 +55,10 @@ def read_manifest(csv_path: str | Path) -> Dataset:
     manifest = pd.read_csv(csv_path, dtype={"sample_id": str, "domain": str, "label": str})
     missing = [c for c in REQUIRED_COLUMNS if c not in manifest.columns]
     if missing:
-        raise ManifestError(f"{csv_path}: missing column(s) {', '.join(missing)}; "
-                            f"a manifest needs {', '.join(REQUIRED_COLUMNS)}")
+        raise ManifestError(
+            f"{csv_path}: missing column(s) {', '.join(missing)}; "
+            f"a manifest needs {', '.join(REQUIRED_COLUMNS)}"
+        )
     repeated = manifest["sample_id"][manifest["sample_id"].duplicated()].unique()
     if len(repeated):
         raise ManifestError(f"{csv_path}: sample_id values repeat: {', '.join(map(str, repeated[:5]))}")
@@ -71,8 +73,9 @@ def describe_errors(result: ManifestResult, limit: int = 20) -> str:
     return "\n".join(lines)
 
 
-def load_dataset(data: str | Path, *, layout: str | None = None, domain: str | None = None,
-                 progress: bool = True) -> Dataset:
+def load_dataset(
+    data: str | Path, *, layout: str | None = None, domain: str | None = None, progress: bool = True
+) -> Dataset:
     """Open ``--data``: a manifest CSV, or an image tree (scanned and validated).
 
     Raises:

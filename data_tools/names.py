@@ -10,7 +10,18 @@ import re
 from collections.abc import Iterable
 
 CANONICAL_CLASSES: tuple[str, ...] = (
-    "Amp", "Ap", "Bt", "Ep", "Grt", "Mnz", "Ms", "Px", "Rt", "Spn", "Tur", "Zrn",
+    "Amp",
+    "Ap",
+    "Bt",
+    "Ep",
+    "Grt",
+    "Mnz",
+    "Ms",
+    "Px",
+    "Rt",
+    "Spn",
+    "Tur",
+    "Zrn",
 )
 
 MINERAL_NAMES: dict[str, str] = {

@@ -14,8 +14,14 @@ from data_tools.manifest_io import load_dataset
 from data_tools.transforms import PairTransform, channel_stats
 
 
-def measure_pipeline(data: str | Path, *, size: int = 128, layout: str | None = None, domain: str | None = None,
-                     epochs: int = 2) -> dict[str, float]:
+def measure_pipeline(
+    data: str | Path,
+    *,
+    size: int = 128,
+    layout: str | None = None,
+    domain: str | None = None,
+    epochs: int = 2,
+) -> dict[str, float]:
     """Seconds for each stage on a fresh cache folder (so the build is cold), plus pairs/s.
 
     Returns keys: pairs, manifest_seconds, cache_build_seconds, cache_reopen_seconds,

@@ -43,8 +43,13 @@ def _carve(manifest: pd.DataFrame, rows: pd.Index, fraction: float, seed: int, p
         ids = group.sort_values("sample_id").index
         if len(ids) < 2:
             if fraction > 0:
-                log.warning("domain %r class %r has %d sample(s): none can go to %s; kept in the larger part",
-                            domain, label, len(ids), purpose)
+                log.warning(
+                    "domain %r class %r has %d sample(s): none can go to %s; kept in the larger part",
+                    domain,
+                    label,
+                    len(ids),
+                    purpose,
+                )
             continue
         count = min(int(np.floor(fraction * len(ids) + 0.5)), len(ids) - 1)
         order = _group_rng(seed, purpose, str(domain), str(label)).permutation(len(ids))
@@ -52,8 +57,9 @@ def _carve(manifest: pd.DataFrame, rows: pd.Index, fraction: float, seed: int, p
     return picked[0].append(picked[1:]) if picked else pd.Index([])
 
 
-def _split_domains(manifest: pd.DataFrame, domains: Iterable[str], seed: int,
-                   test_fraction: float, val_fraction: float) -> pd.Series:
+def _split_domains(
+    manifest: pd.DataFrame, domains: Iterable[str], seed: int, test_fraction: float, val_fraction: float
+) -> pd.Series:
     """train/val/test for the rows of the given domains; NaN elsewhere."""
     _check_fraction("test_fraction", test_fraction)
     _check_fraction("val_fraction", val_fraction)
@@ -73,8 +79,14 @@ def _unknown(manifest: pd.DataFrame, names: Sequence[str]) -> list[str]:
     return [n for n in names if n not in present]
 
 
-def split_mixed(manifest: pd.DataFrame, seed: int, *, domains: Sequence[str] | None = None,
-                test_fraction: float = 0.3, val_fraction: float = 0.15) -> pd.Series:
+def split_mixed(
+    manifest: pd.DataFrame,
+    seed: int,
+    *,
+    domains: Sequence[str] | None = None,
+    test_fraction: float = 0.3,
+    val_fraction: float = 0.15,
+) -> pd.Series:
     """Mixed protocol: each domain split stratified 7:3 into train/test; ``val`` carved from train.
 
     Args:
@@ -97,8 +109,15 @@ def split_mixed(manifest: pd.DataFrame, seed: int, *, domains: Sequence[str] | N
     return split.fillna("unused").rename("split")
 
 
-def split_cross(manifest: pd.DataFrame, sources: Sequence[str], targets: Sequence[str], seed: int, *,
-                test_fraction: float = 0.3, val_fraction: float = 0.15) -> pd.Series:
+def split_cross(
+    manifest: pd.DataFrame,
+    sources: Sequence[str],
+    targets: Sequence[str],
+    seed: int,
+    *,
+    test_fraction: float = 0.3,
+    val_fraction: float = 0.15,
+) -> pd.Series:
     """Cross-domain protocol: sources split like the mixed protocol; every target row is ``target``.
 
     Leave-one-river-out is the case of one target and all other rivers as sources.

@@ -69,12 +69,12 @@ def _mean_std(images: np.ndarray, rows: np.ndarray, chunk: int = 256) -> tuple[t
     squares = np.zeros(3)
     pixels = 0
     for start in range(0, len(rows), chunk):
-        block = np.asarray(images[np.sort(rows[start:start + chunk])], dtype=np.float64) / 255.0
+        block = np.asarray(images[np.sort(rows[start : start + chunk])], dtype=np.float64) / 255.0
         total += block.sum(axis=(0, 1, 2))
         squares += np.square(block).sum(axis=(0, 1, 2))
         pixels += block.shape[0] * block.shape[1] * block.shape[2]
     mean = total / pixels
-    std = np.sqrt(np.maximum(squares / pixels - mean ** 2, 1e-12))
+    std = np.sqrt(np.maximum(squares / pixels - mean**2, 1e-12))
     return tuple(mean.round(6).tolist()), tuple(std.round(6).tolist())
 
 
@@ -101,8 +101,11 @@ def _geometric(size: int, config: AugmentationConfig) -> list[A.BasicTransform]:
     if config.rotate_degrees > 0:
         transforms.append(A.Rotate(limit=config.rotate_degrees, border_mode=cv2.BORDER_REFLECT_101, p=0.5))
     if config.crop_scale_min < 1.0:
-        transforms.append(A.RandomResizedCrop(size=(size, size), scale=(config.crop_scale_min, 1.0),
-                                              ratio=(0.9, 1.1), p=0.5))
+        transforms.append(
+            A.RandomResizedCrop(
+                size=(size, size), scale=(config.crop_scale_min, 1.0), ratio=(0.9, 1.1), p=0.5
+            )
+        )
     return transforms
 
 
@@ -112,11 +115,15 @@ def _photometric(config: AugmentationConfig) -> list[A.BasicTransform]:
         limit = config.brightness_contrast
         transforms.append(A.RandomBrightnessContrast(brightness_limit=limit, contrast_limit=limit, p=0.5))
     if config.gamma_percent > 0:
-        transforms.append(A.RandomGamma(gamma_limit=(100 - config.gamma_percent, 100 + config.gamma_percent),
-                                        p=0.3))
+        transforms.append(
+            A.RandomGamma(gamma_limit=(100 - config.gamma_percent, 100 + config.gamma_percent), p=0.3)
+        )
     if config.hue_shift_degrees > 0:
-        transforms.append(A.HueSaturationValue(hue_shift_limit=config.hue_shift_degrees,
-                                               sat_shift_limit=0, val_shift_limit=0, p=0.3))
+        transforms.append(
+            A.HueSaturationValue(
+                hue_shift_limit=config.hue_shift_degrees, sat_shift_limit=0, val_shift_limit=0, p=0.3
+            )
+        )
     if config.noise_std > 0:
         transforms.append(A.GaussNoise(std_range=(0.0, config.noise_std), p=0.3))
     if config.blur_probability > 0:
@@ -132,8 +139,15 @@ def _to_tensor(image: np.ndarray, mean: tuple[float, ...], std: tuple[float, ...
 class PairTransform:
     """Turns a (plane, cross) uint8 pair into normalised float tensors, augmenting when training."""
 
-    def __init__(self, size: int, stats: ChannelStats, *, train: bool,
-                 augmentation: AugmentationConfig | None = None, seed: int = 0) -> None:
+    def __init__(
+        self,
+        size: int,
+        stats: ChannelStats,
+        *,
+        train: bool,
+        augmentation: AugmentationConfig | None = None,
+        seed: int = 0,
+    ) -> None:
         self.size = size
         self.stats = stats
         self.train = train
@@ -149,11 +163,14 @@ class PairTransform:
     def augment(self, plane: np.ndarray, cross: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Shared geometry for the pair, then photometry drawn per image (uint8 in, uint8 out)."""
         moved = self.geometric(image=plane, cross=cross)
-        return self.photometric(image=moved["image"])["image"], self.photometric(image=moved["cross"])["image"]
+        return self.photometric(image=moved["image"])["image"], self.photometric(image=moved["cross"])[
+            "image"
+        ]
 
     def __call__(self, plane: np.ndarray, cross: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         if self.train:
             plane, cross = self.augment(plane, cross)
         stats = self.stats
-        return _to_tensor(plane, stats.plane_mean, stats.plane_std), _to_tensor(cross, stats.cross_mean,
-                                                                                   stats.cross_std)
+        return _to_tensor(plane, stats.plane_mean, stats.plane_std), _to_tensor(
+            cross, stats.cross_mean, stats.cross_std
+        )

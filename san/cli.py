@@ -24,41 +24,87 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     """Data, protocol, seed, config, output, tracking and device flags."""
     data = parser.add_argument_group("data")
-    data.add_argument("--data", metavar="ROOT|MANIFEST.csv",
-                      help="image tree or manifest CSV; default: the built-in synthetic dataset, generated on "
-                           "first use into the cache folder ($HEAVY_MINERALS_CACHE or ~/.cache/heavy-minerals)")
-    data.add_argument("--layout", metavar="TEMPLATE", help="layout template of the tree, e.g. '{label}Data/{pol}/{name}' "
-                                                          "(default: detected; see build_manifest.py --help)")
+    data.add_argument(
+        "--data",
+        metavar="ROOT|MANIFEST.csv",
+        help="image tree or manifest CSV; default: the built-in synthetic dataset, generated on "
+        "first use into the cache folder ($HEAVY_MINERALS_CACHE or ~/.cache/heavy-minerals)",
+    )
+    data.add_argument(
+        "--layout",
+        metavar="TEMPLATE",
+        help="layout template of the tree, e.g. '{label}Data/{pol}/{name}' "
+        "(default: detected; see build_manifest.py --help)",
+    )
     data.add_argument("--domain", metavar="NAME", help="domain name for a tree without a domain level")
-    data.add_argument("--classes", metavar="A,B,...", help="use only these classes (default: all in the data)")
+    data.add_argument(
+        "--classes", metavar="A,B,...", help="use only these classes (default: all in the data)"
+    )
     protocol = parser.add_argument_group("protocol")
     protocol.add_argument("--domains", metavar="A,B", help="source rivers (default: all rivers in the data)")
-    protocol.add_argument("--targets", metavar="C", help="target rivers, never used for training or model "
-                                                         "selection (default: the rivers not among --domains)")
-    protocol.add_argument("--protocol", choices=PROTOCOLS,
-                          help="mixed: train and test within the rivers; cross: test on held-out rivers "
-                               "(default: cross when there are targets, else mixed)")
-    protocol.add_argument("--seed", type=int, default=0, help="seed of the split, initialisation and data order")
+    protocol.add_argument(
+        "--targets",
+        metavar="C",
+        help="target rivers, never used for training or model "
+        "selection (default: the rivers not among --domains)",
+    )
+    protocol.add_argument(
+        "--protocol",
+        choices=PROTOCOLS,
+        help="mixed: train and test within the rivers; cross: test on held-out rivers "
+        "(default: cross when there are targets, else mixed)",
+    )
+    protocol.add_argument(
+        "--seed", type=int, default=0, help="seed of the split, initialisation and data order"
+    )
     setup = parser.add_argument_group("configuration")
-    setup.add_argument("--config", metavar="FILE.yaml",
-                       help="config layered over configs/base.yaml and the method's file; without it, a machine "
-                            "with no GPU uses configs/presets/cpu.yaml")
-    setup.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                       help="override a config key, e.g. --set training.epochs=5 or --set lr=0.003 (repeatable; "
-                            "unknown keys are errors)")
-    setup.add_argument("--device", choices=DEVICE_CHOICES, default="auto",
-                       help="auto uses a CUDA GPU when present, else the CPU")
+    setup.add_argument(
+        "--config",
+        metavar="FILE.yaml",
+        help="config layered over configs/base.yaml and the method's file; without it, a machine "
+        "with no GPU uses configs/presets/cpu.yaml",
+    )
+    setup.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config key, e.g. --set training.epochs=5 or --set lr=0.003 (repeatable; "
+        "unknown keys are errors)",
+    )
+    setup.add_argument(
+        "--device",
+        choices=DEVICE_CHOICES,
+        default="auto",
+        help="auto uses a CUDA GPU when present, else the CPU",
+    )
     output = parser.add_argument_group("output and tracking")
-    output.add_argument("--out", default="runs", metavar="DIR",
-                        help="parent of the run directories; each run also appends to DIR/results.jsonl")
-    output.add_argument("--run-dir", metavar="DIR", help="exact run directory (default: DIR/<method>-<protocol>-seedN)")
-    output.add_argument("--resume", metavar="RUN_DIR",
-                        help="continue an interrupted run from its last checkpoint (its saved config is used)")
-    output.add_argument("--wandb", choices=MODES, default="offline",
-                        help="W&B mode: offline (default; files under the run directory, no account needed), "
-                             "online (sync; needs a login), disabled")
+    output.add_argument(
+        "--out",
+        default="runs",
+        metavar="DIR",
+        help="parent of the run directories; each run also appends to DIR/results.jsonl",
+    )
+    output.add_argument(
+        "--run-dir", metavar="DIR", help="exact run directory (default: DIR/<method>-<protocol>-seedN)"
+    )
+    output.add_argument(
+        "--resume",
+        metavar="RUN_DIR",
+        help="continue an interrupted run from its last checkpoint (its saved config is used)",
+    )
+    output.add_argument(
+        "--wandb",
+        choices=MODES,
+        default="offline",
+        help="W&B mode: offline (default; files under the run directory, no account needed), "
+        "online (sync; needs a login), disabled",
+    )
     output.add_argument("--wandb-project", default="heavy-minerals", help="W&B project name")
-    output.add_argument("--wandb-group", help="W&B group (default: the protocol and targets, e.g. cross-to-yangtze)")
+    output.add_argument(
+        "--wandb-group", help="W&B group (default: the protocol and targets, e.g. cross-to-yangtze)"
+    )
     output.add_argument("--tags", metavar="A,B", help="extra W&B tags")
     output.add_argument("--quiet", action="store_true", help="no progress bars; log warnings only")
 
@@ -66,27 +112,45 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
 def request_from_args(args: argparse.Namespace, method: str) -> RunRequest:
     """The RunRequest described by parsed arguments."""
     return RunRequest(
-        method=method, data=args.data, layout=args.layout, domain=args.domain,
-        domains=parse_name_list(args.domains) or None, targets=parse_name_list(args.targets) or None,
-        classes=parse_name_list(args.classes) or None, protocol=args.protocol, seed=args.seed,
-        config_file=args.config, overrides=list(args.overrides), out=args.out, run_dir=args.run_dir,
-        wandb_mode=args.wandb, wandb_project=args.wandb_project, wandb_group=args.wandb_group,
-        tags=parse_name_list(args.tags), device=args.device, progress=not args.quiet,
+        method=method,
+        data=args.data,
+        layout=args.layout,
+        domain=args.domain,
+        domains=parse_name_list(args.domains) or None,
+        targets=parse_name_list(args.targets) or None,
+        classes=parse_name_list(args.classes) or None,
+        protocol=args.protocol,
+        seed=args.seed,
+        config_file=args.config,
+        overrides=list(args.overrides),
+        out=args.out,
+        run_dir=args.run_dir,
+        wandb_mode=args.wandb,
+        wandb_project=args.wandb_project,
+        wandb_group=args.wandb_group,
+        tags=parse_name_list(args.tags),
+        device=args.device,
+        progress=not args.quiet,
     )
 
 
 def configure_logging(quiet: bool) -> None:
     """Readable log lines on stderr."""
-    logging.basicConfig(level=logging.WARNING if quiet else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    logging.basicConfig(
+        level=logging.WARNING if quiet else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
 
 
 def print_record_summary(record: dict[str, Any]) -> None:
     """The closing table: in-domain test and target accuracy and macro-F1 per river."""
     table = summary_table(record)
-    print(f"\n{record['method']} | {record['protocol']} | sources {','.join(record['sources'])}"
-          + (f" | targets {','.join(record['targets'])}" if record["targets"] else "")
-          + f" | seed {record['seed']} | selection: {record['selection']['rule']}, epoch {record['selection']['epoch']}")
+    print(
+        f"\n{record['method']} | {record['protocol']} | sources {','.join(record['sources'])}"
+        + (f" | targets {','.join(record['targets'])}" if record["targets"] else "")
+        + f" | seed {record['seed']} | selection: {record['selection']['rule']}"
+    )
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     print(f"run directory: {record['run_dir']}")
 
@@ -110,11 +174,16 @@ def train_san_main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="train_san.py",
         description="Train the Siamese Adversarial Network on PPL/XPL pairs. With --domains a,b the other "
-                    "rivers are held out as targets (leave-one-river-out when one remains). Ends with a table "
-                    "of in-domain test and target accuracy and macro-F1 per river. Exit codes: 0 done, "
-                    "1 failed (data or training error), 2 usage error.")
-    parser.add_argument("--algorithm", choices=("san", "erm"), default="san",
-                        help="san (default) or erm: the identical network with the adversary off")
+        "rivers are held out as targets (leave-one-river-out when one remains). Ends with a table "
+        "of in-domain test and target accuracy and macro-F1 per river. Exit codes: 0 done, "
+        "1 failed (data or training error), 2 usage error.",
+    )
+    parser.add_argument(
+        "--algorithm",
+        choices=("san", "erm"),
+        default="san",
+        help="san (default) or erm: the identical network with the adversary off",
+    )
     add_run_arguments(parser)
     args = parser.parse_args(argv)
     configure_logging(args.quiet)

@@ -98,8 +98,9 @@ def _resolve_key(config: Mapping[str, Any], key: str, hparam_names: Iterable[str
     raise ConfigError(f"--set: {key!r} is ambiguous, write one of {paths}")
 
 
-def apply_overrides(config: dict[str, Any], overrides: Iterable[str],
-                    hparam_names: Iterable[str] = ()) -> dict[str, Any]:
+def apply_overrides(
+    config: dict[str, Any], overrides: Iterable[str], hparam_names: Iterable[str] = ()
+) -> dict[str, Any]:
     """Apply ``key=value`` overrides (dotted or unambiguous leaf keys) to a copy of the config.
 
     Raises:
@@ -121,9 +122,15 @@ def apply_overrides(config: dict[str, Any], overrides: Iterable[str],
     return config
 
 
-def resolve_config(method: str, *, config_file: str | Path | None = None, use_cpu_preset: bool = False,
-                   overrides: Iterable[str] = (), hparam_names: Iterable[str] = (),
-                   config_dir: Path = CONFIG_DIR) -> tuple[dict[str, Any], list[str]]:
+def resolve_config(
+    method: str,
+    *,
+    config_file: str | Path | None = None,
+    use_cpu_preset: bool = False,
+    overrides: Iterable[str] = (),
+    hparam_names: Iterable[str] = (),
+    config_dir: Path = CONFIG_DIR,
+) -> tuple[dict[str, Any], list[str]]:
     """Build the run configuration of a method.
 
     Returns:

@@ -62,8 +62,9 @@ class TrainingSettings:
         if self.schedule not in SCHEDULES:
             raise ValueError(f"training.schedule must be one of {SCHEDULES}, got {self.schedule!r}")
         if self.selection_metric not in SELECTION_METRICS:
-            raise ValueError(f"training.selection_metric must be one of {SELECTION_METRICS}, "
-                             f"got {self.selection_metric!r}")
+            raise ValueError(
+                f"training.selection_metric must be one of {SELECTION_METRICS}, got {self.selection_metric!r}"
+            )
 
 
 @dataclass
@@ -103,9 +104,15 @@ def move_batch(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str
 
 
 @torch.no_grad()
-def predict_dataset(algorithm: Algorithm, dataset: PairedGrainDataset, device: torch.device,
-                    batch_size: int = 128, num_workers: int = 0, progress: bool = False,
-                    description: str = "predicting") -> tuple[np.ndarray, np.ndarray]:
+def predict_dataset(
+    algorithm: Algorithm,
+    dataset: PairedGrainDataset,
+    device: torch.device,
+    batch_size: int = 128,
+    num_workers: int = 0,
+    progress: bool = False,
+    description: str = "predicting",
+) -> tuple[np.ndarray, np.ndarray]:
     """Class probabilities (N x C) and manifest row indices (N) for every item, in order."""
     was_training = algorithm.training
     algorithm.eval()
@@ -139,36 +146,62 @@ def _restore_random_states(states: dict[str, Any]) -> None:
 class Trainer:
     """Fits an algorithm on a training dataset, selecting on a validation dataset."""
 
-    def __init__(self, algorithm: Algorithm, train_data: PairedGrainDataset,
-                 val_data: PairedGrainDataset | None, settings: TrainingSettings, *, seed: int,
-                 device: torch.device, run_dir: Path, class_names: list[str], tracker: Tracker | None = None,
-                 progress: bool = True) -> None:
+    def __init__(
+        self,
+        algorithm: Algorithm,
+        train_data: PairedGrainDataset,
+        val_data: PairedGrainDataset | None,
+        settings: TrainingSettings,
+        *,
+        seed: int,
+        device: torch.device,
+        run_dir: Path,
+        class_names: list[str],
+        tracker: Tracker | None = None,
+        progress: bool = True,
+    ) -> None:
         self.algorithm, self.train_data, self.val_data = algorithm, train_data, val_data
         self.settings, self.seed, self.device, self.run_dir = settings, seed, device, Path(run_dir)
         self.class_names, self.tracker, self.progress = class_names, tracker, progress
         train_rows = train_data.rows
         self.sampler = BalancedBatchSampler(
-            train_data.labels[train_rows], train_data.domains[train_rows], settings.batch_size, seed=seed,
-            domain_balanced=settings.domain_balanced, class_balanced=settings.class_balanced)
+            train_data.labels[train_rows],
+            train_data.domains[train_rows],
+            settings.batch_size,
+            seed=seed,
+            domain_balanced=settings.domain_balanced,
+            class_balanced=settings.class_balanced,
+        )
         self.steps_per_epoch = len(self.sampler)
         self.total_steps = settings.epochs * self.steps_per_epoch
         warmup = settings.warmup_epochs / settings.epochs
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            algorithm.optimizer, lambda step: lr_factor(settings.schedule, step / self.total_steps, warmup))
+            algorithm.optimizer, lambda step: lr_factor(settings.schedule, step / self.total_steps, warmup)
+        )
 
     def _loader(self, epoch: int) -> DataLoader:
         self.sampler.set_epoch(epoch)
         self.train_data.transform.reseed(self.seed * 100_003 + epoch)
         generator = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
-        return DataLoader(self.train_data, batch_sampler=self.sampler, num_workers=self.settings.num_workers,
-                          worker_init_fn=seed_worker, generator=generator,
-                          pin_memory=self.device.type == "cuda")
+        return DataLoader(
+            self.train_data,
+            batch_sampler=self.sampler,
+            num_workers=self.settings.num_workers,
+            worker_init_fn=seed_worker,
+            generator=generator,
+            pin_memory=self.device.type == "cuda",
+        )
 
     def _train_epoch(self, epoch: int) -> dict[str, float]:
         self.algorithm.train()
         sums: dict[str, float] = defaultdict(float)
-        bar = tqdm(self._loader(epoch), total=self.steps_per_epoch, desc=f"epoch {epoch + 1}/{self.settings.epochs}",
-                   leave=False, disable=not self.progress)
+        bar = tqdm(
+            self._loader(epoch),
+            total=self.steps_per_epoch,
+            desc=f"epoch {epoch + 1}/{self.settings.epochs}",
+            leave=False,
+            disable=not self.progress,
+        )
         for i, batch in enumerate(bar):
             step = epoch * self.steps_per_epoch + i
             try:
@@ -186,18 +219,33 @@ class Trainer:
     def _validate(self) -> dict[str, float]:
         if self.val_data is None or len(self.val_data) == 0:
             return {}
-        probabilities, indices = predict_dataset(self.algorithm, self.val_data, self.device,
-                                                 self.settings.eval_batch_size, self.settings.num_workers)
-        metrics = classification_metrics(self.val_data.labels[indices], probabilities.argmax(1), self.class_names)
+        probabilities, indices = predict_dataset(
+            self.algorithm,
+            self.val_data,
+            self.device,
+            self.settings.eval_batch_size,
+            self.settings.num_workers,
+        )
+        metrics = classification_metrics(
+            self.val_data.labels[indices], probabilities.argmax(1), self.class_names
+        )
         return {f"val_{k}": float(metrics[k]) for k in SELECTION_METRICS}
 
     def _checkpoint(self, epoch: int, result: FitResult, patience_left: int | None) -> None:
-        _save({
-            "epoch": epoch, "model": self.algorithm.state_dict(),
-            "training_state": self.algorithm.training_state(), "scheduler": self.scheduler.state_dict(),
-            "history": result.history, "best_epoch": result.best_epoch, "best_score": result.best_score,
-            "patience_left": patience_left, "random_states": _random_states(),
-        }, self.run_dir / CHECKPOINT_FILE)
+        _save(
+            {
+                "epoch": epoch,
+                "model": self.algorithm.state_dict(),
+                "training_state": self.algorithm.training_state(),
+                "scheduler": self.scheduler.state_dict(),
+                "history": result.history,
+                "best_epoch": result.best_epoch,
+                "best_score": result.best_score,
+                "patience_left": patience_left,
+                "random_states": _random_states(),
+            },
+            self.run_dir / CHECKPOINT_FILE,
+        )
 
     def _restore(self, result: FitResult) -> tuple[int, int | None]:
         state = torch.load(self.run_dir / CHECKPOINT_FILE, map_location=self.device, weights_only=False)
@@ -205,12 +253,17 @@ class Trainer:
         self.algorithm.load_training_state(state["training_state"])
         self.scheduler.load_state_dict(state["scheduler"])
         _restore_random_states(state["random_states"])
-        result.history, result.best_epoch, result.best_score = state["history"], state["best_epoch"], state["best_score"]
+        result.history, result.best_epoch, result.best_score = (
+            state["history"],
+            state["best_epoch"],
+            state["best_score"],
+        )
         log.info("resuming after epoch %d of %d", state["epoch"] + 1, self.settings.epochs)
         return state["epoch"] + 1, state["patience_left"]
 
-    def fit(self, *, resume: bool = False,
-            stop_after_epoch: Callable[[int], bool] | None = None) -> FitResult:
+    def fit(
+        self, *, resume: bool = False, stop_after_epoch: Callable[[int], bool] | None = None
+    ) -> FitResult:
         """Train for the configured epochs (or until early stopping); returns the history and choice.
 
         The best weights (by the selection metric on ``val``; the last epoch when there is no ``val``)
@@ -219,8 +272,9 @@ class Trainer:
         result = FitResult()
         metric = self.settings.selection_metric
         has_val = self.val_data is not None and len(self.val_data) > 0
-        result.selection_rule = (f"best val {metric} (training rivers only)" if has_val
-                                 else "last epoch (no validation split)")
+        result.selection_rule = (
+            f"best val {metric} (training rivers only)" if has_val else "last epoch (no validation split)"
+        )
         patience_left = self.settings.patience
         first_epoch = 0
         if resume and (self.run_dir / CHECKPOINT_FILE).exists():
@@ -254,9 +308,18 @@ class Trainer:
         return result
 
     def _log_epoch(self, row: dict[str, float]) -> None:
-        shown = {k: v for k, v in row.items() if k in ("train_loss", "train_acc", "val_accuracy", "val_macro_f1",
-                                                        "train_disc_acc", "train_lambda")}
-        log.info("epoch %d/%d  %s  (%.1fs)", row["epoch"], self.settings.epochs,
-                 "  ".join(f"{k}={v:.3f}" for k, v in shown.items()), row["seconds"])
+        shown = {
+            k: v
+            for k, v in row.items()
+            if k
+            in ("train_loss", "train_acc", "val_accuracy", "val_macro_f1", "train_disc_acc", "train_lambda")
+        }
+        log.info(
+            "epoch %d/%d  %s  (%.1fs)",
+            row["epoch"],
+            self.settings.epochs,
+            "  ".join(f"{k}={v:.3f}" for k, v in shown.items()),
+            row["seconds"],
+        )
         if self.tracker is not None:
             self.tracker.log({k: v for k, v in row.items() if k != "epoch"}, step=int(row["epoch"]))

@@ -23,7 +23,14 @@ from data_tools.atomic import atomic_write
 from data_tools.cache import PairImageCache
 from data_tools.dataset import PairedGrainDataset
 from data_tools.transforms import AugmentationConfig, ChannelStats, PairTransform, channel_stats
-from san.engine import BEST_WEIGHTS_FILE, CHECKPOINT_FILE, FitResult, Trainer, TrainingSettings, predict_dataset
+from san.engine import (
+    BEST_WEIGHTS_FILE,
+    CHECKPOINT_FILE,
+    FitResult,
+    Trainer,
+    TrainingSettings,
+    predict_dataset,
+)
 from san.plots import save_training_curves
 from san.records import read_record
 from san.registry import build_algorithm, default_hparams
@@ -51,9 +58,13 @@ def summary_table(record: dict[str, Any]) -> pd.DataFrame:
             continue
         values = record["metrics"][split]
         for domain, per_domain in values["per_domain"].items():
-            rows.append({"split": split, "river": domain, **{k: per_domain[k] for k in ("n", "accuracy", "macro_f1")}})
+            rows.append(
+                {"split": split, "river": domain, **{k: per_domain[k] for k in ("n", "accuracy", "macro_f1")}}
+            )
         if len(values["per_domain"]) > 1:
-            rows.append({"split": split, "river": "(all)", **{k: values[k] for k in ("n", "accuracy", "macro_f1")}})
+            rows.append(
+                {"split": split, "river": "(all)", **{k: values[k] for k in ("n", "accuracy", "macro_f1")}}
+            )
     return pd.DataFrame(rows, columns=["split", "river", "n", "accuracy", "macro_f1"])
 
 
@@ -63,9 +74,14 @@ class Experiment:
     def __init__(self, request: RunRequest, *, resume: bool = False) -> None:
         self.device = resolve_device(request.device)
         dataset, synthetic = open_request_data(request)
-        self.context = RunContext(request, dataset, synthetic=synthetic, resume=resume,
-                                  use_cpu_preset=self.device.type == "cpu" and request.config_file is None,
-                                  hparam_names=default_hparams(request.method))
+        self.context = RunContext(
+            request,
+            dataset,
+            synthetic=synthetic,
+            resume=resume,
+            use_cpu_preset=self.device.type == "cpu" and request.config_file is None,
+            hparam_names=default_hparams(request.method),
+        )
 
     @property
     def run_dir(self) -> Path:
@@ -74,23 +90,32 @@ class Experiment:
     def _datasets(self) -> tuple[dict[str, PairedGrainDataset], ChannelStats]:
         context, config = self.context, self.context.config
         size = config["data"]["size"]
-        pairs = PairImageCache().load(context.dataset, size, config["data"]["crop"],
-                                      progress=context.request.progress)
+        pairs = PairImageCache().load(
+            context.dataset, size, config["data"]["crop"], progress=context.request.progress
+        )
         stats = channel_stats(pairs.plane, pairs.cross, context.rows("train"))
         augmentation = AugmentationConfig.from_mapping(config["augmentation"])
-        train_transform = PairTransform(size, stats, train=True, augmentation=augmentation,
-                                        seed=context.request.seed)
-        datasets = {"train": PairedGrainDataset(pairs, context.rows("train"), context.labels, context.domains,
-                                                train_transform)}
+        train_transform = PairTransform(
+            size, stats, train=True, augmentation=augmentation, seed=context.request.seed
+        )
+        datasets = {
+            "train": PairedGrainDataset(
+                pairs, context.rows("train"), context.labels, context.domains, train_transform
+            )
+        }
         evaluation = PairTransform(size, stats, train=False)
         for split in context.evaluated_splits():
-            datasets[split] = PairedGrainDataset(pairs, context.rows(split), context.labels, context.domains,
-                                                 evaluation)
+            datasets[split] = PairedGrainDataset(
+                pairs, context.rows(split), context.labels, context.domains, evaluation
+            )
         return datasets, stats
 
     def _settings(self) -> TrainingSettings:
-        training = {k: v for k, v in self.context.config["training"].items()
-                    if k not in ("class_weighted_loss", "deterministic")}
+        training = {
+            k: v
+            for k, v in self.context.config["training"].items()
+            if k not in ("class_weighted_loss", "deterministic")
+        }
         training["num_workers"] = loader_workers(training["num_workers"], self.device)
         return TrainingSettings(**training)
 
@@ -107,29 +132,59 @@ class Experiment:
         datasets, stats = self._datasets()
         hparams = dict(config["hparams"])
         if config["training"]["class_weighted_loss"]:
-            hparams["class_weights"] = _class_weights(context.labels[context.rows("train")], len(context.class_names))
-        algorithm = build_algorithm(request.method, len(context.class_names), len(context.protocol.sources), hparams)
+            hparams["class_weights"] = _class_weights(
+                context.labels[context.rows("train")], len(context.class_names)
+            )
+        algorithm = build_algorithm(
+            request.method, len(context.class_names), len(context.protocol.sources), hparams
+        )
         algorithm.to(self.device)
         tracker = context.start()
         failed = True
         try:
-            trainer = Trainer(algorithm, datasets["train"], datasets.get("val"), settings, seed=request.seed,
-                              device=self.device, run_dir=context.run_dir, class_names=context.class_names,
-                              tracker=tracker, progress=request.progress)
+            trainer = Trainer(
+                algorithm,
+                datasets["train"],
+                datasets.get("val"),
+                settings,
+                seed=request.seed,
+                device=self.device,
+                run_dir=context.run_dir,
+                class_names=context.class_names,
+                tracker=tracker,
+                progress=request.progress,
+            )
             fit = trainer.fit(resume=context.resume, stop_after_epoch=stop_after_epoch)
             evaluate_start = time.perf_counter()
             metrics = {}
             for split in context.evaluated_splits():
-                probabilities, rows = predict_dataset(algorithm, datasets[split], self.device,
-                                                      settings.eval_batch_size, settings.num_workers,
-                                                      progress=request.progress, description=f"evaluating {split}")
+                probabilities, rows = predict_dataset(
+                    algorithm,
+                    datasets[split],
+                    self.device,
+                    settings.eval_batch_size,
+                    settings.num_workers,
+                    progress=request.progress,
+                    description=f"evaluating {split}",
+                )
                 metrics[split] = context.split_metrics(split, probabilities, rows)
-            timing = {"train_seconds": round(fit.train_seconds, 2),
-                      "evaluate_seconds": round(time.perf_counter() - evaluate_start, 2),
-                      "seconds_per_epoch": round(float(np.mean([h["seconds"] for h in fit.history])), 2),
-                      "device": str(self.device)}
-            record = context.record(metrics, self._selection(fit), timing, {
-                **facts, "normalisation": stats.to_dict(), "final_epoch": fit.history[-1], "history": fit.history})
+            timing = {
+                "train_seconds": round(fit.train_seconds, 2),
+                "evaluate_seconds": round(time.perf_counter() - evaluate_start, 2),
+                "seconds_per_epoch": round(float(np.mean([h["seconds"] for h in fit.history])), 2),
+                "device": str(self.device),
+            }
+            record = context.record(
+                metrics,
+                self._selection(fit),
+                timing,
+                {
+                    **facts,
+                    "normalisation": stats.to_dict(),
+                    "final_epoch": fit.history[-1],
+                    "history": fit.history,
+                },
+            )
             self._save_model(algorithm, stats)
             context.save_figures(metrics)
             save_training_curves(fit.history, context.run_dir / "training_curves.png", context.run_dir.name)
@@ -142,17 +197,28 @@ class Experiment:
             context.close(failed)
 
     def _selection(self, fit: FitResult) -> dict[str, Any]:
-        return {"rule": fit.selection_rule, "epoch": fit.best_epoch, "score": fit.best_score,
-                "metric": self.context.config["training"]["selection_metric"],
-                "epochs_run": len(fit.history), "stopped_early": fit.stopped_early}
+        return {
+            "rule": fit.selection_rule,
+            "epoch": fit.best_epoch,
+            "score": fit.best_score,
+            "metric": self.context.config["training"]["selection_metric"],
+            "epochs_run": len(fit.history),
+            "stopped_early": fit.stopped_early,
+        }
 
     def _save_model(self, algorithm, stats: ChannelStats) -> None:
         context = self.context
-        payload = {"method": context.request.method, "state_dict": algorithm.state_dict(),
-                   "hparams": algorithm.hparams, "num_classes": len(context.class_names),
-                   "num_domains": len(context.protocol.sources), "classes": context.class_names,
-                   "sources": list(context.protocol.sources), "normalisation": stats.to_dict(),
-                   "data": {k: context.config["data"][k] for k in ("size", "crop")}}
+        payload = {
+            "method": context.request.method,
+            "state_dict": algorithm.state_dict(),
+            "hparams": algorithm.hparams,
+            "num_classes": len(context.class_names),
+            "num_domains": len(context.protocol.sources),
+            "classes": context.class_names,
+            "sources": list(context.protocol.sources),
+            "normalisation": stats.to_dict(),
+            "data": {k: context.config["data"][k] for k in ("size", "crop")},
+        }
         atomic_write(context.run_dir / MODEL_FILE, lambda tmp: torch.save(payload, tmp))
 
 
@@ -178,8 +244,9 @@ def load_saved_request(run_dir: str | Path) -> RunRequest:
     return request
 
 
-def resume_experiment(run_dir: str | Path, *, device: str | None = None, wandb_mode: str | None = None,
-                      progress: bool = True) -> dict[str, Any]:
+def resume_experiment(
+    run_dir: str | Path, *, device: str | None = None, wandb_mode: str | None = None, progress: bool = True
+) -> dict[str, Any]:
     """Continue an interrupted deep run from its last checkpoint with its saved request and config."""
     request = load_saved_request(run_dir)
     request.progress = progress

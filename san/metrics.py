@@ -35,9 +35,13 @@ def _summary(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float | int]:
         }
 
 
-def classification_metrics(y_true: Sequence[int], y_pred: Sequence[int], class_names: Sequence[str],
-                           domains: Sequence[int] | None = None,
-                           domain_names: Sequence[str] | None = None) -> dict[str, Any]:
+def classification_metrics(
+    y_true: Sequence[int],
+    y_pred: Sequence[int],
+    class_names: Sequence[str],
+    domains: Sequence[int] | None = None,
+    domain_names: Sequence[str] | None = None,
+) -> dict[str, Any]:
     """Metrics of one split.
 
     Args:
@@ -58,7 +62,8 @@ def classification_metrics(y_true: Sequence[int], y_pred: Sequence[int], class_n
         raise ValueError(f"need equally long, non-empty label arrays (got {len(y_true)} and {len(y_pred)})")
     labels = np.arange(len(class_names))
     precision, recall, f1, support = precision_recall_fscore_support(
-        y_true, y_pred, labels=labels, zero_division=0)
+        y_true, y_pred, labels=labels, zero_division=0
+    )
     result: dict[str, Any] = _summary(y_true, y_pred)
     result["per_class"] = {
         name: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}

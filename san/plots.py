@@ -13,8 +13,9 @@ import numpy as np  # noqa: E402
 from sklearn.metrics import ConfusionMatrixDisplay  # noqa: E402
 
 
-def save_confusion_matrix(confusion: Sequence[Sequence[int]], class_names: Sequence[str], path: str | Path,
-                          title: str) -> Path:
+def save_confusion_matrix(
+    confusion: Sequence[Sequence[int]], class_names: Sequence[str], path: str | Path, title: str
+) -> Path:
     """Row-normalised confusion matrix (recall on the diagonal) with counts, as a PNG."""
     counts = np.asarray(confusion, dtype=float)
     rows = counts.sum(axis=1, keepdims=True)
@@ -33,9 +34,11 @@ def save_confusion_matrix(confusion: Sequence[Sequence[int]], class_names: Seque
 def save_training_curves(history: list[dict[str, float]], path: str | Path, title: str) -> Path:
     """Loss, train/val accuracy and (SAN) discriminator accuracy and lambda per epoch, as a PNG."""
     epochs = [h["epoch"] for h in history]
-    panels = [("loss", ["train_loss", "train_class_loss", "train_domain_loss"]),
-              ("accuracy", ["train_acc", "val_accuracy", "val_macro_f1"]),
-              ("adversary", ["train_disc_acc", "train_lambda", "disc_chance"])]
+    panels = [
+        ("loss", ["train_loss", "train_class_loss", "train_domain_loss"]),
+        ("accuracy", ["train_acc", "val_accuracy", "val_macro_f1"]),
+        ("adversary", ["train_disc_acc", "train_lambda", "disc_chance"]),
+    ]
     panels = [(name, [k for k in keys if any(k in h for h in history)]) for name, keys in panels]
     panels = [(name, keys) for name, keys in panels if keys]
     figure, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 3.4), squeeze=False)

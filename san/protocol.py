@@ -43,8 +43,9 @@ def _canonical_names(requested: Sequence[str], available: Sequence[str], kind: s
     return list(dict.fromkeys(names))
 
 
-def resolve_protocol(manifest: pd.DataFrame, domains: Sequence[str] | None, targets: Sequence[str] | None,
-                     protocol: str | None) -> Protocol:
+def resolve_protocol(
+    manifest: pd.DataFrame, domains: Sequence[str] | None, targets: Sequence[str] | None, protocol: str | None
+) -> Protocol:
     """Sources default to every river in the data, targets to the rivers not among the sources;
     the protocol defaults to ``cross`` when there are targets, else ``mixed``.
 
@@ -61,8 +62,10 @@ def resolve_protocol(manifest: pd.DataFrame, domains: Sequence[str] | None, targ
         raise UsageError(f"--protocol must be one of {PROTOCOLS}, got {protocol!r}")
     name = protocol or ("cross" if chosen_targets else "mixed")
     if name == "cross" and not chosen_targets:
-        raise UsageError("the cross protocol needs a target river: every river is a source "
-                         f"({', '.join(sources)}); name fewer --domains or give --targets")
+        raise UsageError(
+            "the cross protocol needs a target river: every river is a source "
+            f"({', '.join(sources)}); name fewer --domains or give --targets"
+        )
     if name == "mixed" and chosen_targets:
         raise UsageError("--targets makes no sense with --protocol mixed (no river is held out)")
     if overlap := sorted(set(sources) & set(chosen_targets)):
@@ -83,7 +86,9 @@ def select_classes(manifest: pd.DataFrame, classes: Sequence[str] | None) -> pd.
     return manifest[manifest["label"].isin(chosen)].reset_index(drop=True)
 
 
-def make_split(manifest: pd.DataFrame, protocol: Protocol, seed: int, data_config: Mapping[str, Any]) -> pd.Series:
+def make_split(
+    manifest: pd.DataFrame, protocol: Protocol, seed: int, data_config: Mapping[str, Any]
+) -> pd.Series:
     """The split column of a run (train/val/test/target/unused per manifest row)."""
     fractions = {"test_fraction": data_config["test_fraction"], "val_fraction": data_config["val_fraction"]}
     if data_config.get("use_given_split"):

@@ -17,11 +17,28 @@ from typing import Any
 from data_tools.atomic import append_line, atomic_write_text
 
 RECORD_KEYS: tuple[str, ...] = (
-    "method", "protocol", "sources", "targets", "seed", "classes", "selection", "metrics",
-    "timing", "config", "versions", "data",
+    "method",
+    "protocol",
+    "sources",
+    "targets",
+    "seed",
+    "classes",
+    "selection",
+    "metrics",
+    "timing",
+    "config",
+    "versions",
+    "data",
 )
 METRIC_KEYS: tuple[str, ...] = (
-    "accuracy", "balanced_accuracy", "macro_f1", "kappa", "n", "per_class", "confusion", "per_domain",
+    "accuracy",
+    "balanced_accuracy",
+    "macro_f1",
+    "kappa",
+    "n",
+    "per_class",
+    "confusion",
+    "per_domain",
 )
 RESULTS_FILE = "results.json"
 RESULTS_LOG = "results.jsonl"
@@ -36,8 +53,14 @@ def package_versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             versions[package] = "not installed"
     try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                                cwd=Path(__file__).parent, timeout=5, check=False).stdout.strip()
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            cwd=Path(__file__).parent,
+            timeout=5,
+            check=False,
+        ).stdout.strip()
         versions["git_commit"] = commit or "unknown"
     except (OSError, subprocess.SubprocessError):
         versions["git_commit"] = "unknown"

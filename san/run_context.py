@@ -73,8 +73,9 @@ def open_request_data(request: RunRequest) -> tuple[Dataset, bool]:
         root = default_dataset()
         log.info("no --data given: using the built-in SYNTHETIC dataset at %s (not real micrographs)", root)
         return load_dataset(root, progress=request.progress), True
-    return load_dataset(request.data, layout=request.layout, domain=request.domain,
-                        progress=request.progress), False
+    return load_dataset(
+        request.data, layout=request.layout, domain=request.domain, progress=request.progress
+    ), False
 
 
 def _fresh_run_dir(request: RunRequest, label: str) -> Path:
@@ -91,20 +92,35 @@ def _fresh_run_dir(request: RunRequest, label: str) -> Path:
 class RunContext:
     """The parts of a run that do not depend on the method."""
 
-    def __init__(self, request: RunRequest, dataset: Dataset, *, synthetic: bool, use_cpu_preset: bool,
-                 hparam_names: Iterable[str], resume: bool = False) -> None:
+    def __init__(
+        self,
+        request: RunRequest,
+        dataset: Dataset,
+        *,
+        synthetic: bool,
+        use_cpu_preset: bool,
+        hparam_names: Iterable[str],
+        resume: bool = False,
+    ) -> None:
         self.started = time.perf_counter()
         self.request, self.resume, self.synthetic = request, resume, synthetic
         manifest = select_classes(dataset.manifest, request.classes)
         self.dataset = dataclasses.replace(dataset, manifest=manifest)
         self.protocol = resolve_protocol(manifest, request.domains, request.targets, request.protocol)
         self.config, self.config_layers = resolve_config(
-            request.method, config_file=request.config_file, use_cpu_preset=use_cpu_preset,
-            overrides=request.overrides, hparam_names=hparam_names)
+            request.method,
+            config_file=request.config_file,
+            use_cpu_preset=use_cpu_preset,
+            overrides=request.overrides,
+            hparam_names=hparam_names,
+        )
         if use_cpu_preset:
             log.info("no GPU and no --config: using the CPU preset (configs/presets/cpu.yaml)")
-        self.run_dir = Path(request.run_dir) if (resume or request.run_dir) else _fresh_run_dir(
-            request, self.protocol.label)
+        self.run_dir = (
+            Path(request.run_dir)
+            if (resume or request.run_dir)
+            else _fresh_run_dir(request, self.protocol.label)
+        )
         self.split = make_split(manifest, self.protocol, request.seed, self.config["data"])
         self.class_names = ordered_classes(manifest.loc[self.split != "unused", "label"])
         class_index = {c: i for i, c in enumerate(self.class_names)}
@@ -131,14 +147,20 @@ class RunContext:
         absent = [c for i, c in enumerate(self.class_names) if i not in trained]
         facts: dict[str, Any] = {"classes_absent_from_training": absent}
         if absent:
-            log.warning("class(es) %s have no training sample: the model cannot learn them", ", ".join(absent))
+            log.warning(
+                "class(es) %s have no training sample: the model cannot learn them", ", ".join(absent)
+            )
         target = self.rows("target")
         if len(target):
             reachable = np.isin(self.labels[target], sorted(trained))
             facts["target_ceiling"] = float(reachable.mean())
             if not reachable.all():
-                log.warning("%.1f%% of the target samples belong to classes absent from training: target "
-                            "accuracy cannot exceed %.3f", 100 * (1 - reachable.mean()), reachable.mean())
+                log.warning(
+                    "%.1f%% of the target samples belong to classes absent from training: target "
+                    "accuracy cannot exceed %.3f",
+                    100 * (1 - reachable.mean()),
+                    reachable.mean(),
+                )
         return facts
 
     def start(self, tags: Iterable[str] = ()) -> Tracker:
@@ -150,23 +172,40 @@ class RunContext:
             atomic_write_text(self.run_dir / "config.yaml", yaml.safe_dump(self.config, sort_keys=False))
             save_split(self.manifest, self.split, str(self.run_dir / "split.csv"))
         request = self.request
-        self.tracker = Tracker(request.wandb_mode, self.run_dir, project=request.wandb_project,
-                               group=request.wandb_group or self.protocol.label, name=self.run_dir.name,
-                               tags=[request.method, self.protocol.name, *request.tags, *tags],
-                               config={**self.config, "seed": request.seed, "sources": self.protocol.sources,
-                                       "targets": self.protocol.targets})
-        log.info("run %s: %s, %s protocol, sources %s%s, seed %d; %d train / %d val pairs", self.run_dir,
-                 request.method, self.protocol.name, ",".join(self.protocol.sources),
-                 f", targets {','.join(self.protocol.targets)}" if self.protocol.targets else "",
-                 request.seed, len(self.rows("train")), len(self.rows("val")))
+        self.tracker = Tracker(
+            request.wandb_mode,
+            self.run_dir,
+            project=request.wandb_project,
+            group=request.wandb_group or self.protocol.label,
+            name=self.run_dir.name,
+            tags=[request.method, self.protocol.name, *request.tags, *tags],
+            config={
+                **self.config,
+                "seed": request.seed,
+                "sources": self.protocol.sources,
+                "targets": self.protocol.targets,
+            },
+        )
+        log.info(
+            "run %s: %s, %s protocol, sources %s%s, seed %d; %d train / %d val pairs",
+            self.run_dir,
+            request.method,
+            self.protocol.name,
+            ",".join(self.protocol.sources),
+            f", targets {','.join(self.protocol.targets)}" if self.protocol.targets else "",
+            request.seed,
+            len(self.rows("train")),
+            len(self.rows("val")),
+        )
         return self.tracker
 
     def split_metrics(self, split: str, probabilities: np.ndarray, rows: np.ndarray) -> dict[str, Any]:
         """Metrics of one split from class probabilities (rows = manifest positions); also writes
         ``predictions_<split>.csv`` with the probabilities, the true label and the prediction."""
         predicted = probabilities.argmax(axis=1)
-        metrics = classification_metrics(self.labels[rows], predicted, self.class_names, self.domains[rows],
-                                         list(self.protocol.domains))
+        metrics = classification_metrics(
+            self.labels[rows], predicted, self.class_names, self.domains[rows], list(self.protocol.domains)
+        )
         table = pd.DataFrame(probabilities, columns=self.class_names)
         table.insert(0, "predicted", [self.class_names[i] for i in predicted])
         table.insert(0, "label", [self.class_names[i] for i in self.labels[rows]])
@@ -181,14 +220,22 @@ class RunContext:
             if split not in metrics:
                 continue
             title = f"{self.request.method} {split} ({'+'.join(self.protocol.targets) or 'mixed'})"
-            path = save_confusion_matrix(metrics[split]["confusion"], self.class_names,
-                                         self.run_dir / f"confusion_{split}.png", title)
+            path = save_confusion_matrix(
+                metrics[split]["confusion"], self.class_names, self.run_dir / f"confusion_{split}.png", title
+            )
             if self.tracker is not None:
-                self.tracker.log_confusion(f"confusion/{split}", metrics[split]["confusion"], self.class_names)
+                self.tracker.log_confusion(
+                    f"confusion/{split}", metrics[split]["confusion"], self.class_names
+                )
                 self.tracker.log_image(f"figures/confusion_{split}", path)
 
-    def record(self, metrics: dict[str, dict[str, Any]], selection: dict[str, Any], timing: dict[str, Any],
-               extras: dict[str, Any]) -> dict[str, Any]:
+    def record(
+        self,
+        metrics: dict[str, dict[str, Any]],
+        selection: dict[str, Any],
+        timing: dict[str, Any],
+        extras: dict[str, Any],
+    ) -> dict[str, Any]:
         """The run record (ARCHITECTURE.md keys plus status, run_dir and extras)."""
         return {
             "status": "complete",
@@ -200,14 +247,21 @@ class RunContext:
             "classes": self.class_names,
             "selection": selection,
             "metrics": metrics,
-            "timing": {"total_seconds": round(time.perf_counter() - self.started, 2), **timing,
-                       "resumed": self.resume},
+            "timing": {
+                "total_seconds": round(time.perf_counter() - self.started, 2),
+                **timing,
+                "resumed": self.resume,
+            },
             "config": self.config,
             "versions": package_versions(),
-            "data": {"root": str(self.dataset.root), "manifest_hash": manifest_hash(self.manifest),
-                     "n_pairs": int((self.split != "unused").sum()), "synthetic": self.synthetic,
-                     "features": self.request.features,
-                     "split_counts": split_counts(self.manifest, self.split).to_dict(orient="index")},
+            "data": {
+                "root": str(self.dataset.root),
+                "manifest_hash": manifest_hash(self.manifest),
+                "n_pairs": int((self.split != "unused").sum()),
+                "synthetic": self.synthetic,
+                "features": self.request.features,
+                "split_counts": split_counts(self.manifest, self.split).to_dict(orient="index"),
+            },
             "run_dir": str(self.run_dir),
             "extras": {"config_layers": self.config_layers, **extras},
         }
@@ -216,7 +270,9 @@ class RunContext:
         """Write the record (results.json and a line of <out>/results.jsonl) and close the tracker."""
         metrics = record["metrics"]
         if self.tracker is not None:
-            self.tracker.summary({f"{s}/{k}": v[k] for s, v in metrics.items() for k in ("accuracy", "macro_f1")})
+            self.tracker.summary(
+                {f"{s}/{k}": v[k] for s, v in metrics.items() for k in ("accuracy", "macro_f1")}
+            )
         write_record(record, self.run_dir, Path(self.request.out) / RESULTS_LOG)
         return record
 

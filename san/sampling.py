@@ -12,8 +12,9 @@ from torch.utils.data import Sampler
 class _Stream:
     """Endless draws from one group: reshuffled passes, or class-balanced draws with replacement."""
 
-    def __init__(self, positions: np.ndarray, labels: np.ndarray, class_balanced: bool,
-                 rng: np.random.Generator) -> None:
+    def __init__(
+        self, positions: np.ndarray, labels: np.ndarray, class_balanced: bool, rng: np.random.Generator
+    ) -> None:
         self.positions, self.rng, self.class_balanced = positions, rng, class_balanced
         if class_balanced:
             _, inverse, counts = np.unique(labels, return_inverse=True, return_counts=True)
@@ -39,8 +40,16 @@ class BalancedBatchSampler(Sampler[list[int]]):
     only on (seed, epoch): call ``set_epoch`` before each epoch.
     """
 
-    def __init__(self, labels: np.ndarray, domains: np.ndarray, batch_size: int, *, seed: int,
-                 domain_balanced: bool = True, class_balanced: bool = False) -> None:
+    def __init__(
+        self,
+        labels: np.ndarray,
+        domains: np.ndarray,
+        batch_size: int,
+        *,
+        seed: int,
+        domain_balanced: bool = True,
+        class_balanced: bool = False,
+    ) -> None:
         labels, domains = np.asarray(labels), np.asarray(domains)
         if len(labels) == 0:
             raise ValueError("cannot sample batches from an empty training split")
@@ -62,10 +71,14 @@ class BalancedBatchSampler(Sampler[list[int]]):
         rng = np.random.default_rng([self.seed, self.epoch, 7919])
         streams = []
         for group in self.groups:
-            positions = np.flatnonzero(self.domains == group) if self.domain_balanced else np.arange(len(self.labels))
+            positions = (
+                np.flatnonzero(self.domains == group) if self.domain_balanced else np.arange(len(self.labels))
+            )
             streams.append(_Stream(positions, self.labels[positions], self.class_balanced, rng))
         share, remainder = divmod(self.batch_size, len(streams))
         for _ in range(len(self)):
-            extra = set(rng.choice(len(streams), size=remainder, replace=False).tolist()) if remainder else set()
+            extra = (
+                set(rng.choice(len(streams), size=remainder, replace=False).tolist()) if remainder else set()
+            )
             batch = np.concatenate([s.take(share + (i in extra)) for i, s in enumerate(streams)])
             yield rng.permutation(batch).tolist()

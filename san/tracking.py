@@ -19,8 +19,17 @@ MODES = ("online", "offline", "disabled")
 class Tracker:
     """A W&B run (or nothing, when disabled) with the few calls the engine needs."""
 
-    def __init__(self, mode: str, run_dir: Path, *, project: str, group: str | None, name: str,
-                 tags: Sequence[str] = (), config: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        mode: str,
+        run_dir: Path,
+        *,
+        project: str,
+        group: str | None,
+        name: str,
+        tags: Sequence[str] = (),
+        config: Mapping[str, Any] | None = None,
+    ) -> None:
         if mode not in MODES:
             raise ValueError(f"W&B mode must be one of {MODES}, got {mode!r}")
         self.mode = mode
@@ -35,8 +44,16 @@ class Tracker:
             self.mode = "disabled"
             return
         self._wandb = wandb
-        self.run = wandb.init(mode=mode, dir=str(run_dir), project=project, group=group, name=name,
-                              tags=list(tags), config=dict(config or {}), reinit="finish_previous")
+        self.run = wandb.init(
+            mode=mode,
+            dir=str(run_dir),
+            project=project,
+            group=group,
+            name=name,
+            tags=list(tags),
+            config=dict(config or {}),
+            reinit="finish_previous",
+        )
         where = "synced to the W&B server" if mode == "online" else f"offline files under {run_dir}/wandb"
         log.info("W&B %s run %s (%s)", mode, name, where)
 
@@ -49,8 +66,12 @@ class Tracker:
         """Log a confusion matrix as a table (true, predicted, count)."""
         if self.run is None:
             return
-        rows = [[class_names[i], class_names[j], int(count)]
-                for i, row in enumerate(confusion) for j, count in enumerate(row) if count]
+        rows = [
+            [class_names[i], class_names[j], int(count)]
+            for i, row in enumerate(confusion)
+            for j, count in enumerate(row)
+            if count
+        ]
         self.run.log({key: self._wandb.Table(columns=["true", "predicted", "count"], data=rows)})
 
     def log_image(self, key: str, path: Path) -> None:

@@ -48,16 +48,24 @@ def write_image() -> Callable[..., Path]:
 def write_pair_tree() -> Callable[..., int]:
     """``write_pair_tree(root, template, {domain: {label: n}}, pols=, suffix=, split=)`` -> pairs written."""
 
-    def write(root: Path, template: str, domains: dict[str, dict[str, int]], *,
-              pols: tuple[str, str] = ("plane", "cross"), suffix: str = ".png", split: str = "train",
-              seed: int = 0) -> int:
+    def write(
+        root: Path,
+        template: str,
+        domains: dict[str, dict[str, int]],
+        *,
+        pols: tuple[str, str] = ("plane", "cross"),
+        suffix: str = ".png",
+        split: str = "train",
+        seed: int = 0,
+    ) -> int:
         count = 0
         for domain, classes in domains.items():
             for label, n in classes.items():
                 for i in range(n):
                     for j, pol in enumerate(pols):
-                        relative = template.format(domain=domain, split=split, pol=pol, label=label,
-                                                   name=f"{label}_{i:03d}{suffix}")
+                        relative = template.format(
+                            domain=domain, split=split, pol=pol, label=label, name=f"{label}_{i:03d}{suffix}"
+                        )
                         _write_image(root / relative, seed=seed * 100_000 + count * 2 + j)
                     count += 1
         return count

@@ -46,8 +46,9 @@ def test_unreadable_image_names_the_file(tmp_path):
         load_rgb(tmp_path / "bad.jpg")
 
 
-def test_cache_decodes_each_file_once_and_redecodes_a_changed_file(tmp_path, write_pair_tree, write_image,
-                                                                     monkeypatch):
+def test_cache_decodes_each_file_once_and_redecodes_a_changed_file(
+    tmp_path, write_pair_tree, write_image, monkeypatch
+):
     root = tmp_path / "tree"
     write_pair_tree(root, "{domain}/{pol}/{label}/{name}", {"yangtze": {"Ap": 3}, "pengqu": {"Zrn": 2}})
     dataset = load_dataset(root, progress=False)
@@ -80,8 +81,9 @@ def _grain_pair(size: int = 32) -> tuple[np.ndarray, np.ndarray]:
 
 def test_geometric_augmentation_keeps_the_pair_aligned():
     plane, cross = _grain_pair()
-    no_photometry = AugmentationConfig(brightness_contrast=0, gamma_percent=0, hue_shift_degrees=0,
-                                       noise_std=0, blur_probability=0)
+    no_photometry = AugmentationConfig(
+        brightness_contrast=0, gamma_percent=0, hue_shift_degrees=0, noise_std=0, blur_probability=0
+    )
     transform = PairTransform(32, IDENTITY_STATS, train=True, augmentation=no_photometry, seed=1)
     moved_any = False
     for _ in range(20):
@@ -94,9 +96,17 @@ def test_geometric_augmentation_keeps_the_pair_aligned():
 
 def test_photometry_is_drawn_per_image_and_evaluation_is_untouched():
     plane, _ = _grain_pair()
-    photometry_only = AugmentationConfig(flips=False, rotate90=False, rotate_degrees=0, crop_scale_min=1.0,
-                                         brightness_contrast=0.3, gamma_percent=0, hue_shift_degrees=0,
-                                         noise_std=0, blur_probability=0)
+    photometry_only = AugmentationConfig(
+        flips=False,
+        rotate90=False,
+        rotate_degrees=0,
+        crop_scale_min=1.0,
+        brightness_contrast=0.3,
+        gamma_percent=0,
+        hue_shift_degrees=0,
+        noise_std=0,
+        blur_probability=0,
+    )
     transform = PairTransform(32, IDENTITY_STATS, train=True, augmentation=photometry_only, seed=3)
     differs = [not np.array_equal(*transform.augment(plane, plane.copy())) for _ in range(10)]
     assert any(differs)

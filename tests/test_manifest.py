@@ -23,8 +23,9 @@ def kinds(result) -> dict[str, set[str]]:
 
 
 def test_default_layout_pairs_and_canonical_names(tmp_path, write_pair_tree):
-    write_pair_tree(tmp_path, DEFAULT, {"ChangJiang": {"zircon": 2, "Grt": 3}, "PumQu": {"Zrn": 1}},
-                    pols=("PPL", "XPL"))
+    write_pair_tree(
+        tmp_path, DEFAULT, {"ChangJiang": {"zircon": 2, "Grt": 3}, "PumQu": {"Zrn": 1}}, pols=("PPL", "XPL")
+    )
     result = build_manifest(tmp_path, progress=False)
     manifest = result.manifest
     assert result.layout == DEFAULT and result.problems == []
@@ -39,8 +40,9 @@ def test_default_layout_pairs_and_canonical_names(tmp_path, write_pair_tree):
 
 def test_split_layout_is_detected_and_kept(tmp_path, write_pair_tree):
     write_pair_tree(tmp_path, "{domain}/{split}/{pol}/{label}/{name}", {"YaJiang": {"Ap": 2}}, split="train")
-    write_pair_tree(tmp_path, "{domain}/{split}/{pol}/{label}/{name}", {"YaJiang": {"Ap": 1}}, split="val",
-                    seed=1)
+    write_pair_tree(
+        tmp_path, "{domain}/{split}/{pol}/{label}/{name}", {"YaJiang": {"Ap": 1}}, split="val", seed=1
+    )
     result = build_manifest(tmp_path, progress=False)
     assert result.layout == "{domain}/{split}/{pol}/{label}/{name}"
     assert sorted(result.manifest["split"]) == ["train", "train", "val"]
@@ -48,8 +50,9 @@ def test_split_layout_is_detected_and_kept(tmp_path, write_pair_tree):
 
 
 def test_custom_template_with_literal_text_and_domain(tmp_path, write_pair_tree):
-    write_pair_tree(tmp_path, "{label}Data/{pol}/{name}", {"x": {"quartz": 2, "feldspar": 1}},
-                    pols=("single", "cross_1"))
+    write_pair_tree(
+        tmp_path, "{label}Data/{pol}/{name}", {"x": {"quartz": 2, "feldspar": 1}}, pols=("single", "cross_1")
+    )
     result = build_manifest(tmp_path, layout="{label}Data/{pol}/{name}", domain="sandstone", progress=False)
     assert result.problems == []
     assert set(result.manifest["label"]) == {"quartz", "feldspar"}
@@ -79,8 +82,12 @@ def test_mixed_formats_odd_sizes_corrupt_unpaired_and_non_images(tmp_path, write
     assert found["size_mismatch"] == {"yarlung/plane/Rt/b.png"}
     assert found["unpaired"] == {"yarlung/plane/Rt/lonely.png"}
     assert found["unknown_polarization"] == {"yarlung/weird/Rt/d.png"}
-    assert found["unreadable"] == {"yarlung/cross/Rt/c.png", "yarlung/plane/Rt/empty.jpg",
-                                   "yarlung/cross/Rt/empty.jpg", "yarlung/plane/Rt/cut.jpg"}
+    assert found["unreadable"] == {
+        "yarlung/cross/Rt/c.png",
+        "yarlung/plane/Rt/empty.jpg",
+        "yarlung/cross/Rt/empty.jpg",
+        "yarlung/plane/Rt/cut.jpg",
+    }
     assert any("0 bytes" in p.message for p in result.errors if p.path.endswith("empty.jpg"))
     assert result.skipped_non_images == 1
     assert {p.kind for p in result.warnings} == {"size_mismatch"}
@@ -153,8 +160,13 @@ def test_manifest_hash_follows_content(tmp_path, write_pair_tree, write_image):
 
 
 def test_real_sandstone_pairs(sandstone_root: Path):
-    result = build_manifest(sandstone_root, layout="{label}Data/{pol}/{name}", domain="sandstone",
-                            progress=False)
+    result = build_manifest(
+        sandstone_root, layout="{label}Data/{pol}/{name}", domain="sandstone", progress=False
+    )
     assert result.errors == []
     assert len(result.manifest) == 210
-    assert result.manifest.groupby("label").size().to_dict() == {"feldspar": 79, "quartz": 81, "rockchips": 50}
+    assert result.manifest.groupby("label").size().to_dict() == {
+        "feldspar": 79,
+        "quartz": 81,
+        "rockchips": 50,
+    }

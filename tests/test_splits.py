@@ -14,13 +14,18 @@ from data_tools.splits import split_cross, split_from_given, split_mixed
 def make_manifest(counts: dict[str, dict[str, int]]) -> pd.DataFrame:
     rows = [
         {"sample_id": f"{d}/{c}/{i}", "domain": d, "label": c}
-        for d, classes in counts.items() for c, n in classes.items() for i in range(n)
+        for d, classes in counts.items()
+        for c, n in classes.items()
+        for i in range(n)
     ]
     return pd.DataFrame(rows)
 
 
-COUNTS = {"yangtze": {"Amp": 21, "Ap": 54, "Zrn": 7}, "pengqu": {"Amp": 31, "Ep": 49, "Zrn": 2},
-          "yarlung": {"Ap": 13, "Ep": 3}}
+COUNTS = {
+    "yangtze": {"Amp": 21, "Ap": 54, "Zrn": 7},
+    "pengqu": {"Amp": 31, "Ep": 49, "Zrn": 2},
+    "yarlung": {"Ap": 13, "Ep": 3},
+}
 
 
 def test_mixed_split_is_stratified_disjoint_and_complete():
@@ -70,11 +75,14 @@ def test_leave_one_river_out():
     assert (partial[manifest["domain"] == "pengqu"] == "unused").all()
 
 
-@pytest.mark.parametrize("sources, targets, message", [
-    (["yangtze"], ["yangtze"], "both source and target"),
-    (["yangtze"], ["amazon"], "unknown domain"),
-    ([], ["yarlung"], "at least one source"),
-])
+@pytest.mark.parametrize(
+    "sources, targets, message",
+    [
+        (["yangtze"], ["yangtze"], "both source and target"),
+        (["yangtze"], ["amazon"], "unknown domain"),
+        ([], ["yarlung"], "at least one source"),
+    ],
+)
 def test_bad_cross_splits_raise(sources, targets, message):
     with pytest.raises(ValueError, match=message):
         split_cross(make_manifest(COUNTS), sources, targets, seed=0)

@@ -16,8 +16,11 @@ from san.records import METRIC_KEYS, RECORD_KEYS, read_record
 from san.sampling import BalancedBatchSampler
 
 TINY = ["size=16", "epochs=2", "batch_size=6", "eval_batch_size=64", "fused_dim=16"]
-TINY_COUNTS = {"ChangJiang": {"Ap": 6, "Zrn": 6}, "YaJiang": {"Ap": 6, "Zrn": 6, "Rt": 4},
-               "PengQu": {"Ap": 6, "Zrn": 6, "Rt": 4}}
+TINY_COUNTS = {
+    "ChangJiang": {"Ap": 6, "Zrn": 6},
+    "YaJiang": {"Ap": 6, "Zrn": 6, "Rt": 4},
+    "PengQu": {"Ap": 6, "Zrn": 6, "Rt": 4},
+}
 
 
 @pytest.fixture(scope="module")
@@ -28,8 +31,17 @@ def tiny_tree(tmp_path_factory, write_pair_tree) -> Path:
 
 
 def tiny_request(tree: Path, out: Path, **changes) -> RunRequest:
-    values = dict(method="san", data=str(tree), domains=["yarlung", "pengqu"], seed=0, overrides=list(TINY),
-                  out=str(out), wandb_mode="disabled", device="cpu", progress=False)
+    values = dict(
+        method="san",
+        data=str(tree),
+        domains=["yarlung", "pengqu"],
+        seed=0,
+        overrides=list(TINY),
+        out=str(out),
+        wandb_mode="disabled",
+        device="cpu",
+        progress=False,
+    )
     values.update(changes)
     return RunRequest(**values)
 
@@ -50,8 +62,15 @@ def test_end_to_end_run_writes_a_complete_record(tiny_tree, tmp_path):
 
     run_dir = Path(record["run_dir"])
     assert read_record(run_dir) == json.loads(json.dumps(record, default=str))
-    for name in ("config.yaml", "split.csv", "model.pt", "confusion_test.png", "confusion_target.png",
-                 "training_curves.png", "predictions_target.csv"):
+    for name in (
+        "config.yaml",
+        "split.csv",
+        "model.pt",
+        "confusion_test.png",
+        "confusion_target.png",
+        "training_curves.png",
+        "predictions_target.csv",
+    ):
         assert (run_dir / name).is_file(), name
     assert not (run_dir / CHECKPOINT_FILE).exists()
     lines = (tmp_path / "results.jsonl").read_text().splitlines()
@@ -76,30 +95,48 @@ def test_resume_after_interruption_matches_an_uninterrupted_run(tiny_tree, tmp_p
 
 
 def test_wandb_offline_writes_its_files_under_the_run_directory(tiny_tree, tmp_path):
-    record = run_experiment(tiny_request(tiny_tree, tmp_path, wandb_mode="offline",
-                                         overrides=[*TINY, "epochs=1"]))
+    record = run_experiment(
+        tiny_request(tiny_tree, tmp_path, wandb_mode="offline", overrides=[*TINY, "epochs=1"])
+    )
     offline_runs = list((Path(record["run_dir"]) / "wandb").glob("offline-run-*"))
     assert len(offline_runs) == 1
 
 
 def test_train_san_script_exit_codes(tiny_tree, tmp_path, capsys):
-    assert train_san_main(["--data", str(tiny_tree), "--domains", "yarlung,amazon", "--out", str(tmp_path)]) == 2
+    assert (
+        train_san_main(["--data", str(tiny_tree), "--domains", "yarlung,amazon", "--out", str(tmp_path)]) == 2
+    )
     error = capsys.readouterr().err
     assert "amazon" in error and "yangtze, yarlung, pengqu" in error
     assert train_san_main(["--data", str(tiny_tree), "--classes", "Qtz", "--out", str(tmp_path)]) == 2
     assert "Ap, Rt, Zrn" in capsys.readouterr().err
     assert train_san_main(["--data", str(tiny_tree), "--set", "epochz=3", "--out", str(tmp_path)]) == 2
     assert "epochz" in capsys.readouterr().err
-    code = train_san_main(["--data", str(tiny_tree), "--domains", "YarlungZangbo,PumQu", "--out", str(tmp_path),
-                           "--wandb", "disabled", "--quiet", "--device", "cpu", *sum((["--set", s] for s in TINY), [])])
+    code = train_san_main(
+        [
+            "--data",
+            str(tiny_tree),
+            "--domains",
+            "YarlungZangbo,PumQu",
+            "--out",
+            str(tmp_path),
+            "--wandb",
+            "disabled",
+            "--quiet",
+            "--device",
+            "cpu",
+            *sum((["--set", s] for s in TINY), []),
+        ]
+    )
     assert code == 0
     printed = capsys.readouterr().out
     assert "target" in printed and "yangtze" in printed and "macro_f1" in printed
 
 
 def test_config_layers_and_overrides():
-    config, layers = resolve_config("san", use_cpu_preset=True, overrides=["lr=0.5", "training.epochs=3"],
-                                    hparam_names=["lr", "backbone"])
+    config, layers = resolve_config(
+        "san", use_cpu_preset=True, overrides=["lr=0.5", "training.epochs=3"], hparam_names=["lr", "backbone"]
+    )
     assert config["hparams"]["lr"] == 0.5 and config["training"]["epochs"] == 3
     assert config["data"]["size"] == 64 and any("cpu.yaml" in layer for layer in layers)
     with pytest.raises(ConfigError, match="unknown key"):
@@ -110,7 +147,7 @@ def test_config_layers_and_overrides():
 
 def test_lr_schedules():
     assert lr_factor("cosine", 0.0) == 1.0 and lr_factor("cosine", 1.0) == pytest.approx(0.0)
-    assert lr_factor("dann", 1.0) == pytest.approx(11 ** -0.75)
+    assert lr_factor("dann", 1.0) == pytest.approx(11**-0.75)
     assert lr_factor("constant", 0.7, warmup_fraction=0.0) == 1.0
     assert lr_factor("constant", 0.05, warmup_fraction=0.1) == pytest.approx(0.5)
 
