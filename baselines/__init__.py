@@ -1,3 +1,10 @@
-"""Methods SAN is compared with; importing this package registers the CNN baselines (vgg16, resnet34)."""
+"""Methods SAN is compared with: classical estimators on hand-crafted features, and CNN baselines.
 
-from baselines import cnn  # noqa: F401  (registers the algorithms)
+Importing this package declares the CNN baselines (vgg16, resnet34) to san's algorithm registry;
+``baselines.cnn`` (and so torch) is imported only when one of them is built, which keeps the
+feature-extraction worker processes light.
+"""
+
+from san.registry import register_lazy
+
+register_lazy(("vgg16", "resnet34"), "baselines.cnn")

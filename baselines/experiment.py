@@ -17,8 +17,8 @@ import joblib
 import numpy as np
 
 from baselines.classical import METHODS, fit_classical
-from baselines.feature_table import read_feature_table
-from baselines.features import META_COLUMNS, extract_features
+from baselines.feature_table import feature_columns, read_feature_table
+from baselines.features import extract_features
 from data_tools.atomic import atomic_write
 from data_tools.manifest_io import Dataset
 from san.config import ConfigError
@@ -88,8 +88,8 @@ def run_classical_experiment(request: RunRequest) -> dict[str, Any]:
             crop=context.config["data"]["crop"],
             progress=request.progress,
         )
-    feature_columns = [c for c in table.columns if c not in (*META_COLUMNS, "split")]
-    features = table[feature_columns].to_numpy(dtype=np.float64)
+    columns = feature_columns(table)
+    features = table[columns].to_numpy(dtype=np.float64)
     feature_seconds = time.perf_counter() - started
 
     context.start(tags=["classical"])
@@ -130,7 +130,7 @@ def run_classical_experiment(request: RunRequest) -> dict[str, Any]:
             timing,
             {
                 **facts,
-                "n_features": len(feature_columns),
+                "n_features": len(columns),
                 "feature_source": request.features or "extracted",
                 "param_grid": fitted.param_grid,
                 "hparams": hparams,
@@ -139,7 +139,7 @@ def run_classical_experiment(request: RunRequest) -> dict[str, Any]:
         payload = {
             "estimator": fitted.estimator,
             "classes": context.class_names,
-            "feature_columns": feature_columns,
+            "feature_columns": columns,
             "trained_classes": trained_classes,
             "hparams": hparams,
         }

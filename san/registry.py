@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from san.algorithms.base import Algorithm
 
 _ALGORITHMS: dict[str, type[Algorithm]] = {}
+_LAZY: dict[str, str] = {}  # name -> module that registers it when imported
 
 
 def register_algorithm(name: str) -> Callable[[type[Algorithm]], type[Algorithm]]:
@@ -34,10 +35,25 @@ def register_algorithm(name: str) -> Callable[[type[Algorithm]], type[Algorithm]
     return register
 
 
+def register_lazy(names: tuple[str, ...], module: str) -> None:
+    """Declare that importing ``module`` registers ``names``; it is imported on first use.
+
+    Lets ``import baselines`` announce the CNN baselines without importing torch (feature-extraction
+    worker processes import the package too).
+
+    Raises:
+        ValueError: a name is already registered or declared by another module.
+    """
+    for name in names:
+        if name in _ALGORITHMS or _LAZY.get(name, module) != module:
+            raise ValueError(f"algorithm {name!r} is already registered")
+        _LAZY[name] = module
+
+
 def algorithm_names() -> list[str]:
-    """The registered algorithm names, sorted."""
+    """The registered (or lazily declared) algorithm names, sorted."""
     _import_builtin_algorithms()
-    return sorted(_ALGORITHMS)
+    return sorted(set(_ALGORITHMS) | set(_LAZY))
 
 
 def algorithm_class(name: str) -> type[Algorithm]:
@@ -47,6 +63,8 @@ def algorithm_class(name: str) -> type[Algorithm]:
         ValueError: unknown name (the message lists the registered ones).
     """
     _import_builtin_algorithms()
+    if name not in _ALGORITHMS and name in _LAZY:
+        importlib.import_module(_LAZY[name])
     if name not in _ALGORITHMS:
         raise ValueError(f"unknown algorithm {name!r}; registered: {', '.join(sorted(_ALGORITHMS))} "
                          f"(the CNN baselines register on `import baselines`)")

@@ -1,0 +1,194 @@
+"""Classical classifiers on feature tables: scikit-learn pipelines tuned by a stratified grid search.
+
+The grid search sees only the training rows it is given (the caller passes the training part of
+the training domains: never a test split, never a target river). Its folds are stratified and
+shuffled with the run's seed; the best setting is refitted on all the training rows.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from sklearn.base import ClassifierMixin, clone
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.model_selection import GridSearchCV, StratifiedKFold
+from sklearn.neighbors import KNeighborsClassifier
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.svm import SVC
+from sklearn.tree import DecisionTreeClassifier
+
+log = logging.getLogger(__name__)
+
+METHODS: tuple[str, ...] = ("svm", "rf", "knn", "dt", "cart")
+CLASS_WEIGHTS: tuple[str | None, ...] = (None, "balanced")
+
+# Modest grids: the benchmark fits every method about a dozen times on two cores. Trees differ
+# mostly by how far they are pruned, less by depth caps (a full tree here is ~15-20 deep).
+_TREE_GRID: dict[str, list[Any]] = {"max_depth": [None, 10], "min_samples_leaf": [1, 3, 6]}
+_GRIDS: dict[str, dict[str, list[Any]]] = {
+    "svm": {"C": [1.0, 10.0, 100.0], "gamma": [1e-4, 1e-3, 1e-2]},  # standardised: 'scale' = 1/n_features
+    "rf": {"max_features": ["sqrt", "log2"], "min_samples_leaf": [1, 3]},
+    "knn": {"n_neighbors": [1, 3, 5, 9, 15], "weights": ["uniform", "distance"]},
+    "dt": _TREE_GRID,
+    "cart": _TREE_GRID,
+}
+RF_TREES = 200
+
+
+def _estimator(method: str, class_weight: str | None, seed: int) -> Any:
+    if method == "svm":
+        # No probability=True (deprecated in scikit-learn 1.9): probabilities come from wrapping the
+        # refitted pipeline in CalibratedClassifierCV, see _fit_with_probabilities.
+        return SVC(kernel="rbf", class_weight=class_weight, random_state=seed)
+    if method == "rf":
+        return RandomForestClassifier(n_estimators=RF_TREES, class_weight=class_weight, random_state=seed)
+    if method == "knn":
+        if class_weight is not None:
+            log.warning("knn has no class weighting: class_weight=%r is ignored", class_weight)
+        return KNeighborsClassifier()
+    if method in ("dt", "cart"):
+        criterion = "entropy" if method == "dt" else "gini"  # dt: information gain (ID3/C4.5-like)
+        return DecisionTreeClassifier(criterion=criterion, class_weight=class_weight, random_state=seed)
+    raise ValueError(f"unknown classical method {method!r}; expected one of {', '.join(METHODS)}")
+
+
+def make_pipeline_and_grid(method: str, *, class_weight: str | None = None,
+                           seed: int = 0) -> tuple[Pipeline, dict[str, list[Any]]]:
+    """An unfitted pipeline (``scale`` step for svm and knn, then ``model``) and its search grid.
+
+    Grid keys are pipeline parameters (``model__C``). Raises ValueError for an unknown method or
+    class weighting.
+    """
+    if class_weight not in CLASS_WEIGHTS:
+        raise ValueError(f"class_weight must be one of {CLASS_WEIGHTS}, got {class_weight!r}")
+    model = _estimator(method, class_weight, seed)
+    # Distances and RBF kernels need comparable feature scales; trees are scale-invariant.
+    steps = [("scale", StandardScaler())] if method in ("svm", "knn") else []
+    grid = {f"model__{name}": list(values) for name, values in _GRIDS[method].items()}
+    return Pipeline([*steps, ("model", model)]), grid
+
+
+@dataclass
+class FittedClassical:
+    """A tuned and refitted classical classifier and what the search chose.
+
+    ``estimator`` is the pipeline refitted on all training rows with ``best_params`` (for svm,
+    wrapped in a sigmoid calibration); it has ``predict_proba`` whose columns follow ``classes``.
+    ``cv_score`` is the best mean cross-validated score; ``grid_size`` the number of settings
+    tried; ``param_grid`` and ``best_params`` use the model's own parameter names and are
+    JSON-serialisable.
+    """
+
+    method: str
+    estimator: ClassifierMixin
+    best_params: dict[str, Any]
+    cv_score: float
+    grid_size: int
+    cv_folds: int
+    classes: list[Any]
+    param_grid: dict[str, list[Any]] = field(default_factory=dict)
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars to Python scalars, for JSON."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _model_params(params: dict[str, Any]) -> dict[str, Any]:
+    return {name.removeprefix("model__"): _plain(value) for name, value in params.items()}
+
+
+def _fit_with_probabilities(pipeline: Pipeline, X: np.ndarray, y: np.ndarray,
+                            splitter: StratifiedKFold) -> CalibratedClassifierCV:
+    """Fit a decision-function classifier with Platt-scaled (sigmoid) probabilities.
+
+    ``ensemble=False``: the sigmoids are fitted on out-of-fold decision values (the search's own
+    folds, with the scaler inside each fold) and one pipeline is refitted on all rows, so the model
+    evaluated is the one that was tuned, and its ``predict`` is the argmax of ``predict_proba``.
+    Out-of-fold decision values need every class in every training fold: a class with a single
+    sample has that sample repeated once (a warning says so), doubling its weight in the fit.
+    """
+    labels, counts = np.unique(y, return_counts=True)
+    single = np.isin(y, labels[counts == 1])
+    if single.any():
+        log.warning("class(es) %s have one training sample: repeated once for the probability calibration",
+                    ", ".join(map(str, labels[counts == 1])))
+        X, y = np.concatenate([X, X[single]]), np.concatenate([y, y[single]])
+    calibrated = CalibratedClassifierCV(pipeline, method="sigmoid", cv=splitter, ensemble=False)
+    return calibrated.fit(X, y)
+
+
+def _fold_count(y: np.ndarray, requested: int) -> int:
+    """Stratified folds that every class with >= 2 samples can fill; at least 2."""
+    _, counts = np.unique(y, return_counts=True)
+    if len(counts) < 2:
+        raise ValueError(f"training labels hold {len(counts)} class(es); a classifier needs at least 2")
+    if counts.max() < 2:
+        raise ValueError("every class has a single training sample; cross-validation needs 2 per class")
+    folds = int(min(requested, max(2, counts.min())))
+    if folds < requested:
+        log.warning("smallest training class has %d sample(s): grid search uses %d folds instead of %d",
+                    counts.min(), folds, requested)
+    return folds
+
+
+def _feasible_grid(grid: dict[str, list[Any]], n_train: int, folds: int) -> dict[str, list[Any]]:
+    """Drop neighbour counts larger than the smallest training fold."""
+    key = "model__n_neighbors"
+    if key not in grid:
+        return grid
+    largest = n_train - -(-n_train // folds)  # training rows left when the biggest fold is held out
+    kept = [k for k in grid[key] if k <= largest] or [1]
+    return {**grid, key: kept}
+
+
+def fit_classical(method: str, X_train: np.ndarray, y_train: np.ndarray, *, seed: int,
+                  class_weight: str | None = None, cv_folds: int = 5, n_jobs: int = 1,
+                  scoring: str = "accuracy") -> FittedClassical:
+    """Choose hyper-parameters by stratified grid search on the training rows, then refit on all.
+
+    Args:
+        X_train, y_train: the training rows only (features, class labels of any sortable type).
+        seed: seeds the fold shuffling and every randomised estimator.
+        class_weight: None or ``'balanced'`` (ignored by knn, with a warning).
+        cv_folds: requested folds, reduced (with a warning) to the size of the smallest class;
+            a class with one sample is then absent from some training folds but does not fail.
+        n_jobs: parallel fits in the search.
+        scoring: scikit-learn scorer used to rank the settings.
+
+    Returns:
+        FittedClassical with the refitted pipeline and the chosen setting.
+
+    Raises:
+        ValueError: unknown method or class weighting, mismatched X/y lengths, fewer than two
+            classes, or no class with two samples.
+    """
+    X_train, y_train = np.asarray(X_train), np.asarray(y_train)
+    if len(X_train) != len(y_train):
+        raise ValueError(f"X_train has {len(X_train)} rows but y_train has {len(y_train)} labels")
+    pipeline, grid = make_pipeline_and_grid(method, class_weight=class_weight, seed=seed)
+    folds = _fold_count(y_train, cv_folds)
+    grid = _feasible_grid(grid, len(y_train), folds)
+    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    search = GridSearchCV(pipeline, grid, scoring=scoring, refit=False, n_jobs=n_jobs, cv=splitter,
+                          error_score="raise")
+    search.fit(X_train, y_train)
+
+    estimator = clone(pipeline).set_params(**search.best_params_)
+    if method == "svm":
+        estimator = _fit_with_probabilities(estimator, X_train, y_train, splitter)
+    else:
+        estimator.fit(X_train, y_train)
+    n_settings = int(np.prod([len(values) for values in grid.values()]))
+    plain_grid = {name.removeprefix("model__"): [_plain(v) for v in values] for name, values in grid.items()}
+    return FittedClassical(
+        method=method, estimator=estimator, best_params=_model_params(search.best_params_),
+        cv_score=float(search.best_score_), grid_size=n_settings, cv_folds=folds,
+        classes=[_plain(c) for c in estimator.classes_],
+        param_grid=plain_grid,
+    )
