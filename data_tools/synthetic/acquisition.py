@@ -1,0 +1,99 @@
+"""The camera: focus blur, vignetting, white balance, exposure, sensor noise, tone curve, JPEG.
+
+Works on linear-light float images (H x W x 3) and returns 8-bit sRGB-like images. The
+operator's per-shot jitter is drawn around the river's knob values.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+from scipy import ndimage
+
+from data_tools.synthetic.rivers import RiverStyle
+
+REFERENCE_SIZE = 128
+"""Blur is specified in pixels at this image size and scaled with the output size."""
+
+
+@dataclass(frozen=True)
+class Shot:
+    """Camera settings of one image pair (PPL and XPL are taken in the same session)."""
+
+    gains: tuple[float, float, float]  # white-balance multipliers, linear R, G, B
+    exposure_plane: float
+    exposure_cross: float
+    gamma: float
+    contrast: float  # strength of the S-shaped tone curve (0: none)
+    saturation: float
+    blur_px: float  # at REFERENCE_SIZE
+    noise: float
+    jpeg_quality: int
+    vignetting: float
+
+
+def draw_shot(style: RiverStyle, rng: np.random.Generator) -> Shot:
+    """Settings of one shot: the river's values plus the operator's small shot-to-shot changes."""
+    temperature = style.temperature + rng.normal(0, 0.05)
+    tint = style.tint + rng.normal(0, 0.025)
+    gains = np.exp([temperature, tint, -temperature])
+    return Shot(
+        gains=tuple(float(g) for g in gains),
+        exposure_plane=float(np.exp(style.lamp + rng.normal(0, 0.1))),
+        exposure_cross=float(np.exp(style.cross_gain + rng.normal(0, 0.12))),
+        gamma=float(style.gamma * np.exp(rng.normal(0, 0.03))),
+        contrast=float(max(0.0, style.contrast + rng.normal(0, 0.05))),
+        saturation=float(max(0.0, style.saturation + rng.normal(0, 0.05))),
+        blur_px=float(max(0.0, style.blur_px + rng.normal(0, 0.12))),
+        noise=float(style.noise * rng.uniform(0.8, 1.25)),
+        jpeg_quality=int(np.clip(round(style.jpeg_quality + rng.normal(0, 2)), 30, 98)),
+        vignetting=float(np.clip(style.vignetting + rng.normal(0, 0.03), 0, 0.9)),
+    )
+
+
+def _vignette(size: int, strength: float) -> np.ndarray:
+    ys, xs = np.mgrid[0:size, 0:size].astype(np.float32)
+    radius2 = ((xs - (size - 1) / 2) ** 2 + (ys - (size - 1) / 2) ** 2) / (2 * ((size - 1) / 2) ** 2)
+    return (1.0 - strength * radius2)[..., None]
+
+
+def _highlight_shoulder(light: np.ndarray, knee: float = 0.7) -> np.ndarray:
+    """Compress values above ``knee`` smoothly towards 1, as a camera's tone curve rolls off highlights."""
+    over = np.clip(light - knee, 0.0, None)
+    return np.minimum(light, knee) + (1.0 - knee) * np.tanh(over / (1.0 - knee))
+
+
+def _s_curve(encoded: np.ndarray, strength: float) -> np.ndarray:
+    """The camera's contrast curve: 0.5 + tanh(k (2x - 1)) / (2 tanh k); identity as k -> 0, ends fixed."""
+    if strength < 1e-3:
+        return encoded
+    return 0.5 + 0.5 * np.tanh(strength * (2.0 * encoded - 1.0)) / np.tanh(strength)
+
+
+def develop(light: np.ndarray, shot: Shot, exposure: float, rng: np.random.Generator) -> np.ndarray:
+    """Turn a linear-light image (H x W x 3, ~0..1) into an 8-bit image as this camera would.
+
+    Returns:
+        uint8 array of the same height and width.
+    """
+    size = light.shape[0]
+    sigma = shot.blur_px * size / REFERENCE_SIZE
+    if sigma > 0.05:
+        light = ndimage.gaussian_filter(light, sigma=(sigma, sigma, 0), mode="nearest")
+    light = light * _vignette(size, shot.vignetting) * np.asarray(shot.gains, dtype=np.float32) * exposure
+    noisy = light + rng.standard_normal(light.shape).astype(np.float32) * shot.noise * np.sqrt(
+        0.25 + np.clip(light, 0, None))
+    encoded = _s_curve(_highlight_shoulder(np.clip(noisy, 0.0, None)) ** (1.0 / shot.gamma), shot.contrast)
+    luminance = encoded @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    encoded = luminance[..., None] + shot.saturation * (encoded - luminance[..., None])
+    return np.clip(np.rint(encoded * 255.0), 0, 255).astype(np.uint8)
+
+
+def encode_jpeg(image: np.ndarray, quality: int) -> bytes:
+    """JPEG bytes of an 8-bit RGB image (no metadata, so identical inputs give identical bytes)."""
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="JPEG", quality=int(quality))
+    return buffer.getvalue()

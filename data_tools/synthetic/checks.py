@@ -1,0 +1,16 @@
+"""Argument checks shared by the generator's public functions (numpy scalars count as numbers)."""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+
+def is_finite_number(value: object) -> bool:
+    """True for a finite real number (int, float or numpy scalar), False for bools, NaN and infinities."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def is_integer(value: object) -> bool:
+    """True for an integer (int or numpy integer), False for bools."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)

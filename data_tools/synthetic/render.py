@@ -1,0 +1,229 @@
+"""Render one grain as a pixel-aligned PPL/XPL pair.
+
+The scene is built in linear light on a frame supersampled ``SUPERSAMPLE`` times (so thin
+cleavage traces and the outline are anti-aliased), then averaged down and handed to the
+camera model. PPL: mounting medium behind a body-coloured, pleochroic grain with a dark
+relief rim. XPL: Michel-Levy colour of the retardation map times the extinction factor
+sin^2(2 theta), absorbed by the body colour, plus the little light that leaks through
+imperfectly crossed polars.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from data_tools.synthetic import textures
+from data_tools.synthetic.acquisition import Shot, develop, draw_shot
+from data_tools.synthetic.grains import (
+    Placement,
+    fracture,
+    outline,
+    place,
+    rasterize,
+    round_corners,
+    signed_distance,
+    thickness_profile,
+)
+from data_tools.synthetic.minerals import MINERALS, MineralSpec
+from data_tools.synthetic.optics import interference_colour
+from data_tools.synthetic.recipe import GrainRecipe, draw_recipe
+from data_tools.synthetic.rivers import RiverStyle, river_style
+
+SUPERSAMPLE = 2
+PLANE_LAMP = 0.23
+"""Linear brightness of the empty field in PPL before the river's lamp and exposure factors."""
+CROSS_EXPOSURE = 1.8
+"""XPL exposure: the operator exposes so that the brightest interference colours just saturate."""
+SCATTER_LOSS = 0.45
+"""Share of the light that a grain of the highest relief refracts out of the objective's aperture."""
+LENS_BRIGHTENING = 0.35
+"""Brightening of the thickest part of a high-relief grain, which acts as a lens."""
+LEAK_TINT = np.array([0.7, 1.0, 1.45], np.float32)
+"""Sheet polarizers leak more blue than red when crossed."""
+EDGE_DEPOLARIZATION = 0.03
+"""Faint light that the rim of even an isotropic grain scatters through crossed polars."""
+
+
+@dataclass(frozen=True)
+class RenderedPair:
+    """An aligned PPL/XPL pair (uint8, size x size x 3), the grain mask and what was drawn."""
+
+    plane: np.ndarray
+    cross: np.ndarray
+    mask: np.ndarray  # True where the grain covers at least half of the pixel
+    recipe: GrainRecipe
+    shot: Shot
+
+
+@dataclass(frozen=True)
+class _Geometry:
+    mask: np.ndarray  # bool, supersampled
+    distance: np.ndarray  # signed distance to the outline, pixels
+    thickness: np.ndarray  # relative thickness 0..1
+    placement: Placement
+    half_width: float
+
+
+def _geometry(recipe: GrainRecipe, spec: MineralSpec, frame: int, rng: np.random.Generator) -> _Geometry:
+    points = outline(rng, recipe.habit, spec.termination, recipe.aspect, spec.roughness)
+    pixels, placement = place(rng, points, frame, recipe.length_fraction, recipe.long_axis_angle)
+    half_width = placement.half_length / (recipe.aspect if recipe.habit in ("prism", "plate") else 1.0)
+    mask = round_corners(rasterize(pixels, frame), recipe.rounding * 0.8 * half_width)
+    if recipe.fractured:
+        mask = fracture(rng, mask, placement)
+    distance = signed_distance(mask)
+    thickness = thickness_profile(distance, recipe.habit, edge_px=0.08 * half_width)
+    return _Geometry(mask, distance, thickness, placement, half_width)
+
+
+def _texture_darkness(recipe: GrainRecipe, spec: MineralSpec, geometry: _Geometry, frame: int,
+                      rng: np.random.Generator) -> np.ndarray:
+    """Darkness (0..1) of cleavage traces, striations, fractures, inclusions and dirt on the grain."""
+    texture, scale = spec.texture, frame / 256.0
+    darkness = np.zeros((frame, frame), dtype=np.float32)
+    if texture.cleavage > 0 and not recipe.basal:
+        for angle_deg in texture.cleavage_angles_deg:
+            angle = recipe.long_axis_angle + np.deg2rad(angle_deg)
+            traces = textures.parallel_traces(rng, frame, angle, spacing_px=frame * rng.uniform(0.04, 0.08),
+                                              width_px=0.9 * scale, continuity=rng.uniform(0.35, 0.7))
+            darkness = np.maximum(darkness, texture.cleavage * traces)
+    if texture.striations > 0 and not recipe.basal:
+        traces = textures.parallel_traces(rng, frame, recipe.long_axis_angle, spacing_px=frame * 0.025,
+                                          width_px=0.7 * scale, continuity=0.6)
+        darkness = np.maximum(darkness, texture.striations * traces)
+    fractures = int(rng.integers(texture.conchoidal_fractures[0], texture.conchoidal_fractures[1] + 1))
+    if fractures:
+        arcs = textures.conchoidal_fractures(rng, frame, geometry.placement, fractures, 1.0 * scale)
+        darkness = np.maximum(darkness, 0.55 * arcs)
+    interior = geometry.distance > 0.12 * geometry.half_width
+    inclusions = int(rng.integers(texture.inclusions[0], texture.inclusions[1] + 1))
+    inclusion_map = textures.blobs(rng, frame, interior, inclusions, (1.2 * scale, 3.5 * scale),
+                                   elongation=2.5)
+    dirt = int(rng.poisson(8 * recipe.weathering))
+    dirt_map = textures.blobs(rng, frame, geometry.mask, dirt, (0.8 * scale, 2.5 * scale))
+    return np.maximum(darkness, np.maximum(0.8 * inclusion_map, 0.5 * dirt_map))
+
+
+@dataclass(frozen=True)
+class _Surface:
+    """Maps shared by the PPL and XPL renders of one grain (supersampled)."""
+
+    colour_depth: np.ndarray  # H x W x 1: relative optical path through the coloured grain
+    zoning: np.ndarray  # growth-zoning signal in [-1, 1] times the class's zoning amplitude
+    rim: np.ndarray  # 0..1, the relief rim's profile
+    rim_darkness: float
+    rim_width: float  # pixels
+    surface: np.ndarray  # transmission of the textures, weathering and relief scattering
+
+
+def _surface(recipe: GrainRecipe, spec: MineralSpec, geometry: _Geometry, frame: int,
+             rng: np.random.Generator) -> _Surface:
+    darkness = _texture_darkness(recipe, spec, geometry, frame, rng)
+    zoning = np.zeros((frame, frame), np.float32)
+    if spec.texture.zoning > 0:
+        zoning = spec.texture.zoning * textures.growth_zoning(rng, geometry.distance, frame * 0.03)
+    mottling = spec.texture.mottling * textures.smooth_noise(rng, frame, geometry.half_width * 0.5)
+    weathering = recipe.weathering * 0.12 * textures.smooth_noise(rng, frame, geometry.half_width * 0.35)
+    colour_depth = (geometry.thickness * np.clip(1 + 0.6 * mottling + 0.1 * zoning, 0.2, None))[..., None]
+    # Relief: a dark rim whose width and darkness grow with the index contrast, uneven along the edge.
+    rim_width = frame * (0.004 + 0.07 * recipe.relief ** 2)
+    rim_unevenness = np.clip(1 + 0.35 * textures.smooth_noise(rng, frame, frame * 0.08), 0.3, 1.6)
+    inside = np.clip(geometry.distance, 0, None)
+    rim = np.clip(1.3 * np.exp(-inside / rim_width) * rim_unevenness, 0, 1)
+    surface = (1 - darkness) * (1 - np.clip(weathering, 0, 0.5)) * (1 - SCATTER_LOSS * recipe.relief)
+    return _Surface(colour_depth, zoning, rim, 0.15 + 0.8 * recipe.relief, rim_width, surface)
+
+
+def _plane_scene(recipe: GrainRecipe, style: RiverStyle, geometry: _Geometry, maps: _Surface, frame: int,
+                 rng: np.random.Generator) -> np.ndarray:
+    """PPL in linear light, empty field = 1 (before lamp and camera): medium, grain, relief, dust."""
+    shagreen = 1 + 0.08 * recipe.relief * textures.smooth_noise(rng, frame, 2.0 * SUPERSAMPLE)
+    lens = 1 + LENS_BRIGHTENING * recipe.relief * geometry.thickness ** 6  # a rounded grain focuses the lamp
+    # The polarizer vibrates along x: the body colour mixes the along/across absorbances (pleochroism).
+    along_share = np.cos(recipe.long_axis_angle) ** 2
+    absorbance = along_share * recipe.absorbance_along + (1 - along_share) * recipe.absorbance_across
+    grain = (np.exp(-absorbance[None, None, :] * maps.colour_depth)
+             * ((1 - maps.rim_darkness * maps.rim) * maps.surface * shagreen * lens)[..., None])
+    medium = np.exp(np.asarray(style.medium_tint, np.float32))
+    illumination = 1 + 0.04 * textures.smooth_noise(rng, frame, frame * 0.5)
+    outside = np.clip(-geometry.distance, 0, None)
+    halo = 1 + 0.2 * recipe.relief * np.exp(-outside / (1.5 * SUPERSAMPLE)) * (outside > 0)  # Becke line
+    background = (illumination * halo)[..., None] * medium
+    dust = textures.blobs(rng, frame, ~geometry.mask, int(rng.poisson(style.dust)), (0.8, 3.0))
+    alpha = geometry.mask.astype(np.float32)[..., None]
+    return (alpha * grain * medium + (1 - alpha) * background) * (1 - 0.7 * dust)[..., None]
+
+
+def _extinction(recipe: GrainRecipe, geometry: _Geometry, frame: int, rng: np.random.Generator) -> np.ndarray:
+    """sin^2(2 theta) per pixel; a twinned grain's second half extinguishes at another angle."""
+    extinction = np.full((frame, frame), np.sin(2 * recipe.vibration_angle) ** 2, np.float32)
+    if recipe.twin_angle is not None:
+        xs, ys = textures.pixel_grid(frame)
+        normal = recipe.long_axis_angle + np.pi / 2
+        across = ((xs - geometry.placement.centre[0]) * np.cos(normal)
+                  + (ys - geometry.placement.centre[1]) * np.sin(normal))
+        extinction[across > rng.normal(0, 0.2 * geometry.half_width)] = np.sin(2 * recipe.twin_angle) ** 2
+    return extinction
+
+
+def _cross_scene(recipe: GrainRecipe, spec: MineralSpec, style: RiverStyle, geometry: _Geometry,
+                 maps: _Surface, plane: np.ndarray, frame: int, rng: np.random.Generator) -> np.ndarray:
+    """XPL in linear light: interference colour x extinction x body colour, plus polarizer leakage."""
+    undulation = 1 + spec.thickness_noise * textures.smooth_noise(rng, frame, geometry.half_width * 0.6)
+    retardation = recipe.retardation_nm * geometry.thickness * undulation * (1 + 0.1 * maps.zoning)
+    # A dichroic plate between crossed polars at angle theta transmits
+    # sin^2(2 theta) [(a_e - a_o)^2 / 4 + a_e a_o sin^2(pi Gamma / lambda)], with a_e, a_o the amplitude
+    # transmissions of its two vibrations: strong pleochroism masks the interference colour.
+    along = np.exp(-0.5 * recipe.absorbance_along[None, None, :] * maps.colour_depth)
+    across = np.exp(-0.5 * recipe.absorbance_across[None, None, :] * maps.colour_depth)
+    interference = interference_colour(retardation) * along * across + 0.25 * (along - across) ** 2
+    grain = (interference * _extinction(recipe, geometry, frame, rng)[..., None]
+             * ((1 - 0.85 * maps.rim_darkness * maps.rim) * maps.surface)[..., None])
+    inside = np.clip(geometry.distance, 0, None)
+    edge_glow = (EDGE_DEPOLARIZATION * recipe.relief * np.exp(-inside / maps.rim_width))[..., None]
+    alpha = geometry.mask.astype(np.float32)[..., None]
+    medium = np.exp(np.asarray(style.medium_tint, np.float32))
+    return alpha * (grain + edge_glow * medium) + style.cross_leak * plane * LEAK_TINT
+
+
+def _compose(recipe: GrainRecipe, spec: MineralSpec, style: RiverStyle, size: int,
+             rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Linear-light PPL and XPL images (size x size x 3) and the supersampled grain mask."""
+    frame = size * SUPERSAMPLE
+    geometry = _geometry(recipe, spec, frame, rng)
+    maps = _surface(recipe, spec, geometry, frame, rng)
+    plane = _plane_scene(recipe, style, geometry, maps, frame, rng)
+    cross = _cross_scene(recipe, spec, style, geometry, maps, plane, frame, rng)
+    if rng.random() < style.bubble_probability:  # an air bubble in the mount: isotropic, thick dark ring
+        ring = (1 - 0.85 * textures.bubble_ring(rng, frame, geometry.mask))[..., None]
+        plane, cross = plane * ring, cross * ring
+    return _downsample(plane) * PLANE_LAMP, _downsample(cross) * CROSS_EXPOSURE, geometry.mask
+
+
+def _downsample(image: np.ndarray) -> np.ndarray:
+    frame = image.shape[0]
+    size = frame // SUPERSAMPLE
+    return image.reshape(size, SUPERSAMPLE, size, SUPERSAMPLE, -1).mean(axis=(1, 3)).astype(np.float32)
+
+
+def render_pair(mineral: str, river: str, *, size: int, shift: float,
+                rng: np.random.Generator) -> RenderedPair:
+    """Draw and render one grain of ``mineral`` from ``river``.
+
+    Returns:
+        RenderedPair with 8-bit PPL and XPL images of ``size`` x ``size`` pixels.
+
+    Raises:
+        KeyError: unknown mineral. ValueError: unknown river or bad shift.
+    """
+    style = river_style(river, shift)
+    spec = MINERALS[mineral]
+    recipe = draw_recipe(mineral, river, shift, style, rng)
+    plane_light, cross_light, mask = _compose(recipe, spec, style, size, rng)
+    shot = draw_shot(style, rng)
+    plane = develop(plane_light, shot, shot.exposure_plane, rng)
+    cross = develop(cross_light, shot, shot.exposure_cross, rng)
+    coverage = _downsample(mask.astype(np.float32)[..., None])[..., 0]
+    return RenderedPair(plane, cross, coverage >= 0.5, recipe, shot)

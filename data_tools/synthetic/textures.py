@@ -1,0 +1,113 @@
+"""Internal textures and blemishes as maps on the supersampled frame.
+
+Line-like features return *darkness* maps in [0, 1] (0: no effect, 1: black); the renderer
+multiplies the light by ``1 - strength * darkness``. Every random choice takes the caller's
+Generator.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+from data_tools.synthetic.grains import Placement
+
+
+def pixel_grid(frame: int) -> tuple[np.ndarray, np.ndarray]:
+    """(x, y) pixel-centre coordinates of a square frame, float32."""
+    ys, xs = np.mgrid[0:frame, 0:frame].astype(np.float32)
+    return xs, ys
+
+
+def smooth_noise(rng: np.random.Generator, frame: int, feature_px: float) -> np.ndarray:
+    """Zero-mean, unit-std random field whose blobs are about ``feature_px`` pixels wide."""
+    cells = max(2, int(np.ceil(frame / max(feature_px, 1.0))) + 1)
+    coarse = rng.standard_normal((cells, cells)).astype(np.float32)
+    field = np.asarray(Image.fromarray(coarse, mode="F").resize((frame, frame), Image.Resampling.BICUBIC))
+    return (field - field.mean()) / (field.std() + 1e-6)
+
+
+def _line_profile(distance: np.ndarray, width_px: float) -> np.ndarray:
+    return np.exp(-0.5 * (distance / width_px) ** 2)
+
+
+def parallel_traces(rng: np.random.Generator, frame: int, angle: float, spacing_px: float,
+                    width_px: float, continuity: float) -> np.ndarray:
+    """A family of parallel, broken lines (cleavage traces, striations) at ``angle`` radians.
+
+    ``continuity`` in [0, 1] is the share of each line that is visible.
+    """
+    xs, ys = pixel_grid(frame)
+    normal = -xs * np.sin(angle) + ys * np.cos(angle)
+    spacing = spacing_px * rng.uniform(0.7, 1.3)
+    phase = rng.uniform(0, spacing)
+    offset = np.mod(normal + phase + rng.normal(0, 0.15 * spacing_px, 1), spacing)  # irregular spacing
+    distance = np.minimum(offset, spacing - offset)
+    breaks = smooth_noise(rng, frame, spacing_px * 1.5)
+    visible = breaks > np.quantile(breaks, 1.0 - continuity)
+    return _line_profile(distance, width_px) * visible
+
+
+def conchoidal_fractures(rng: np.random.Generator, frame: int, placement: Placement, count: int,
+                         width_px: float) -> np.ndarray:
+    """Curved fracture traces: arcs of random circles crossing the grain."""
+    xs, ys = pixel_grid(frame)
+    darkness = np.zeros((frame, frame), dtype=np.float32)
+    for _ in range(count):
+        radius = placement.half_length * rng.uniform(0.4, 1.5)
+        angle = rng.uniform(0, 2 * np.pi)
+        reach = rng.uniform(0.0, 0.9) * placement.half_length
+        centre_x = placement.centre[0] + np.cos(angle) * (radius + reach - placement.half_length * 0.3)
+        centre_y = placement.centre[1] + np.sin(angle) * (radius + reach - placement.half_length * 0.3)
+        distance = np.abs(np.hypot(xs - centre_x, ys - centre_y) - radius)
+        arc_direction = np.arctan2(ys - centre_y, xs - centre_x) - (angle + np.pi)
+        along_arc = np.abs(np.angle(np.exp(1j * arc_direction)))
+        span = rng.uniform(0.3, 1.0)
+        darkness = np.maximum(darkness, _line_profile(distance, width_px) * (along_arc < span))
+    return darkness
+
+
+def growth_zoning(rng: np.random.Generator, distance: np.ndarray, period_px: float) -> np.ndarray:
+    """Oscillatory zoning parallel to the outline: values in [-1, 1] banded by depth below the rim."""
+    period = period_px * rng.uniform(0.7, 1.4)
+    wobble = smooth_noise(rng, distance.shape[0], period * 4) * 0.25 * period
+    return np.sin(2 * np.pi * (np.clip(distance, 0, None) + wobble) / period + rng.uniform(0, 2 * np.pi))
+
+
+def blobs(rng: np.random.Generator, frame: int, mask: np.ndarray, count: int, radius_px: tuple[float, float],
+          elongation: float = 1.0) -> np.ndarray:
+    """Small dark ellipses (inclusions, dust, dirt) centred inside ``mask``; darkness map."""
+    darkness = np.zeros((frame, frame), dtype=np.float32)
+    candidates = np.flatnonzero(mask)
+    if count <= 0 or candidates.size == 0:
+        return darkness
+    for index in rng.choice(candidates, size=count):
+        cy, cx = divmod(int(index), frame)
+        radius = rng.uniform(*radius_px)
+        angle = rng.uniform(0, np.pi)
+        stretch = rng.uniform(1.0, elongation)
+        strength = rng.uniform(0.5, 1.0)
+        reach = int(np.ceil(1.5 * radius * stretch)) + 1  # only the blob's neighbourhood is computed
+        top, left = max(cy - reach, 0), max(cx - reach, 0)
+        ys, xs = np.mgrid[top:min(cy + reach + 1, frame), left:min(cx + reach + 1, frame)].astype(np.float32)
+        u = (xs - cx) * np.cos(angle) + (ys - cy) * np.sin(angle)
+        v = -(xs - cx) * np.sin(angle) + (ys - cy) * np.cos(angle)
+        blob = np.clip(1.5 - np.hypot(u / stretch, v) / radius, 0, 1) * strength
+        window = darkness[top:top + blob.shape[0], left:left + blob.shape[1]]
+        np.maximum(window, blob, out=window)
+    return darkness
+
+
+def bubble_ring(rng: np.random.Generator, frame: int, grain: np.ndarray) -> np.ndarray:
+    """Darkness of an air bubble's thick rim, the bubble partly off-frame and hidden behind the grain.
+
+    Bubbles are isotropic and have a very high relief against the medium: a dark ring.
+    """
+    xs, ys = pixel_grid(frame)
+    radius = frame * rng.uniform(0.12, 0.25)
+    corner = rng.integers(0, 4)
+    cx = (frame if corner % 2 else 0) + rng.normal(0, 0.05 * frame)
+    cy = (frame if corner // 2 else 0) + rng.normal(0, 0.05 * frame)
+    distance = np.hypot(xs - cx, ys - cy)
+    ring = np.clip(1 - np.abs(distance - radius * 0.9) / (0.18 * radius), 0, 1) ** 0.7
+    return ring * ((distance < radius) & ~grain)
