@@ -5,7 +5,6 @@ Most tests use a fast fake executor that writes a valid record (or raises); one 
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import json
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ import pytest
 import torch
 import yaml
 
+from baselines import benchmark_cli
 from data_tools.atomic import append_line
 from san.config import CONFIG_DIR
 from san.jobs import (
@@ -42,13 +42,6 @@ from san.runner import (
 ROOT = Path(__file__).resolve().parents[1]
 RIVERS = ["yangtze", "yarlung", "pengqu"]
 
-
-def load_script(name: str):
-    """A script under scripts/ as a module (its parser and main)."""
-    spec = importlib.util.spec_from_file_location(f"script_{name}", ROOT / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @dataclass(frozen=True)
@@ -219,7 +212,7 @@ def test_output_folder_refuses_runs_of_other_settings(tmp_path):
 
 @pytest.fixture(scope="module")
 def benchmark_script():
-    return load_script("benchmark")
+    return benchmark_cli
 
 
 @pytest.mark.parametrize("sweep_file", sorted((CONFIG_DIR / "sweeps").glob("*.yaml")), ids=lambda p: p.name)

@@ -7,7 +7,6 @@ hand-written records below. After an intended change of the rendering, regenerat
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import logging
 import os
@@ -35,6 +34,7 @@ from san.tables import (
     render,
     tables_frame,
 )
+from san.tables_cli import main as make_tables_main
 
 ROOT = Path(__file__).resolve().parents[1]
 GOLDEN = ROOT / "tests" / "golden" / "benchmark_tables.md"
@@ -100,12 +100,6 @@ def write_records(out: Path, records=RECORDS) -> Path:
     return out
 
 
-def load_script(name: str):
-    spec = importlib.util.spec_from_file_location(f"script_{name}", ROOT / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
 
 @pytest.fixture
 def results(tmp_path) -> Path:
@@ -114,7 +108,7 @@ def results(tmp_path) -> Path:
 
 def test_markdown_matches_the_golden_file(results, tmp_path):
     out = tmp_path / "tables.md"
-    assert load_script("make_tables").main([str(results), "--out", str(out)]) == 0
+    assert make_tables_main([str(results), "--out", str(out)]) == 0
     rendered = out.read_text(encoding="utf-8")
     if os.environ.get("UPDATE_GOLDEN"):
         GOLDEN.parent.mkdir(exist_ok=True)
@@ -255,7 +249,6 @@ def test_figures_are_written(results, tmp_path):
 
 
 def test_make_tables_fails_clearly_without_runs(tmp_path, capsys):
-    script = load_script("make_tables")
-    assert script.main([str(tmp_path)]) == 1
+    assert make_tables_main([str(tmp_path)]) == 1
     assert "no complete run record" in capsys.readouterr().err
-    assert script.main([str(tmp_path / "absent")]) == 2
+    assert make_tables_main([str(tmp_path / "absent")]) == 2

@@ -1,0 +1,114 @@
+"""``scripts/benchmark.py``: run the benchmark grid (lives here because it needs the baselines)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+import baselines  # noqa: F401  (registers vgg16 and resnet34; spawned workers re-import this script)
+from baselines.experiment import run_classical_experiment
+from data_tools.manifest_io import ManifestError
+from data_tools.names import parse_name_list
+from san.jobs import (
+    ALL_METHODS,
+    PRESETS,
+    GridError,
+    JobExecutor,
+    expand_grid,
+    open_benchmark_data,
+    parse_methods,
+    parse_protocols,
+    parse_seeds,
+)
+from san.runner import claim_output_dir, plan, run_jobs
+from san.runtime import resolve_device
+from san.tracking import MODES
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+log = logging.getLogger("benchmark")
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: an integer of at least 1."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return int(text)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line (also read by the test that checks the W&B sweep files)."""
+    parser = argparse.ArgumentParser(
+        prog="benchmark.py",
+        description="Run the benchmark grid: one job per method, protocol, held-out river and seed, each "
+                    "an ordinary run directory OUT/<method>/<protocol>[-<river>]/seed<N>. Complete jobs are "
+                    "skipped, interrupted ones resumed, failing ones recorded (failure.json) while the "
+                    "others go on. Then: python scripts/make_tables.py OUT. Exit codes: 0 all complete, "
+                    "1 a job failed, 2 usage error.")
+    parser.add_argument("--data", metavar="ROOT|MANIFEST.csv",
+                        help="image tree or manifest CSV (default: the built-in synthetic dataset)")
+    parser.add_argument("--methods", default="all", metavar="all|A,B",
+                        help=f"methods to run (default all = {','.join(ALL_METHODS)})")
+    parser.add_argument("--protocols", metavar="mixed,loro",
+                        help="mixed (train and test within every river), loro (hold each river out in turn) "
+                             "or loro-<river> (that river only); default mixed,loro (mixed only when the "
+                             "data hold one river)")
+    parser.add_argument("--targets", metavar="A,B",
+                        help="held-out rivers of the loro jobs (default: every river)")
+    parser.add_argument("--seeds", default="0,1,2", metavar="0,1,2",
+                        help="seeds (a range like 0-4 also works)")
+    parser.add_argument("--preset", choices=PRESETS,
+                        help="cpu: configs/presets/cpu.yaml (small, fast); paper: each method's own "
+                             "paper-sized config (default: paper with a GPU, else cpu)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="config override passed to every job, e.g. --set epochs=1 (repeatable)")
+    parser.add_argument("--out", metavar="DIR", help="output folder (default: runs/benchmark-<preset>)")
+    parser.add_argument("--jobs", type=positive_int, default=1, metavar="N",
+                        help="parallel processes, each with an equal share of the cores (default 1)")
+    parser.add_argument("--wandb", choices=MODES, default="offline",
+                        help="W&B mode of every run (default offline; a sweep agent passes online)")
+    parser.add_argument("--dry-run", action="store_true", help="list the jobs and their state; run nothing")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--verbose", action="store_true", help="log each run's progress messages")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse, plan and run the benchmark; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    try:
+        methods, seeds = parse_methods(args.methods), parse_seeds(args.seeds)
+        protocols = parse_protocols(args.protocols or "mixed,loro")
+        data = open_benchmark_data(args.data)
+        if args.protocols is None and len(data.rivers) < 2:
+            log.warning("the data hold one river (%s): running the mixed protocol only", data.rivers[0])
+            protocols = [("mixed", None)]
+        jobs = expand_grid(methods, protocols, data.rivers, seeds, parse_name_list(args.targets) or None)
+    except GridError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except (FileNotFoundError, ManifestError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    preset = args.preset or ("paper" if resolve_device("auto").type == "cuda" else "cpu")
+    out = args.out or f"runs/benchmark-{preset}"
+    print(f"{len(jobs)} job(s), preset {preset}, rivers {', '.join(data.rivers)}"
+          f"{' (synthetic data)' if data.synthetic else ''}, output {out}", file=sys.stderr)
+    try:
+        claim_output_dir(out, {"preset": preset, "overrides": args.overrides,
+                               "manifest_hash": data.manifest_hash}, record=not args.dry_run)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.dry_run:
+        for job, state in plan(jobs, out):
+            print(f"{job.name}\t{state}")
+        return EXIT_OK
+    execute = JobExecutor(data=args.data, preset=preset, out=out, wandb_mode=args.wandb,
+                          overrides=tuple(args.overrides), classical=run_classical_experiment)
+    summary = run_jobs(jobs, out, execute, workers=args.jobs, progress=not args.quiet)
+    print(summary.format(out))
+    return EXIT_FAILED if summary.failed else EXIT_OK
+
