@@ -29,7 +29,7 @@ OPTIMIZER_HPARAMS: dict[str, Any] = {
     "label_smoothing": 0.0,
     "class_weights": None,   # None or one float per class: CrossEntropyLoss weight
     "grad_clip": None,       # max global gradient norm; None or 0 = off
-    "amp": False,            # mixed precision + channels_last, applied only on CUDA
+    "amp": True,             # mixed precision + channels_last; takes effect only on a CUDA device
 }
 OPTIMIZERS = ("sgd", "adamw")
 
