@@ -108,7 +108,7 @@ def run_classical_experiment(request: RunRequest) -> dict[str, Any]:
             scoring=hparams["scoring"],
         )
         fit_seconds = time.perf_counter() - fit_start
-        metrics = {}
+        metrics, probabilities_by_split = {}, {}
         trained_classes = [int(c) for c in fitted.classes]
         for split in context.evaluated_splits():
             rows = context.rows(split)
@@ -116,6 +116,7 @@ def run_classical_experiment(request: RunRequest) -> dict[str, Any]:
                 fitted.estimator, trained_classes, features[rows], len(context.class_names)
             )
             metrics[split] = context.split_metrics(split, probabilities, rows)
+            probabilities_by_split[split] = (probabilities, rows)
         selection = {
             "rule": f"GridSearchCV, {fitted.cv_folds}-fold stratified within the training split "
             f"(training rivers only), scored by {hparams['scoring']}",
@@ -136,6 +137,7 @@ def run_classical_experiment(request: RunRequest) -> dict[str, Any]:
                 "hparams": hparams,
             },
         )
+        record["calibration"] = context.calibrate(probabilities_by_split)
         payload = {
             "estimator": fitted.estimator,
             "classes": context.class_names,

@@ -156,7 +156,7 @@ class Experiment:
             )
             fit = trainer.fit(resume=context.resume, stop_after_epoch=stop_after_epoch)
             evaluate_start = time.perf_counter()
-            metrics = {}
+            metrics, probabilities_by_split = {}, {}
             for split in context.evaluated_splits():
                 probabilities, rows = predict_dataset(
                     algorithm,
@@ -168,6 +168,7 @@ class Experiment:
                     description=f"evaluating {split}",
                 )
                 metrics[split] = context.split_metrics(split, probabilities, rows)
+                probabilities_by_split[split] = (probabilities, rows)
             timing = {
                 "train_seconds": round(fit.train_seconds, 2),
                 "evaluate_seconds": round(time.perf_counter() - evaluate_start, 2),
@@ -185,6 +186,7 @@ class Experiment:
                     "history": fit.history,
                 },
             )
+            record["calibration"] = context.calibrate(probabilities_by_split)
             self._save_model(algorithm, stats)
             context.save_figures(metrics)
             save_training_curves(fit.history, context.run_dir / "training_curves.png", context.run_dir.name)

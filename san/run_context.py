@@ -25,6 +25,7 @@ from data_tools.manifest import manifest_hash
 from data_tools.manifest_io import Dataset, load_dataset
 from data_tools.names import ordered_classes
 from data_tools.splits import save_split, split_counts
+from san.calibration import RELIABILITY_FILE, calibrate_run
 from san.config import resolve_config
 from san.metrics import classification_metrics
 from san.plots import save_confusion_matrix
@@ -228,6 +229,17 @@ class RunContext:
                     f"confusion/{split}", metrics[split]["confusion"], self.class_names
                 )
                 self.tracker.log_image(f"figures/confusion_{split}", path)
+
+    def calibrate(self, probabilities: Mapping[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, Any]:
+        """Temperature scaling fitted on ``val`` (``san.calibration``): writes ``calibration.json`` (applied
+        by ``scripts/predict.py``) and ``reliability.png``; ``probabilities`` maps a split to (its class
+        probabilities, its manifest rows). Returns the record's ``calibration`` entry (NLL and ECE before
+        and after, per split), or a ``skipped`` entry when there is no val split."""
+        labelled = {split: (p, self.labels[rows]) for split, (p, rows) in probabilities.items()}
+        report = calibrate_run(labelled, self.run_dir, f"{self.request.method} {self.protocol.label}")
+        if self.tracker is not None and report["status"] == "fitted":
+            self.tracker.log_image("figures/reliability", self.run_dir / RELIABILITY_FILE)
+        return report
 
     def record(
         self,

@@ -1,0 +1,139 @@
+"""What a trained model is asked to classify: an image tree (unlabelled or labelled) or a manifest CSV.
+
+Trees go through the manifest builder, so pairing, the polarization aliases and the per-file
+problems (unreadable, unpaired, ambiguous, ...) are exactly those of training. A sample is what
+its grains are counted over; it is kept in the manifest's ``domain`` column:
+
+- ``{pol}/{name}``: one unlabelled sample, named after the folder (or ``sample``);
+- ``{sample}/{pol}/{name}``: one unlabelled sample per folder;
+- a labelled tree in a training layout (``{pol}/{label}/{name}``, ``{domain}/{pol}/{label}/{name}``,
+  ``{domain}/{split}/{pol}/{label}/{name}``, or any ``layout`` template): one sample per river.
+
+Unlabelled pairs get the label ``unlabelled``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from data_tools.images import is_image_file
+from data_tools.layout import Layout, LayoutError, compile_layout
+from data_tools.manifest import Problem, build_manifest
+from data_tools.manifest_io import Dataset, read_manifest
+from data_tools.names import canonical_polarization, canonical_split
+
+UNLABELLED = "unlabelled"
+MANIFEST_LAYOUT = "(manifest CSV)"
+INPUT_TEMPLATES: tuple[str, ...] = (
+    "{pol}/{name}",
+    "{domain}/{pol}/{name}",
+    "{pol}/{label}/{name}",
+    "{domain}/{pol}/{label}/{name}",
+    "{domain}/{split}/{pol}/{label}/{name}",
+)
+
+
+@dataclass
+class PredictionInput:
+    """The readable pairs to classify (``dataset``), how the input was read, and its problems."""
+
+    dataset: Dataset
+    layout: str
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def manifest(self) -> pd.DataFrame:
+        return self.dataset.manifest
+
+    @property
+    def labelled(self) -> bool:
+        """True when at least one pair carries a label."""
+        return bool((self.manifest["label"] != UNLABELLED).any())
+
+    @property
+    def samples(self) -> list[str]:
+        """The sample names, in order of appearance."""
+        return list(dict.fromkeys(self.manifest["domain"]))
+
+
+def _image_paths(root: Path) -> list[str]:
+    """Image paths under root (relative, POSIX, sorted), skipping hidden files and folders."""
+    return sorted(
+        path.relative_to(root).as_posix()
+        for path in root.rglob("*")
+        if path.is_file()
+        and is_image_file(path.name)
+        and not any(part.startswith(".") for part in path.relative_to(root).parts)
+    )
+
+
+def _fits(layout: Layout, path: str) -> bool:
+    fields = layout.match(path)
+    return (
+        fields is not None
+        and canonical_polarization(fields["pol"]) is not None
+        and ("split" not in fields or canonical_split(fields["split"]) is not None)
+    )
+
+
+def detect_input_layout(paths: list[str]) -> str:
+    """The template of :data:`INPUT_TEMPLATES` that explains the most paths (the first on a tie).
+
+    Raises:
+        LayoutError: none explains any path; the message lists the templates and example paths.
+    """
+    layouts = [compile_layout(template) for template in INPUT_TEMPLATES]
+    scores = [sum(_fits(layout, path) for path in paths) for layout in layouts]
+    best = max(range(len(layouts)), key=lambda i: (scores[i], -i))
+    if scores[best] == 0:
+        examples = ", ".join(repr(p) for p in paths[:3]) or "no image files"
+        raise LayoutError(
+            "no input layout fits this tree (tried "
+            + ", ".join(repr(t) for t in INPUT_TEMPLATES)
+            + f"; example paths: {examples}); pass --layout with a template such as '{{pol}}/{{name}}'"
+        )
+    return layouts[best].template
+
+
+def read_prediction_input(
+    path: str | Path, *, layout: str | None = None, sample: str | None = None, progress: bool = True
+) -> PredictionInput:
+    """Open the input of a prediction: a manifest CSV or an image tree.
+
+    Args:
+        path: a manifest CSV, or the top folder of an image tree.
+        layout: the tree's template (default: detected among :data:`INPUT_TEMPLATES`).
+        sample: the sample name of a tree without a ``{domain}`` level (default: the folder's name).
+        progress: show the image-checking progress bar.
+
+    Returns:
+        The readable pairs; every unreadable, unpaired or ambiguous file is in ``problems`` with
+        its path and reason (a manifest CSV is read as is: its files are checked when decoded).
+
+    Raises:
+        FileNotFoundError: the path does not exist.
+        LayoutError: the template is malformed, no template fits the tree, or ``sample`` is given
+            for a tree whose layout already names its samples.
+        data_tools.manifest_io.ManifestError: a manifest CSV lacks columns or repeats sample ids.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"input {str(path)!r} does not exist")
+    if path.is_file():
+        return PredictionInput(read_manifest(path), MANIFEST_LAYOUT)
+    template = layout or detect_input_layout(_image_paths(path))
+    has_domain = "domain" in compile_layout(template).fields
+    if has_domain and sample:
+        raise LayoutError(
+            f"layout {template!r} names a sample per folder; a sample name is only for a tree without one"
+        )
+    result = build_manifest(
+        path,
+        layout=template,
+        domain=None if has_domain else (sample or path.resolve().name),
+        progress=progress,
+    )
+    return PredictionInput(Dataset(manifest=result.manifest, root=path), result.layout, list(result.problems))

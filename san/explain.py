@@ -1,0 +1,410 @@
+"""Why a deep model decides, and how river-invariant its features are.
+
+- Grad-CAM (captum's ``LayerGradCam``) on the last convolutional block of the encoder that sees
+  each polarization (``layer4`` of a ResNet, the last convolution of a VGG), for the predicted
+  class, upsampled to the image: one heat map for the PPL image and one for the XPL image. A
+  shared Siamese encoder encodes both images in one pass, so one call yields both maps; a
+  6-channel ``stack`` baseline has one map for the pair, shown on both images.
+- The features the class head sees (the fused features of the pair networks), frozen, of the
+  run's ``test`` and ``target`` rows: a 2-D t-SNE embedding coloured by river and by class, and a
+  linear probe (standardised logistic regression, stratified k-fold) predicting the river. Its
+  accuracy against chance (the largest river's share) says how much river information is left:
+  lower means more river-invariant.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from data_tools.atomic import atomic_write_text
+from data_tools.manifest_io import Dataset
+from san.inference import DeepPredictor, Predictor, load_predictor
+from san.inference_plots import CamTile, save_embedding_panels, save_gradcam_grid
+from san.records import RESULTS_FILE, read_record
+
+log = logging.getLogger(__name__)
+
+FEATURE_SPLITS = ("test", "target")
+MAX_EMBEDDED = 600  # t-SNE is quadratic in the points: a seeded subsample beyond this
+PROBE_FOLDS = 5
+PROBE_KEY = "feature_probe"
+
+
+class ExplainError(ValueError):
+    """The run cannot be explained as asked (classical model, empty split, data not found)."""
+
+
+# --- Grad-CAM ---------------------------------------------------------------------------------------
+def last_conv_block(extractor: nn.Module) -> nn.Module:
+    """``layer4`` of a ResNet, else the last ``Conv2d`` of the module.
+
+    Raises:
+        ExplainError: the module has no convolution.
+    """
+    if hasattr(extractor, "layer4"):
+        return extractor.layer4
+    convolutions = [m for m in extractor.modules() if isinstance(m, nn.Conv2d)]
+    if not convolutions:
+        raise ExplainError(f"{type(extractor).__name__} has no convolution for Grad-CAM")
+    return convolutions[-1]
+
+
+def branch_layers(network: nn.Module) -> dict[str, nn.Module]:
+    """The Grad-CAM layer of each branch, keyed by what its output covers: ``pair`` (a shared encoder
+    run on [plane; cross], so the first half of its batch is PPL), ``plane``, ``cross``, or ``stack``
+    (one map for both images)."""
+    encoder = getattr(network, "encoder", None)
+    if encoder is not None:  # san.networks.PairClassifier
+        if encoder.shared:
+            return {"pair": last_conv_block(encoder.encoder)}
+        return {
+            "plane": last_conv_block(encoder.plane_encoder),
+            "cross": last_conv_block(encoder.cross_encoder),
+        }
+    return {network.input_mode: last_conv_block(network.body)}  # baselines.cnn.SingleImageClassifier
+
+
+def _normalise(maps: torch.Tensor) -> np.ndarray:
+    """N x 1 x S x S non-negative maps -> N x S x S, each divided by its maximum (0 stays 0)."""
+    flat = maps.detach().float().cpu().numpy()[:, 0]
+    peaks = flat.reshape(len(flat), -1).max(axis=1)
+    return flat / np.where(peaks > 0, peaks, 1.0)[:, None, None]
+
+
+def gradcam_maps(
+    predictor: DeepPredictor, plane: np.ndarray, cross: np.ndarray, targets: np.ndarray
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Grad-CAM of N prepared pairs for the classes ``targets``: (PPL maps, XPL maps), each N x S x S
+    in [0, 1], or None for an image the model does not look at."""
+    from captum.attr import LayerAttribution, LayerGradCam  # imported only when explaining
+
+    algorithm = predictor.algorithm
+    batch = predictor.batch(plane, cross)
+    target = torch.as_tensor(targets, dtype=torch.long, device=predictor.device)
+
+    def forward(plane_tensor: torch.Tensor, cross_tensor: torch.Tensor) -> torch.Tensor:
+        return algorithm.predict({"plane": plane_tensor, "cross": cross_tensor})
+
+    maps: dict[str, np.ndarray] = {}
+    for covers, layer in branch_layers(algorithm.network).items():
+        attribution = LayerGradCam(forward, layer).attribute(
+            (batch["plane"], batch["cross"]), target=target, relu_attributions=True
+        )
+        upsampled = _normalise(
+            LayerAttribution.interpolate(
+                attribution, (predictor.size, predictor.size), interpolate_mode="bilinear"
+            )
+        )
+        if covers == "pair":
+            maps["plane"], maps["cross"] = upsampled[: len(plane)], upsampled[len(plane) :]
+        elif covers == "stack":
+            maps["plane"] = maps["cross"] = upsampled
+        else:
+            maps[covers] = upsampled
+    return maps.get("plane"), maps.get("cross")
+
+
+# --- the run's rows -----------------------------------------------------------------------------------
+@dataclass
+class SplitImages:
+    """Prepared images of some rows of a run's split, with their labels and rivers."""
+
+    sample_id: list[str]
+    label: list[str]
+    river: list[str]
+    plane: np.ndarray
+    cross: np.ndarray
+
+
+def run_dataset(
+    run_dir: Path,
+    data: str | None = None,
+    layout: str | None = None,
+    domain: str | None = None,
+    progress: bool = False,
+) -> Dataset:
+    """The data a run was trained on (its saved request), or ``data`` instead.
+
+    Raises:
+        ExplainError: the run has no saved request and no ``data`` is given.
+    """
+    from san.run_context import REQUEST_FILE, RunRequest, open_request_data
+
+    request_path = run_dir / REQUEST_FILE
+    if request_path.is_file():
+        request = RunRequest(**json.loads(request_path.read_text(encoding="utf-8")))
+    elif data is None:
+        raise ExplainError(f"{run_dir}: no {REQUEST_FILE} saying where the run's data are; pass --data")
+    else:
+        request = RunRequest()
+    if data is not None:
+        request.data, request.layout, request.domain = data, layout, domain
+    request.progress = progress
+    dataset, _ = open_request_data(request)
+    return dataset
+
+
+def split_rows(run_dir: Path, dataset: Dataset, splits: tuple[str, ...]) -> pd.DataFrame:
+    """Manifest rows (with a ``split`` column) of the run's ``split.csv`` entries in ``splits``.
+
+    Raises:
+        ExplainError: no split.csv, no row in those splits, or rows missing from the data.
+    """
+    path = run_dir / "split.csv"
+    if not path.is_file():
+        raise ExplainError(f"{run_dir}: no split.csv; explain needs the run's split")
+    split = pd.read_csv(path, dtype=str)
+    chosen = split[split["split"].isin(splits)]
+    if chosen.empty:
+        raise ExplainError(
+            f"{run_dir}: no row in split(s) {', '.join(splits)} (the run has "
+            f"{', '.join(sorted(split['split'].unique()))})"
+        )
+    rows = dataset.manifest.merge(chosen[["sample_id", "split"]], on="sample_id", how="inner")
+    if len(rows) < len(chosen):
+        missing = sorted(set(chosen["sample_id"]) - set(rows["sample_id"]))
+        raise ExplainError(
+            f"{len(missing)} pair(s) of the run's split are not in the data "
+            f"(e.g. {', '.join(missing[:3])}); pass the run's data with --data"
+        )
+    return rows
+
+
+def prepare_rows(predictor: Predictor, dataset: Dataset, rows: pd.DataFrame) -> SplitImages:
+    """Decode and prepare the pairs of ``rows`` as the predictor's run was trained.
+
+    Raises:
+        data_tools.images.ImageDecodeError: a file cannot be decoded (named).
+    """
+    plane = np.stack([predictor.prepare(dataset.path(p)) for p in rows["plane_path"]])
+    cross = np.stack([predictor.prepare(dataset.path(p)) for p in rows["cross_path"]])
+    return SplitImages(
+        rows["sample_id"].tolist(), rows["label"].tolist(), rows["domain"].tolist(), plane, cross
+    )
+
+
+def _batches(images: SplitImages, size: int):
+    for start in range(0, len(images.label), size):
+        yield slice(start, start + size)
+
+
+def choose_examples(
+    given: np.ndarray, predicted: np.ndarray, per_group: int, rng: np.random.Generator
+) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """Per given class: up to ``per_group`` correctly and ``per_group`` wrongly predicted row positions,
+    drawn without replacement by ``rng``."""
+    examples = {}
+    for label in np.unique(given):
+        groups = []
+        for hit in (True, False):
+            rows = np.flatnonzero((given == label) & ((predicted == given) == hit))
+            groups.append(np.sort(rng.choice(rows, min(per_group, len(rows)), replace=False)))
+        examples[int(label)] = (groups[0], groups[1])
+    return examples
+
+
+def save_gradcam_figures(
+    predictor: DeepPredictor,
+    images: SplitImages,
+    n: int,
+    out: Path,
+    rng: np.random.Generator,
+    batch_size: int = 32,
+) -> dict[str, Any]:
+    """``gradcam_<class>.png`` for every class of the split: about ``n`` pairs in all, half correct and
+    half wrong per class. Returns the shown sample ids per class."""
+    index = {name: i for i, name in enumerate(predictor.classes)}
+    known = np.array([label in index for label in images.label])
+    probabilities = np.concatenate(
+        [predictor.predict_pairs(images.plane[s], images.cross[s]) for s in _batches(images, batch_size)]
+    )
+    given = np.array([index.get(label, -1) for label in images.label])
+    predicted = probabilities.argmax(axis=1)
+    present = np.unique(given[known])
+    examples = choose_examples(
+        np.where(known, given, -1), predicted, max(1, n // (2 * max(1, len(present)))), rng
+    )
+    shown: dict[str, Any] = {}
+    for label, (correct, wrong) in examples.items():
+        if label < 0:
+            continue
+        tiles = []
+        for rows in (correct, wrong):
+            plane_maps, cross_maps = (
+                gradcam_maps(predictor, images.plane[rows], images.cross[rows], predicted[rows])
+                if len(rows)
+                else (None, None)
+            )
+            tiles.append(
+                [
+                    CamTile(
+                        images.plane[r],
+                        images.cross[r],
+                        None if plane_maps is None else plane_maps[k],
+                        None if cross_maps is None else cross_maps[k],
+                        images.label[r],
+                        predictor.classes[predicted[r]],
+                        float(probabilities[r].max()),
+                    )
+                    for k, r in enumerate(rows)
+                ]
+            )
+        name = predictor.classes[label]
+        save_gradcam_grid(
+            tiles[0],
+            tiles[1],
+            out / f"gradcam_{name}.png",
+            f"{predictor.method}: Grad-CAM for the predicted class, given class {name}",
+        )
+        shown[name] = {
+            "correct": [images.sample_id[r] for r in correct],
+            "wrong": [images.sample_id[r] for r in wrong],
+        }
+    return shown
+
+
+# --- feature space ------------------------------------------------------------------------------------
+def frozen_features(predictor: DeepPredictor, images: SplitImages, batch_size: int = 64) -> np.ndarray:
+    """The features the class head sees, N x d, of every prepared pair."""
+    return np.concatenate(
+        [predictor.features(images.plane[s], images.cross[s]) for s in _batches(images, batch_size)]
+    )
+
+
+def river_probe(features: np.ndarray, rivers: list[str], seed: int) -> dict[str, Any]:
+    """Accuracy of a linear probe predicting the river from frozen features (stratified k-fold).
+
+    Returns:
+        ``accuracy`` (mean over folds), ``accuracy_std``, ``chance`` (largest river's share), ``folds``,
+        ``n``, ``rivers``; or ``status: skipped`` with the reason (one river, or a river with one row).
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_val_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    counts = pd.Series(rivers).value_counts()
+    if len(counts) < 2 or counts.min() < 2:
+        return {"status": "skipped", "reason": f"needs two rivers with two rows each, got {counts.to_dict()}"}
+    folds = int(min(PROBE_FOLDS, counts.min()))
+    probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
+    scores = cross_val_score(
+        probe,
+        features,
+        np.asarray(rivers),
+        cv=StratifiedKFold(folds, shuffle=True, random_state=seed),
+        scoring="accuracy",
+    )
+    return {
+        "status": "measured",
+        "accuracy": float(scores.mean()),
+        "accuracy_std": float(scores.std()),
+        "chance": float(counts.max() / counts.sum()),
+        "folds": folds,
+        "n": int(counts.sum()),
+        "rivers": counts.to_dict(),
+        "splits": list(FEATURE_SPLITS),
+        "model": "StandardScaler + LogisticRegression, stratified k-fold",
+    }
+
+
+def tsne_embedding(features: np.ndarray, seed: int) -> np.ndarray:
+    """2-D t-SNE of N x d features (perplexity min(30, (N - 1) / 3), PCA start, seeded)."""
+    from sklearn.manifold import TSNE
+
+    perplexity = float(min(30.0, max(1.0, (len(features) - 1) / 3)))
+    return TSNE(2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(features)
+
+
+def record_probe(run_dir: Path, probe: dict[str, Any]) -> None:
+    """Add the probe to the run's ``results.json`` under ``feature_probe`` (the results.jsonl log keeps
+    the original line; tables read results.json)."""
+    record = read_record(run_dir)
+    if record is None:
+        log.warning("%s has no results.json: the river probe is only in explain.json", run_dir)
+        return
+    record[PROBE_KEY] = probe
+    atomic_write_text(run_dir / RESULTS_FILE, json.dumps(record, sort_keys=True, default=str) + "\n")
+
+
+# --- the whole explanation ----------------------------------------------------------------------------
+def _deep(run_dir: Path, device: str) -> DeepPredictor:
+    predictor = load_predictor(run_dir, device)
+    if not isinstance(predictor, DeepPredictor):
+        raise ExplainError(
+            f"{run_dir}: a {predictor.kind} run ({predictor.method}) has no network to explain; "
+            "explain needs a deep run (SAN, ERM, CNN baselines)"
+        )
+    return predictor
+
+
+def feature_space(
+    predictor: DeepPredictor, dataset: Dataset, rng: np.random.Generator, seed: int
+) -> tuple[dict[str, Any], tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """The river probe of a run's test+target features and their t-SNE (points, rivers, classes)."""
+    rows = split_rows(predictor.run_dir, dataset, FEATURE_SPLITS)
+    images = prepare_rows(predictor, dataset, rows)
+    features = frozen_features(predictor, images)
+    probe = river_probe(features, images.river, seed)
+    keep = np.sort(rng.choice(len(features), min(MAX_EMBEDDED, len(features)), replace=False))
+    points = tsne_embedding(features[keep], seed)
+    return probe, (points, np.asarray(images.river)[keep], np.asarray(images.label)[keep])
+
+
+def explain_run(
+    run_dir: str | Path,
+    *,
+    data: str | None = None,
+    layout: str | None = None,
+    domain: str | None = None,
+    split: str = "test",
+    n: int = 24,
+    out: str | Path | None = None,
+    compare: str | Path | None = None,
+    device: str = "auto",
+    seed: int = 0,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Grad-CAM grids of ``split``, the feature-space figure and the river probe of a deep run (and of
+    ``compare``, e.g. ERM beside SAN, in the same figure); the probe goes into each run's record.
+
+    Returns:
+        The content of ``explain.json`` in the output folder (default ``RUN_DIR/explain-<split>``).
+
+    Raises:
+        ExplainError: classical run, empty split, or data that do not hold the run's pairs.
+        san.inference.RunLoadError: a run directory without a model.
+    """
+    run_dir = Path(run_dir)
+    predictor = _deep(run_dir, device)
+    out = Path(out) if out is not None else run_dir / f"explain-{split}"
+    out.mkdir(parents=True, exist_ok=True)
+    dataset = run_dataset(run_dir, data, layout, domain, progress)
+    rng = np.random.default_rng(seed)
+    images = prepare_rows(predictor, dataset, split_rows(run_dir, dataset, (split,)))
+    summary: dict[str, Any] = {
+        "run_dir": str(run_dir),
+        "split": split,
+        "output": str(out),
+        "gradcam": save_gradcam_figures(predictor, images, n, out, rng),
+        "probes": {},
+    }
+    embeddings = {}
+    for other in [predictor] + ([_deep(Path(compare), device)] if compare else []):
+        probe, embedding = feature_space(other, dataset, rng, seed)
+        name = f"{other.method} ({other.run_dir.name})"
+        embeddings[name] = embedding
+        summary["probes"][str(other.run_dir)] = probe
+        record_probe(other.run_dir, probe)
+    save_embedding_panels(embeddings, out / "embedding.png")
+    atomic_write_text(out / "explain.json", json.dumps(summary, indent=2, default=str) + "\n")
+    return summary

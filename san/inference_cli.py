@@ -1,0 +1,220 @@
+"""Command lines of a trained model in use: ``scripts/predict.py`` and ``scripts/explain.py``.
+
+Exit codes as in training (``san.cli``): 0 done, 1 failed (bad run, no readable pair, ``--strict``
+with problems), 2 usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from data_tools.images import ImageDecodeError
+from data_tools.layout import LayoutError
+from data_tools.manifest_io import ManifestError
+from san.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, configure_logging
+from san.runtime import DEVICE_CHOICES
+
+SHOWN_PROBLEMS = 10
+
+
+def _probability(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be a probability in [0, 1], got {text}")
+    return value
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text}")
+    return value
+
+
+def _run(job: Callable[[], dict[str, Any]], show: Callable[[dict[str, Any]], None]) -> int:
+    """Call ``job``; map expected errors to exit codes with a one-line message (no traceback)."""
+    from san.protocol import UsageError
+
+    try:
+        result = job()
+    except (UsageError, LayoutError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except (ManifestError, ImageDecodeError, FileNotFoundError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    show(result)
+    return EXIT_OK
+
+
+def _show_prediction(summary: dict[str, Any]) -> None:
+    import pandas as pd
+
+    model = summary["model"]
+    print(
+        f"\n{model['method']} run {model['run_dir']}: predicted {summary['n_predicted']} pair(s) of "
+        f"{summary['input']} ({summary['n_uncertain']} uncertain, {summary['n_problems']} problem(s))"
+    )
+    table = pd.read_csv(f"{summary['output']}/assemblage.csv")
+    for sample, rows in table.groupby("sample", sort=False):
+        rows = rows[rows["count"] > 0].sort_values("count", ascending=False)
+        print(f"sample {sample}:")
+        print(
+            rows[["mineral", "count", "percent", "corrected_percent"]].to_string(
+                index=False, float_format=lambda v: f"{v:.1f}"
+            )
+        )
+        if (error := summary["assemblage"]["composition_error"].get(sample)) is not None:
+            print(
+                f"  vs labels: MAE raw {error['raw_mae_pp']:.2f} pp, "
+                f"corrected {error['corrected_mae_pp']:.2f} pp"
+            )
+    if "metrics" in summary and "accuracy" in summary["metrics"]:
+        metrics = summary["metrics"]
+        print(
+            f"labelled input: accuracy {metrics['accuracy']:.3f}, macro-F1 {metrics['macro_f1']:.3f} "
+            f"(n={metrics['n']})"
+        )
+    print(f"output: {summary['output']}")
+
+
+def predict_main(argv: list[str] | None = None) -> int:
+    """``scripts/predict.py``: classify an input with a trained run; returns the exit code."""
+    from san.prediction import PredictionSettings, run_prediction
+
+    parser = argparse.ArgumentParser(
+        prog="predict.py",
+        description="Classify PPL/XPL pairs with a trained run (deep or classical): the model, "
+        "preprocessing, normalisation, class list and temperature all come from RUN_DIR. Writes "
+        "predictions.csv, problems.csv, the assemblage (assemblage.csv/.md/.png: count and % per "
+        "mineral with 95% intervals, raw and corrected for the run's test confusions) and, for "
+        "labelled input, metrics.json. Unreadable or "
+        "unpaired files are reported by name and the other pairs are still predicted, unless --strict. "
+        "Exit codes: 0 done, 1 failed, 2 usage error.",
+    )
+    parser.add_argument("run_dir", metavar="RUN_DIR", help="a run directory holding model.pt or model.joblib")
+    parser.add_argument(
+        "input",
+        metavar="INPUT",
+        help="an image tree ({pol}/{name}, {sample}/{pol}/{name}, or a "
+        "labelled training layout) or a manifest CSV",
+    )
+    parser.add_argument("--out", metavar="DIR", help="output folder (default: RUN_DIR/predict/<input name>)")
+    parser.add_argument(
+        "--layout", metavar="TEMPLATE", help="layout template of the tree (default: detected)"
+    )
+    parser.add_argument(
+        "--sample", metavar="NAME", help="sample name of a {pol}/{name} tree (default: its folder)"
+    )
+    parser.add_argument(
+        "--tta",
+        action="store_true",
+        help="average over the 8 flips/90-degree rotations of each pair (both images alike)",
+    )
+    parser.add_argument(
+        "--threshold",
+        type=_probability,
+        default=0.5,
+        metavar="P",
+        help="flag a pair as uncertain when its top-1 probability is below P (default 0.5)",
+    )
+    parser.add_argument(
+        "--batch-size", type=_positive, default=64, metavar="N", help="pairs per batch (default 64)"
+    )
+    parser.add_argument(
+        "--device", choices=DEVICE_CHOICES, default="auto", help="auto uses a CUDA GPU when present"
+    )
+    parser.add_argument("--strict", action="store_true", help="fail on any bad input instead of skipping it")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the assemblage bootstrap (default 0)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars; log warnings only")
+    args = parser.parse_args(argv)
+    configure_logging(args.quiet)
+    settings = PredictionSettings(
+        tta=args.tta,
+        threshold=args.threshold,
+        batch_size=args.batch_size,
+        strict=args.strict,
+        seed=args.seed,
+        progress=not args.quiet,
+    )
+    return _run(
+        lambda: run_prediction(
+            args.run_dir,
+            args.input,
+            args.out,
+            layout=args.layout,
+            sample=args.sample,
+            device=args.device,
+            settings=settings,
+        ),
+        _show_prediction,
+    )
+
+
+def _show_explanation(summary: dict[str, Any]) -> None:
+    print(f"\nGrad-CAM grids ({summary['split']}): {', '.join(sorted(summary['gradcam']))}")
+    for run_dir, probe in summary["probes"].items():
+        if probe.get("status") == "measured":
+            print(
+                f"river probe {run_dir}: accuracy {probe['accuracy']:.3f} +- {probe['accuracy_std']:.3f} "
+                f"(chance {probe['chance']:.3f}, {probe['folds']}-fold, n={probe['n']})"
+            )
+        else:
+            print(f"river probe {run_dir}: {probe.get('reason', 'skipped')}")
+    print(f"output: {summary['output']}")
+
+
+def explain_main(argv: list[str] | None = None) -> int:
+    """``scripts/explain.py``: Grad-CAM grids, feature-space figure and river probe; returns the exit code."""
+    from san.explain import explain_run
+
+    parser = argparse.ArgumentParser(
+        prog="explain.py",
+        description="Explain a deep run: Grad-CAM heat maps of the PPL and XPL branches (per class, "
+        "correct and wrong predictions side by side), a t-SNE of the fused features of the test and target "
+        "pairs coloured by river and by class (beside --compare's, e.g. ERM beside SAN), and the "
+        "accuracy of a linear probe predicting the river from frozen features (written to each run's "
+        "results.json). Exit codes: 0 done, 1 failed, 2 usage error.",
+    )
+    parser.add_argument("run_dir", metavar="RUN_DIR", help="a deep run directory")
+    parser.add_argument(
+        "--data", metavar="ROOT|MANIFEST.csv", help="the run's data (default: from its request.json)"
+    )
+    parser.add_argument("--layout", metavar="TEMPLATE", help="layout template of --data")
+    parser.add_argument(
+        "--domain", metavar="NAME", help="domain name of a --data tree without a domain level"
+    )
+    parser.add_argument("--split", choices=("test", "target"), default="test", help="pairs shown by Grad-CAM")
+    parser.add_argument("--n", type=_positive, default=24, help="about how many pairs to show (default 24)")
+    parser.add_argument("--out", metavar="DIR", help="output folder (default: RUN_DIR/explain-<split>)")
+    parser.add_argument(
+        "--compare", metavar="RUN_DIR", help="another deep run shown beside (e.g. the ERM run)"
+    )
+    parser.add_argument(
+        "--device", choices=DEVICE_CHOICES, default="auto", help="auto uses a CUDA GPU when present"
+    )
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seed of the example choice, t-SNE and probe folds"
+    )
+    parser.add_argument("--quiet", action="store_true", help="log warnings only")
+    args = parser.parse_args(argv)
+    configure_logging(args.quiet)
+    return _run(
+        lambda: explain_run(
+            args.run_dir,
+            data=args.data,
+            layout=args.layout,
+            domain=args.domain,
+            split=args.split,
+            n=args.n,
+            out=args.out,
+            compare=args.compare,
+            device=args.device,
+            seed=args.seed,
+            progress=not args.quiet,
+        ),
+        _show_explanation,
+    )

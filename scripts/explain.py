@@ -1,0 +1,9 @@
+#!/usr/bin/env python
+"""Grad-CAM heat maps, a feature-space picture and a river probe of a trained deep run. See --help."""
+
+import sys
+
+from san.inference_cli import explain_main
+
+if __name__ == "__main__":
+    sys.exit(explain_main())
