@@ -3,15 +3,22 @@
 The grid search sees only the training rows it is given (the caller passes the training part of
 the training domains: never a test split, never a target river). Its folds are stratified and
 shuffled with the run's seed; the best setting is refitted on all the training rows.
+
+An optional resampler (SMOTE and its variants, random over/undersampling; imbalanced-learn) is a
+pipeline step, so the search fits it on each training fold only and never on a held-out fold.
 """
 
 from __future__ import annotations
 
 import logging
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from imblearn.over_sampling import ADASYN, SMOTE, BorderlineSMOTE, RandomOverSampler
+from imblearn.pipeline import Pipeline as ResamplingPipeline
+from imblearn.under_sampling import RandomUnderSampler
 from sklearn.base import ClassifierMixin, clone
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.ensemble import RandomForestClassifier
@@ -26,6 +33,8 @@ log = logging.getLogger(__name__)
 
 METHODS: tuple[str, ...] = ("svm", "rf", "knn", "dt", "cart")
 CLASS_WEIGHTS: tuple[str | None, ...] = (None, "balanced")
+RESAMPLERS: tuple[str, ...] = ("none", "smote", "borderline-smote", "adasyn", "random-over", "random-under")
+SMOTE_NEIGHBOURS = 5  # imbalanced-learn's default k; reduced when the smallest class is smaller
 
 # Modest grids: the benchmark fits every method about a dozen times on two cores. Trees differ
 # mostly by how far they are pruned, less by depth caps (a full tree here is ~15-20 deep).
@@ -57,20 +66,81 @@ def _estimator(method: str, class_weight: str | None, seed: int) -> Any:
     raise ValueError(f"unknown classical method {method!r}; expected one of {', '.join(METHODS)}")
 
 
-def make_pipeline_and_grid(method: str, *, class_weight: str | None = None,
-                           seed: int = 0) -> tuple[Pipeline, dict[str, list[Any]]]:
-    """An unfitted pipeline (``scale`` step for svm and knn, then ``model``) and its search grid.
+class AdasynOrSmote(ADASYN):
+    """ADASYN, falling back to SMOTE (same k) on data where a class has no neighbour of another class:
+    ADASYN's density ratio is then undefined and imbalanced-learn raises (well-separated classes)."""
 
-    Grid keys are pipeline parameters (``model__C``). Raises ValueError for an unknown method or
-    class weighting.
+    def _fit_resample(self, X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        try:
+            return super()._fit_resample(X, y)
+        except RuntimeError as error:
+            if "neigbours" not in str(error) and "neighbours" not in str(error):
+                raise
+            warnings.warn("adasyn: a class has no neighbour of another class in this training fold; "
+                          "SMOTE used for it instead", RuntimeWarning, stacklevel=2)
+            smote = SMOTE(sampling_strategy=self.sampling_strategy, random_state=self.random_state,
+                          k_neighbors=self.n_neighbors)
+            return smote.fit_resample(X, y)
+
+
+def make_resampler(name: str, seed: int, smallest_class: int | None = None) -> tuple[Any, dict[str, Any]]:
+    """An imbalanced-learn resampler (None for ``none``) and a description of what it is.
+
+    ``smallest_class`` is the size of the smallest class the resampler will see (in the smallest
+    training fold). The neighbour-based methods (smote, borderline-smote, adasyn) need more samples
+    than neighbours in every class they oversample: k is reduced to ``smallest_class - 1``, and
+    below 1 random oversampling is used instead; both with a warning.
+
+    Raises:
+        ValueError: an unknown resampler name.
     """
+    if name not in RESAMPLERS:
+        raise ValueError(f"resample must be one of {', '.join(RESAMPLERS)}, got {name!r}")
+    if name == "none":
+        return None, {"method": "none"}
+    if name == "random-over":
+        return RandomOverSampler(random_state=seed), {"method": name}
+    if name == "random-under":
+        return RandomUnderSampler(random_state=seed), {"method": name}
+    k = SMOTE_NEIGHBOURS if smallest_class is None else min(SMOTE_NEIGHBOURS, smallest_class - 1)
+    if k < 1:
+        log.warning("%s needs two samples of every class in each training fold (smallest has %s): "
+                    "using random oversampling instead", name, smallest_class)
+        return RandomOverSampler(random_state=seed), {"method": "random-over", "requested": name}
+    if k < SMOTE_NEIGHBOURS:
+        log.warning("%s: smallest class has %d sample(s) per training fold; k_neighbors reduced to %d",
+                    name, smallest_class, k)
+    if name == "adasyn":
+        return AdasynOrSmote(n_neighbors=k, random_state=seed), {"method": name, "k_neighbors": k}
+    sampler = SMOTE if name == "smote" else BorderlineSMOTE
+    return sampler(k_neighbors=k, random_state=seed), {"method": name, "k_neighbors": k}
+
+
+def _assemble(method: str, class_weight: str | None, seed: int,
+              resampler: Any) -> tuple[Pipeline, dict[str, list[Any]]]:
     if class_weight not in CLASS_WEIGHTS:
         raise ValueError(f"class_weight must be one of {CLASS_WEIGHTS}, got {class_weight!r}")
     model = _estimator(method, class_weight, seed)
-    # Distances and RBF kernels need comparable feature scales; trees are scale-invariant.
+    # Distances and RBF kernels need comparable feature scales; trees are scale-invariant. Scaling
+    # comes first so that SMOTE's neighbours are found in the scaled space.
     steps = [("scale", StandardScaler())] if method in ("svm", "knn") else []
     grid = {f"model__{name}": list(values) for name, values in _GRIDS[method].items()}
-    return Pipeline([*steps, ("model", model)]), grid
+    if resampler is None:
+        return Pipeline([*steps, ("model", model)]), grid
+    return ResamplingPipeline([*steps, ("resample", resampler), ("model", model)]), grid
+
+
+def make_pipeline_and_grid(method: str, *, class_weight: str | None = None, seed: int = 0,
+                           resample: str = "none",
+                           smallest_class: int | None = None) -> tuple[Pipeline, dict[str, list[Any]]]:
+    """An unfitted pipeline (``scale`` step for svm and knn, then ``resample`` unless ``none``, then
+    ``model``) and its search grid.
+
+    Grid keys are pipeline parameters (``model__C``). With a resampler the pipeline is imbalanced-learn's,
+    which resamples only while fitting, never when predicting; ``smallest_class``: see
+    :func:`make_resampler`. Raises ValueError for an unknown method, class weighting or resampler.
+    """
+    return _assemble(method, class_weight, seed, make_resampler(resample, seed, smallest_class)[0])
 
 
 @dataclass
@@ -81,7 +151,7 @@ class FittedClassical:
     wrapped in a sigmoid calibration); it has ``predict_proba`` whose columns follow ``classes``.
     ``cv_score`` is the best mean cross-validated score; ``grid_size`` the number of settings
     tried; ``param_grid`` and ``best_params`` use the model's own parameter names and are
-    JSON-serialisable.
+    JSON-serialisable; ``resampling`` says which resampler was used (and its k).
     """
 
     method: str
@@ -92,6 +162,7 @@ class FittedClassical:
     cv_folds: int
     classes: list[Any]
     param_grid: dict[str, list[Any]] = field(default_factory=dict)
+    resampling: dict[str, Any] = field(default_factory=lambda: {"method": "none"})
 
 
 def _plain(value: Any) -> Any:
@@ -147,9 +218,15 @@ def _feasible_grid(grid: dict[str, list[Any]], n_train: int, folds: int) -> dict
     return {**grid, key: kept}
 
 
+def _smallest_fold_class(y: np.ndarray, folds: int) -> int:
+    """Samples of the smallest class left in a training fold when its largest share is held out."""
+    _, counts = np.unique(y, return_counts=True)
+    return int((counts - -(-counts // folds)).min())
+
+
 def fit_classical(method: str, X_train: np.ndarray, y_train: np.ndarray, *, seed: int,
                   class_weight: str | None = None, cv_folds: int = 5, n_jobs: int = 1,
-                  scoring: str = "accuracy") -> FittedClassical:
+                  scoring: str = "accuracy", resample: str = "none") -> FittedClassical:
     """Choose hyper-parameters by stratified grid search on the training rows, then refit on all.
 
     Args:
@@ -160,19 +237,21 @@ def fit_classical(method: str, X_train: np.ndarray, y_train: np.ndarray, *, seed
             a class with one sample is then absent from some training folds but does not fail.
         n_jobs: parallel fits in the search.
         scoring: scikit-learn scorer used to rank the settings.
+        resample: one of :data:`RESAMPLERS`, a pipeline step fitted on training folds only.
 
     Returns:
         FittedClassical with the refitted pipeline and the chosen setting.
 
     Raises:
-        ValueError: unknown method or class weighting, mismatched X/y lengths, fewer than two
+        ValueError: unknown method, class weighting or resampler, mismatched X/y lengths, fewer than two
             classes, or no class with two samples.
     """
     X_train, y_train = np.asarray(X_train), np.asarray(y_train)
     if len(X_train) != len(y_train):
         raise ValueError(f"X_train has {len(X_train)} rows but y_train has {len(y_train)} labels")
-    pipeline, grid = make_pipeline_and_grid(method, class_weight=class_weight, seed=seed)
     folds = _fold_count(y_train, cv_folds)
+    resampler, resampling = make_resampler(resample, seed, _smallest_fold_class(y_train, folds))
+    pipeline, grid = _assemble(method, class_weight, seed, resampler)
     grid = _feasible_grid(grid, len(y_train), folds)
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     search = GridSearchCV(pipeline, grid, scoring=scoring, refit=False, n_jobs=n_jobs, cv=splitter,
@@ -190,5 +269,5 @@ def fit_classical(method: str, X_train: np.ndarray, y_train: np.ndarray, *, seed
         method=method, estimator=estimator, best_params=_model_params(search.best_params_),
         cv_score=float(search.best_score_), grid_size=n_settings, cv_folds=folds,
         classes=[_plain(c) for c in estimator.classes_],
-        param_grid=plain_grid,
+        param_grid=plain_grid, resampling=resampling,
     )

@@ -18,8 +18,9 @@ import numpy as np
 
 from baselines.classical import METHODS, fit_classical
 from baselines.feature_table import feature_columns, read_feature_table
-from baselines.features import extract_features
+from baselines.features import extract_features, pair_features
 from data_tools.atomic import atomic_write
+from data_tools.corruption import corrupt_feature_rows
 from data_tools.manifest_io import Dataset
 from san.config import ConfigError
 from san.run_context import RunContext, RunRequest, open_request_data
@@ -32,6 +33,7 @@ CLASSICAL_HPARAMS: dict[str, Any] = {
     "feature_size": 128,  # images are prepared at this side before feature extraction
     "n_jobs": 1,  # parallel fits in the grid search
     "scoring": "accuracy",  # scikit-learn scorer that ranks the grid's settings
+    "resample": "none",  # none|smote|borderline-smote|adasyn|random-over|random-under, inside the CV folds
 }
 MODEL_FILE = "model.joblib"
 
@@ -88,6 +90,20 @@ def run_classical_experiment(request: RunRequest) -> dict[str, Any]:
             crop=context.config["data"]["crop"],
             progress=request.progress,
         )
+    if context.corruption.images is not None:  # a data-quality study degrading training images
+        if given is not None:
+            raise ConfigError(
+                "image quality factors degrade images; a given feature table (--features) has none"
+            )
+        table = corrupt_feature_rows(
+            table,
+            context.dataset,
+            context.corruption,
+            size=hparams["feature_size"],
+            crop=context.config["data"]["crop"],
+            featurize=pair_features,
+            progress=request.progress,
+        )
     columns = feature_columns(table)
     features = table[columns].to_numpy(dtype=np.float64)
     feature_seconds = time.perf_counter() - started
@@ -106,6 +122,7 @@ def run_classical_experiment(request: RunRequest) -> dict[str, Any]:
             cv_folds=hparams["cv_folds"],
             n_jobs=hparams["n_jobs"],
             scoring=hparams["scoring"],
+            resample=hparams["resample"],
         )
         fit_seconds = time.perf_counter() - fit_start
         metrics, probabilities_by_split = {}, {}
@@ -135,6 +152,7 @@ def run_classical_experiment(request: RunRequest) -> dict[str, Any]:
                 "feature_source": request.features or "extracted",
                 "param_grid": fitted.param_grid,
                 "hparams": hparams,
+                "resampling": fitted.resampling,
             },
         )
         record["calibration"] = context.calibrate(probabilities_by_split)

@@ -26,7 +26,7 @@ from data_tools.atomic import atomic_write
 from data_tools.dataset import PairedGrainDataset, seed_worker
 from san.algorithms.base import Algorithm
 from san.metrics import classification_metrics
-from san.sampling import BalancedBatchSampler
+from san.sampling import BalancedBatchSampler, check_resampling
 from san.tracking import Tracker
 
 log = logging.getLogger(__name__)
@@ -54,6 +54,8 @@ class TrainingSettings:
     selection_metric: str = "accuracy"
     domain_balanced: bool = True
     class_balanced: bool = False
+    resample: str = "none"
+    resample_count: int | None = None
     num_workers: int = 0
 
     def __post_init__(self) -> None:
@@ -65,6 +67,7 @@ class TrainingSettings:
             raise ValueError(
                 f"training.selection_metric must be one of {SELECTION_METRICS}, got {self.selection_metric!r}"
             )
+        check_resampling(self.resample, self.resample_count, self.class_balanced)
 
 
 @dataclass
@@ -171,6 +174,8 @@ class Trainer:
             seed=seed,
             domain_balanced=settings.domain_balanced,
             class_balanced=settings.class_balanced,
+            resample=settings.resample,
+            resample_count=settings.resample_count,
         )
         self.steps_per_epoch = len(self.sampler)
         self.total_steps = settings.epochs * self.steps_per_epoch

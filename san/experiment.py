@@ -21,6 +21,7 @@ import torch
 
 from data_tools.atomic import atomic_write
 from data_tools.cache import PairImageCache
+from data_tools.corruption import corrupt_pairs
 from data_tools.dataset import PairedGrainDataset
 from data_tools.transforms import AugmentationConfig, ChannelStats, PairTransform, channel_stats
 from san.engine import (
@@ -93,6 +94,7 @@ class Experiment:
         pairs = PairImageCache().load(
             context.dataset, size, config["data"]["crop"], progress=context.request.progress
         )
+        pairs = corrupt_pairs(pairs, context.corruption)  # image factors degrade training rows on the fly
         stats = channel_stats(pairs.plane, pairs.cross, context.rows("train"))
         augmentation = AugmentationConfig.from_mapping(config["augmentation"])
         train_transform = PairTransform(
@@ -183,6 +185,7 @@ class Experiment:
                     **facts,
                     "normalisation": stats.to_dict(),
                     "final_epoch": fit.history[-1],
+                    "sampling": trainer.sampler.describe(),
                     "history": fit.history,
                 },
             )

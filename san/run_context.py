@@ -21,6 +21,7 @@ import pandas as pd
 import yaml
 
 from data_tools.atomic import atomic_write_text
+from data_tools.corruption import corrupt_training
 from data_tools.manifest import manifest_hash
 from data_tools.manifest_io import Dataset, load_dataset
 from data_tools.names import ordered_classes
@@ -128,6 +129,11 @@ class RunContext:
         self.labels = manifest["label"].map(class_index).fillna(-1).to_numpy(int)
         domain_index = {d: i for i, d in enumerate(self.protocol.domains)}
         self.domains = manifest["domain"].map(domain_index).fillna(-1).to_numpy(int)
+        # Data-quality studies corrupt the training split only (labels, rows); a no-op by default.
+        self.corruption = corrupt_training(
+            manifest, self.split, self.labels, self.config, run_seed=request.seed
+        )
+        self.split, self.labels = self.corruption.split, self.corruption.labels
         self.tracker: Tracker | None = None
 
     @property
@@ -275,7 +281,7 @@ class RunContext:
                 "split_counts": split_counts(self.manifest, self.split).to_dict(orient="index"),
             },
             "run_dir": str(self.run_dir),
-            "extras": {"config_layers": self.config_layers, **extras},
+            "extras": {"config_layers": self.config_layers, "quality": self.corruption.describe(), **extras},
         }
 
     def finish(self, record: dict[str, Any]) -> dict[str, Any]:

@@ -1,5 +1,5 @@
 """Batch samplers: domain-balanced batches (every batch holds every source river), optionally
-class-balanced within each river."""
+class-balanced within each river, optionally over- or undersampled to a number of draws per class."""
 
 from __future__ import annotations
 
@@ -7,6 +7,48 @@ from collections.abc import Iterator
 
 import numpy as np
 from torch.utils.data import Sampler
+
+RESAMPLING = ("none", "over", "under", "target")
+
+
+def check_resampling(mode: str, count: int | None, class_balanced: bool = False) -> None:
+    """Raise ValueError for an unknown ``training.resample`` mode, ``target`` without a positive
+    ``resample_count``, or resampling together with ``class_balanced`` (both set class frequencies)."""
+    if mode not in RESAMPLING:
+        raise ValueError(f"training.resample must be one of {RESAMPLING}, got {mode!r}")
+    if mode == "target" and (count is None or count < 1):
+        raise ValueError(f"training.resample: target needs training.resample_count >= 1, got {count!r}")
+    if class_balanced and mode != "none":
+        raise ValueError(f"training.class_balanced and training.resample={mode!r} both set class "
+                         "frequencies; choose one")
+
+
+def class_quotas(labels: np.ndarray, mode: str, count: int | None = None) -> dict[int, int]:
+    """Draws per class and epoch: ``none`` the stored counts, ``over`` the largest class's count for
+    every class, ``under`` the smallest's, ``target`` ``count`` for every class.
+
+    Raises:
+        ValueError: see :func:`check_resampling`.
+    """
+    check_resampling(mode, count)
+    classes, counts = np.unique(np.asarray(labels), return_counts=True)
+    if mode == "none" or len(counts) == 0:
+        return {int(c): int(n) for c, n in zip(classes, counts, strict=True)}
+    quota = {"over": counts.max(), "under": counts.min(), "target": count}[mode]
+    return {int(c): int(quota) for c in classes}
+
+
+def resampled_positions(labels: np.ndarray, quotas: dict[int, int], rng: np.random.Generator) -> np.ndarray:
+    """One epoch's positions: class ``c``'s n_c positions each ``quota // n_c`` times, plus a random
+    ``quota % n_c`` of them (so undersampling draws without replacement, and oversampling repeats
+    every sample as evenly as possible). Returns the positions grouped by class."""
+    labels = np.asarray(labels)
+    drawn = []
+    for label, quota in quotas.items():
+        positions = np.flatnonzero(labels == label)
+        repeats, rest = divmod(quota, len(positions))
+        drawn += [np.tile(positions, repeats), rng.choice(positions, size=rest, replace=False)]
+    return np.concatenate(drawn) if drawn else np.empty(0, dtype=np.int64)
 
 
 class _Stream:
@@ -34,6 +76,12 @@ class _Stream:
 class BalancedBatchSampler(Sampler[list[int]]):
     """Yields ``ceil(n / batch_size)`` full batches per epoch of dataset positions.
 
+    With ``resample`` other than ``none``, n is the sum of the per-class quotas
+    (:func:`class_quotas`) and each epoch draws a fresh :func:`resampled_positions`. Without domain
+    balancing an epoch then holds exactly the quotas; with it, each domain's part of the draw keeps
+    its class mix, but domains get equal shares of every batch, so the epoch's per-class totals
+    follow the quotas only as far as the domains' parts are equal in size.
+
     With ``domain_balanced`` the batch is shared as evenly as possible between the domains
     (the remainder going to domains drawn at random), each domain cycling through its own
     reshuffled samples, so small rivers repeat more often within an epoch. The order depends
@@ -49,10 +97,15 @@ class BalancedBatchSampler(Sampler[list[int]]):
         seed: int,
         domain_balanced: bool = True,
         class_balanced: bool = False,
+        resample: str = "none",
+        resample_count: int | None = None,
     ) -> None:
         labels, domains = np.asarray(labels), np.asarray(domains)
         if len(labels) == 0:
             raise ValueError("cannot sample batches from an empty training split")
+        check_resampling(resample, resample_count, class_balanced)
+        self.quotas = class_quotas(labels, resample, resample_count)
+        self.resample = resample
         groups = np.unique(domains) if domain_balanced else np.array([0])
         if batch_size < len(groups):
             raise ValueError(f"batch size {batch_size} cannot hold all {len(groups)} source domains")
@@ -64,16 +117,29 @@ class BalancedBatchSampler(Sampler[list[int]]):
         """Choose the epoch whose order is produced next."""
         self.epoch = epoch
 
+    @property
+    def draws_per_epoch(self) -> int:
+        """Samples drawn per epoch before rounding up to whole batches."""
+        return sum(self.quotas.values()) if self.resample != "none" else len(self.labels)
+
+    def describe(self) -> dict[str, object]:
+        """The sampling setting for a run record: mode, draws per epoch and per class (class index)."""
+        return {"resample": self.resample, "draws_per_epoch": self.draws_per_epoch,
+                "draws_per_class": {str(c): q for c, q in self.quotas.items()},
+                "class_balanced": self.class_balanced, "domain_balanced": self.domain_balanced}
+
     def __len__(self) -> int:
-        return -(-len(self.labels) // self.batch_size)
+        return -(-self.draws_per_epoch // self.batch_size)
 
     def __iter__(self) -> Iterator[list[int]]:
         rng = np.random.default_rng([self.seed, self.epoch, 7919])
+        pool = (resampled_positions(self.labels, self.quotas, rng) if self.resample != "none"
+                else np.arange(len(self.labels)))
         streams = []
         for group in self.groups:
-            positions = (
-                np.flatnonzero(self.domains == group) if self.domain_balanced else np.arange(len(self.labels))
-            )
+            positions = pool[self.domains[pool] == group] if self.domain_balanced else pool
+            if len(positions) == 0:  # a domain whose classes all drew nothing this epoch
+                continue
             streams.append(_Stream(positions, self.labels[positions], self.class_balanced, rng))
         share, remainder = divmod(self.batch_size, len(streams))
         for _ in range(len(self)):

@@ -44,8 +44,9 @@ def _single_thread() -> Iterator[None]:
     torch.set_num_threads(threads)
 
 
-def make_batch(n: int = 4, size: int = 32, num_domains: int = NUM_DOMAINS,
-               seed: int = 0) -> dict[str, torch.Tensor]:
+def make_batch(
+    n: int = 4, size: int = 32, num_domains: int = NUM_DOMAINS, seed: int = 0
+) -> dict[str, torch.Tensor]:
     """A normalised-looking batch with every class and every domain present."""
     generator = torch.Generator().manual_seed(seed)
     return {
@@ -57,8 +58,9 @@ def make_batch(n: int = 4, size: int = 32, num_domains: int = NUM_DOMAINS,
     }
 
 
-def build(name: str, hparams: dict[str, Any] | None = None, num_domains: int = NUM_DOMAINS,
-          seed: int = 0) -> Algorithm:
+def build(
+    name: str, hparams: dict[str, Any] | None = None, num_domains: int = NUM_DOMAINS, seed: int = 0
+) -> Algorithm:
     torch.manual_seed(seed)
     return build_algorithm(name, NUM_CLASSES, num_domains, hparams)
 
@@ -73,8 +75,16 @@ def _cases() -> list[tuple[str, dict[str, Any]]]:
     return cases + [
         ("vgg16", {"input": "stack", "head": "torchvision"}),
         ("san", {"shared_encoder": False, "fusion": "gate", "optimizer": "adamw", "lr": 1e-3}),
-        ("san", {"fusion": "sum", "grad_clip": 1.0, "label_smoothing": 0.1, "class_weights": [1.0, 2.0, 0.5],
-                 "dropout": 0.2}),
+        (
+            "san",
+            {
+                "fusion": "sum",
+                "grad_clip": 1.0,
+                "label_smoothing": 0.1,
+                "class_weights": [1.0, 2.0, 0.5],
+                "dropout": 0.2,
+            },
+        ),
     ]
 
 
@@ -100,13 +110,17 @@ def test_one_update_trains_every_parameter(name: str, hparams: dict[str, Any]) -
     assert expected_keys <= set(logs)
     assert all(isinstance(value, float) and math.isfinite(value) for value in logs.values())
     # update() zeroes gradients before the backward pass, so .grad holds what this step applied.
-    no_gradient = [key for key, p in algorithm.named_parameters()
-                   if p.grad is None or not p.grad.abs().sum() > 0]
+    no_gradient = [
+        key for key, p in algorithm.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0
+    ]
     assert not no_gradient
     optimised = {id(p) for group in algorithm.optimizer.param_groups for p in group["params"]}
     assert optimised == {id(p) for p in algorithm.parameters()}
-    unchanged = [key for key, p in algorithm.named_parameters() if torch.equal(p.detach().flatten()[:256],
-                                                                             fingerprints[key])]
+    unchanged = [
+        key
+        for key, p in algorithm.named_parameters()
+        if torch.equal(p.detach().flatten()[:256], fingerprints[key])
+    ]
     assert not unchanged
 
     algorithm.eval()
@@ -121,8 +135,9 @@ def test_san_gradients_are_class_minus_lambda_domain_and_discriminator_learns() 
     # In float64 the two ways of summing the gradients agree to rounding.
     san = build("san").double()
     reference = copy.deepcopy(san)
-    batch = {key: value.double() if value.is_floating_point() else value
-             for key, value in make_batch().items()}
+    batch = {
+        key: value.double() if value.is_floating_point() else value for key, value in make_batch().items()
+    }
     progress = 0.3
 
     logs = san.update(batch, progress)
@@ -135,12 +150,16 @@ def test_san_gradients_are_class_minus_lambda_domain_and_discriminator_learns() 
     network_params = list(reference.network.parameters())
     class_grads = torch.autograd.grad(class_loss, network_params, retain_graph=True)
     # The class head does not take part in the domain loss: its domain gradient is zero.
-    domain_grads = torch.autograd.grad(domain_loss, [*network_params, *reference.discriminator.parameters()],
-                                       allow_unused=True, materialize_grads=True)
+    domain_grads = torch.autograd.grad(
+        domain_loss,
+        [*network_params, *reference.discriminator.parameters()],
+        allow_unused=True,
+        materialize_grads=True,
+    )
     expected = [c - lambda_ * d for c, d in zip(class_grads, domain_grads, strict=False)]
     for param, want in zip(san.network.parameters(), expected, strict=True):
         torch.testing.assert_close(param.grad, want)
-    for param, want in zip(san.discriminator.parameters(), domain_grads[len(network_params):], strict=True):
+    for param, want in zip(san.discriminator.parameters(), domain_grads[len(network_params) :], strict=True):
         torch.testing.assert_close(param.grad, want)
     assert logs["domain_loss"] == pytest.approx(domain_loss.item(), rel=1e-5)
 
@@ -153,8 +172,9 @@ def test_discriminator_has_its_own_learning_rate() -> None:
 
 
 @pytest.mark.parametrize(("hparams", "num_domains"), [({"adversary": False}, 2), ({}, 1)])
-def test_san_without_adversary_is_erm(hparams: dict[str, Any], num_domains: int,
-                                      caplog: pytest.LogCaptureFixture) -> None:
+def test_san_without_adversary_is_erm(
+    hparams: dict[str, Any], num_domains: int, caplog: pytest.LogCaptureFixture
+) -> None:
     with caplog.at_level(logging.WARNING, logger="san.algorithms.san"):
         san = build("san", hparams, num_domains=num_domains)
     erm = build("erm", num_domains=num_domains)
@@ -177,8 +197,10 @@ def test_training_state_round_trip_resumes_exactly() -> None:
     resumed.load_training_state(copy.deepcopy(first.training_state()))
 
     momentum = [first.optimizer.state[p]["momentum_buffer"] for p in first.parameters()]
-    assert all(torch.equal(resumed.optimizer.state[p]["momentum_buffer"], m)
-               for p, m in zip(resumed.parameters(), momentum, strict=True))
+    assert all(
+        torch.equal(resumed.optimizer.state[p]["momentum_buffer"], m)
+        for p, m in zip(resumed.parameters(), momentum, strict=True)
+    )
     first.update(make_batch(seed=2), 0.2)
     resumed.update(make_batch(seed=2), 0.2)
     for p_first, p_resumed in zip(first.parameters(), resumed.parameters(), strict=True):
@@ -201,10 +223,13 @@ def test_non_finite_loss_raises_floating_point_error() -> None:
         build("erm").update(batch, 0.0)
 
 
-@pytest.mark.parametrize(("key", "value", "match"), [
-    ("label", 3, "labels must be in"),
-    ("domain", 2, "domains must be"),
-])
+@pytest.mark.parametrize(
+    ("key", "value", "match"),
+    [
+        ("label", 3, "labels must be in"),
+        ("domain", 2, "domains must be"),
+    ],
+)
 def test_out_of_range_targets_are_rejected(key: str, value: int, match: str) -> None:
     batch = make_batch()
     batch[key][0] = value
@@ -220,17 +245,20 @@ def test_registry_refuses_duplicates_and_unknown_names() -> None:
     assert algorithm_class("san") is SAN
 
 
-@pytest.mark.parametrize(("name", "hparams", "match"), [
-    ("san", {"lamda_max": 1.0}, r"unknown hyper-parameter\(s\) \['lamda_max'\]"),
-    ("erm", {"lambda_max": 1.0}, "lambda_max"),       # an adversary setting means nothing to ERM
-    ("resnet34", {"backbone": "vgg16"}, "backbone"),  # the algorithm fixes the architecture
-    ("resnet34", {"input": "both"}, "expected one of plane, cross, stack, pair"),
-    ("vgg16", {"input": "plane", "head": "big"}, "expected one of compact, torchvision"),
-    ("erm", {"fusion": "product"}, "expected one of concat, sum, gate"),
-    ("erm", {"backbone": "resnet101"}, "unknown backbone 'resnet101'"),
-    ("erm", {"optimizer": "adam"}, "expected one of sgd, adamw"),
-    ("erm", {"class_weights": [1.0, 2.0]}, "3 non-negative floats"),
-])
+@pytest.mark.parametrize(
+    ("name", "hparams", "match"),
+    [
+        ("san", {"lamda_max": 1.0}, r"unknown hyper-parameter\(s\) \['lamda_max'\]"),
+        ("erm", {"lambda_max": 1.0}, "lambda_max"),  # an adversary setting means nothing to ERM
+        ("resnet34", {"backbone": "vgg16"}, "backbone"),  # the algorithm fixes the architecture
+        ("resnet34", {"input": "both"}, "expected one of plane, cross, stack, pair"),
+        ("vgg16", {"input": "plane", "head": "big"}, "expected one of compact, torchvision"),
+        ("erm", {"fusion": "product"}, "expected one of concat, sum, gate"),
+        ("erm", {"backbone": "resnet101"}, "unknown backbone 'resnet101'"),
+        ("erm", {"optimizer": "adam"}, "expected one of sgd, adamw"),
+        ("erm", {"class_weights": [1.0, 2.0]}, "3 non-negative floats"),
+    ],
+)
 def test_bad_hparams_raise_value_error(name: str, hparams: dict[str, Any], match: str) -> None:
     with pytest.raises(ValueError, match=match):
         build(name, hparams)
@@ -240,8 +268,13 @@ def test_defaults_are_merged_under_the_caller_hparams_without_mutating_them() ->
     hparams = {"lr": 0.05, "class_weights": [1.0, 1.0, 2.0]}
     san = build("san", hparams)
     assert san.hparams == {**default_hparams("san"), **hparams}
-    assert set(default_hparams("san")) == set(default_hparams("erm")) | {"adversary", "lambda_max", "gamma",
-                                                                         "disc_hidden", "disc_lr_mult"}
+    assert set(default_hparams("san")) == set(default_hparams("erm")) | {
+        "adversary",
+        "lambda_max",
+        "gamma",
+        "disc_hidden",
+        "disc_lr_mult",
+    }
     san.hparams["class_weights"].append(9.0)
     assert hparams["class_weights"] == [1.0, 1.0, 2.0]
 
@@ -289,8 +322,8 @@ def resnet18_imagenet_state(tmp_path_factory: pytest.TempPathFactory) -> tuple[P
 
 
 def test_local_weights_load_and_unfitting_head_is_dropped_and_reported(
-        resnet18_imagenet_state: tuple[Path, dict[str, torch.Tensor]],
-        caplog: pytest.LogCaptureFixture) -> None:
+    resnet18_imagenet_state: tuple[Path, dict[str, torch.Tensor]], caplog: pytest.LogCaptureFixture
+) -> None:
     path, state = resnet18_imagenet_state
     with caplog.at_level(logging.INFO, logger="san.backbones"):
         extractor, dim = build_feature_extractor("resnet18", weights=path)
@@ -304,10 +337,13 @@ def test_local_weights_load_and_unfitting_head_is_dropped_and_reported(
 
 
 def test_stack_mode_copies_pretrained_rgb_filters_into_both_halves(
-        resnet18_imagenet_state: tuple[Path, dict[str, torch.Tensor]]) -> None:
+    resnet18_imagenet_state: tuple[Path, dict[str, torch.Tensor]],
+) -> None:
     path, state = resnet18_imagenet_state
     torch.manual_seed(0)
-    algorithm = build_algorithm("erm", NUM_CLASSES, NUM_DOMAINS, {"weights": str(path), "shared_encoder": False})
+    algorithm = build_algorithm(
+        "erm", NUM_CLASSES, NUM_DOMAINS, {"weights": str(path), "shared_encoder": False}
+    )
     torch.testing.assert_close(algorithm.network.encoder.cross_encoder.conv1.weight, state["conv1.weight"])
     # resnet34 cannot take resnet18 weights: a non-head mismatch is an error naming the file.
     with pytest.raises(ValueError, match=f"{path}: the state dict does not fit"):
@@ -320,8 +356,9 @@ def test_stack_mode_copies_pretrained_rgb_filters_into_both_halves(
     torch.testing.assert_close(algorithm.network.body.conv1.weight, torch.cat([half, half], dim=1))
 
 
-def test_missing_weights_file_and_offline_download_give_clear_errors(monkeypatch: pytest.MonkeyPatch,
-                                                                     tmp_path: Path) -> None:
+def test_missing_weights_file_and_offline_download_give_clear_errors(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     with pytest.raises(FileNotFoundError, match="nothere.pt does not exist"):
         build_feature_extractor("resnet18", weights=tmp_path / "nothere.pt")
 
