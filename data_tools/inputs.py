@@ -20,10 +20,9 @@ from pathlib import Path
 import pandas as pd
 
 from data_tools.images import is_image_file
-from data_tools.layout import Layout, LayoutError, compile_layout
+from data_tools.layout import LayoutError, compile_layout, detect_layout
 from data_tools.manifest import Problem, build_manifest
 from data_tools.manifest_io import Dataset, read_manifest
-from data_tools.names import canonical_polarization, canonical_split
 
 UNLABELLED = "unlabelled"
 MANIFEST_LAYOUT = "(manifest CSV)"
@@ -70,32 +69,13 @@ def _image_paths(root: Path) -> list[str]:
     )
 
 
-def _fits(layout: Layout, path: str) -> bool:
-    fields = layout.match(path)
-    return (
-        fields is not None
-        and canonical_polarization(fields["pol"]) is not None
-        and ("split" not in fields or canonical_split(fields["split"]) is not None)
-    )
-
-
 def detect_input_layout(paths: list[str]) -> str:
     """The template of :data:`INPUT_TEMPLATES` that explains the most paths (the first on a tie).
 
     Raises:
         LayoutError: none explains any path; the message lists the templates and example paths.
     """
-    layouts = [compile_layout(template) for template in INPUT_TEMPLATES]
-    scores = [sum(_fits(layout, path) for path in paths) for layout in layouts]
-    best = max(range(len(layouts)), key=lambda i: (scores[i], -i))
-    if scores[best] == 0:
-        examples = ", ".join(repr(p) for p in paths[:3]) or "no image files"
-        raise LayoutError(
-            "no input layout fits this tree (tried "
-            + ", ".join(repr(t) for t in INPUT_TEMPLATES)
-            + f"; example paths: {examples}); pass --layout with a template such as '{{pol}}/{{name}}'"
-        )
-    return layouts[best].template
+    return detect_layout(paths, candidates=INPUT_TEMPLATES).template
 
 
 def read_prediction_input(

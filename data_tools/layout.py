@@ -88,24 +88,28 @@ def _fit_score(layout: Layout, paths: Sequence[str]) -> int:
     return score
 
 
-def detect_layout(paths: Sequence[str], *, has_domain_level: bool = True) -> Layout:
+def detect_layout(
+    paths: Sequence[str], *, has_domain_level: bool = True, candidates: Sequence[str] | None = None
+) -> Layout:
     """Pick the default template that explains the most image paths.
 
     Args:
         paths: image paths relative to the root, POSIX separators.
         has_domain_level: False when the tree has no domain folder (``--domain`` given).
+        candidates: templates to choose from instead of the default ones (the first wins a tie).
 
     Raises:
         LayoutError: no default template fits any path; the message lists what was tried.
     """
-    candidates = DEFAULT_TEMPLATES if has_domain_level else NO_DOMAIN_TEMPLATES
+    if candidates is None:
+        candidates = DEFAULT_TEMPLATES if has_domain_level else NO_DOMAIN_TEMPLATES
     layouts = [compile_layout(t) for t in candidates]
     scores = [_fit_score(layout, paths) for layout in layouts]
     best = max(range(len(layouts)), key=lambda i: scores[i])
     if scores[best] == 0:
         examples = ", ".join(repr(p) for p in list(paths)[:3]) or "no image files"
         raise LayoutError(
-            "no default layout fits this tree (tried "
+            "no layout fits this tree (tried "
             + ", ".join(repr(t) for t in candidates)
             + f"; example paths: {examples}). Pass --layout with a template, "
             "e.g. '{label}Data/{pol}/{name}', and --domain NAME if there is no domain level."

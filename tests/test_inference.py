@@ -240,5 +240,5 @@ def test_each_input_layout_is_detected(template):
 
 def test_a_tree_no_layout_explains_is_a_layout_error(tmp_path):
     Image.new("RGB", (8, 8)).save(tmp_path / "loose.png")
-    with pytest.raises(LayoutError, match="no input layout fits"):
+    with pytest.raises(LayoutError, match="no layout fits"):
         read_prediction_input(tmp_path, progress=False)
