@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 from sklearn.linear_model import LogisticRegression
 
+from baselines.label_errors_cli import main as find_label_errors_main
 from data_tools.manifest_io import load_dataset
 from data_tools.splits import split_mixed
 from san.label_errors import (
@@ -22,7 +21,6 @@ from san.label_errors import (
     save_review_sheet,
 )
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "find_label_errors.py"
 RIVERS = ("yangtze", "yarlung", "pengqu")
 CLASSES = ("Ap", "Grt", "Zrn", "Rt")
 
@@ -114,32 +112,37 @@ def test_csv_and_review_sheet(tmp_path, write_pair_tree):
     model = classifier_fold_model(features, logistic, 2)
     result = find_label_errors(dataset.manifest, model, folds=2, plant=0.2)
     table = pd.read_csv(save_issues_csv(result, tmp_path / "issues.csv"))
-    assert list(table.columns) == ["sample_id", "domain", "given", "suggested", "self_confidence", "rank",
-                                   "original", "planted"]
+    assert list(table.columns) == [
+        "sample_id",
+        "domain",
+        "given",
+        "suggested",
+        "self_confidence",
+        "rank",
+        "original",
+        "planted",
+    ]
     assert len(table) == result.table["flagged"].sum() > 0 and table["rank"].is_monotonic_increasing
     sheet = save_review_sheet(result, dataset, tmp_path / "sheet.png", top=4, size=16)
     assert sheet is not None and sheet.stat().st_size > 0
 
 
-def _script_main():
-    spec = importlib.util.spec_from_file_location("find_label_errors_script", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main
-
-
 def test_the_command_writes_csv_sheet_and_scores(tmp_path, write_pair_tree, capsys):
-    write_pair_tree(tmp_path / "tree", "{domain}/{pol}/{label}/{name}",
-                    {"pengqu": {"Ap": 8, "Zrn": 8}, "yarlung": {"Ap": 8, "Zrn": 8}})
-    main = _script_main()
+    write_pair_tree(
+        tmp_path / "tree",
+        "{domain}/{pol}/{label}/{name}",
+        {"pengqu": {"Ap": 8, "Zrn": 8}, "yarlung": {"Ap": 8, "Zrn": 8}},
+    )
     out = tmp_path / "out"
-    code = main([str(tmp_path / "tree"), "--out", str(out), "--folds", "2", "--flip", "0.2", "--quiet"])
+    code = find_label_errors_main(
+        [str(tmp_path / "tree"), "--out", str(out), "--folds", "2", "--flip", "0.2", "--quiet"]
+    )
     assert code == 0
     assert (out / "label_issues.csv").is_file()
     summary = json.loads((out / "summary.json").read_text())
     assert summary["planted"] >= 2 and 0.0 <= summary["precision_at_k"] <= 1.0
     assert "precision@k" in capsys.readouterr().out
-    assert main([str(tmp_path / "tree"), "--flip", "1.5"]) == 2
+    assert find_label_errors_main([str(tmp_path / "tree"), "--flip", "1.5"]) == 2
 
 
 def test_a_fold_with_one_training_class_predicts_it_without_fitting():
