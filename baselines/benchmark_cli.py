@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from collections.abc import Callable
 
 import baselines  # noqa: F401  (registers vgg16 and resnet34; spawned workers re-import this script)
 from baselines.experiment import run_classical_experiment
@@ -13,6 +14,7 @@ from data_tools.names import parse_name_list
 from san.jobs import (
     ALL_METHODS,
     PRESETS,
+    BenchmarkData,
     GridError,
     JobExecutor,
     expand_grid,
@@ -21,7 +23,7 @@ from san.jobs import (
     parse_protocols,
     parse_seeds,
 )
-from san.runner import claim_output_dir, plan, run_jobs
+from san.runner import BenchmarkSummary, claim_output_dir, plan, run_jobs
 from san.runtime import resolve_device
 from san.tracking import MODES
 
@@ -34,6 +36,60 @@ def positive_int(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
     return int(text)
+
+
+def add_grid_run_arguments(parser: argparse.ArgumentParser, *, default_out: str) -> None:
+    """Flags shared by every command that runs a grid of jobs (benchmark, quality study)."""
+    parser.add_argument("--preset", choices=PRESETS,
+                        help="cpu: configs/presets/cpu.yaml (small, fast); paper: each method's own "
+                             "paper-sized config (default: paper with a GPU, else cpu)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="config override passed to every job, e.g. --set epochs=1 (repeatable)")
+    parser.add_argument("--out", metavar="DIR", help=f"output folder (default: {default_out})")
+    parser.add_argument("--jobs", type=positive_int, default=1, metavar="N",
+                        help="parallel processes, each with an equal share of the cores (default 1)")
+    parser.add_argument("--wandb", choices=MODES, default="offline",
+                        help="W&B mode of every run (default offline; a sweep agent passes online)")
+    parser.add_argument("--dry-run", action="store_true", help="list the jobs and their state; run nothing")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--verbose", action="store_true", help="log each run's progress messages")
+
+
+def configure_grid_logging(verbose: bool) -> None:
+    """Warnings only, or every run's progress messages with --verbose."""
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+
+
+def default_preset() -> str:
+    """paper on a machine with a GPU, else cpu."""
+    return "paper" if resolve_device("auto").type == "cuda" else "cpu"
+
+
+def run_grid(args: argparse.Namespace, jobs: list, data: BenchmarkData, *, out: str, preset: str,
+             wrap: Callable[[JobExecutor], Callable] | None = None) -> tuple[int, BenchmarkSummary | None]:
+    """Claim the output folder, then list (--dry-run) or run the jobs and print the summary.
+
+    ``wrap`` adapts the executor (e.g. a quality study's corruption settings). Returns the exit code
+    and the summary (None when nothing ran).
+    """
+    try:
+        claim_output_dir(out, {"preset": preset, "overrides": args.overrides,
+                               "manifest_hash": data.manifest_hash}, record=not args.dry_run)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE, None
+    if args.dry_run:
+        for job, state in plan(jobs, out):
+            print(f"{job.name}\t{state}")
+        return EXIT_OK, None
+    execute: Callable = JobExecutor(data=args.data, preset=preset, out=out, wandb_mode=args.wandb,
+                                    overrides=tuple(args.overrides), classical=run_classical_experiment)
+    if wrap is not None:
+        execute = wrap(execute)
+    summary = run_jobs(jobs, out, execute, workers=args.jobs, progress=not args.quiet)
+    print(summary.format(out))
+    return (EXIT_FAILED if summary.failed else EXIT_OK), summary
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -57,27 +113,14 @@ def build_parser() -> argparse.ArgumentParser:
                         help="held-out rivers of the loro jobs (default: every river)")
     parser.add_argument("--seeds", default="0,1,2", metavar="0,1,2",
                         help="seeds (a range like 0-4 also works)")
-    parser.add_argument("--preset", choices=PRESETS,
-                        help="cpu: configs/presets/cpu.yaml (small, fast); paper: each method's own "
-                             "paper-sized config (default: paper with a GPU, else cpu)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="config override passed to every job, e.g. --set epochs=1 (repeatable)")
-    parser.add_argument("--out", metavar="DIR", help="output folder (default: runs/benchmark-<preset>)")
-    parser.add_argument("--jobs", type=positive_int, default=1, metavar="N",
-                        help="parallel processes, each with an equal share of the cores (default 1)")
-    parser.add_argument("--wandb", choices=MODES, default="offline",
-                        help="W&B mode of every run (default offline; a sweep agent passes online)")
-    parser.add_argument("--dry-run", action="store_true", help="list the jobs and their state; run nothing")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    parser.add_argument("--verbose", action="store_true", help="log each run's progress messages")
+    add_grid_run_arguments(parser, default_out="runs/benchmark-<preset>")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Parse, plan and run the benchmark; returns the exit code."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    configure_grid_logging(args.verbose)
     try:
         methods, seeds = parse_methods(args.methods), parse_seeds(args.seeds)
         protocols = parse_protocols(args.protocols or "mixed,loro")
@@ -92,23 +135,9 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, ManifestError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_FAILED
-    preset = args.preset or ("paper" if resolve_device("auto").type == "cuda" else "cpu")
+    preset = args.preset or default_preset()
     out = args.out or f"runs/benchmark-{preset}"
     print(f"{len(jobs)} job(s), preset {preset}, rivers {', '.join(data.rivers)}"
           f"{' (synthetic data)' if data.synthetic else ''}, output {out}", file=sys.stderr)
-    try:
-        claim_output_dir(out, {"preset": preset, "overrides": args.overrides,
-                               "manifest_hash": data.manifest_hash}, record=not args.dry_run)
-    except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_USAGE
-    if args.dry_run:
-        for job, state in plan(jobs, out):
-            print(f"{job.name}\t{state}")
-        return EXIT_OK
-    execute = JobExecutor(data=args.data, preset=preset, out=out, wandb_mode=args.wandb,
-                          overrides=tuple(args.overrides), classical=run_classical_experiment)
-    summary = run_jobs(jobs, out, execute, workers=args.jobs, progress=not args.quiet)
-    print(summary.format(out))
-    return EXIT_FAILED if summary.failed else EXIT_OK
-
+    code, _ = run_grid(args, jobs, data, out=out, preset=preset)
+    return code

@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 
 import baselines  # noqa: F401  (registers vgg16 and resnet34; spawned workers re-import this script)
-from baselines.benchmark_cli import positive_int
-from baselines.experiment import run_classical_experiment
+from baselines.benchmark_cli import add_grid_run_arguments, configure_grid_logging, default_preset, run_grid
 from data_tools.manifest_io import ManifestError, load_dataset
 from data_tools.names import ordered_classes
 from san.jobs import (
     ALL_METHODS,
-    PRESETS,
     GridError,
-    JobExecutor,
     open_benchmark_data,
     parse_methods,
     parse_seeds,
@@ -28,9 +24,6 @@ from san.quality_study import (
     parse_levels,
     write_study,
 )
-from san.runner import claim_output_dir, plan, run_jobs
-from san.runtime import resolve_device
-from san.tracking import MODES
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -65,23 +58,14 @@ def build_parser() -> argparse.ArgumentParser:
                         help="mixed (test within every river) or loro (hold each river out in turn: target "
                              "accuracy too); default mixed")
     parser.add_argument("--seeds", default="0,1,2", metavar="0,1,2", help="seeds (or a range like 0-4)")
-    parser.add_argument("--preset", choices=PRESETS, help="cpu or paper (default: paper on a GPU, else cpu)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="config override passed to every run, e.g. --set epochs=1 (repeatable)")
-    parser.add_argument("--out", metavar="DIR", help="output folder (default: runs/quality-<preset>)")
-    parser.add_argument("--jobs", type=positive_int, default=1, metavar="N", help="parallel processes")
-    parser.add_argument("--wandb", choices=MODES, default="offline", help="W&B mode of every run")
-    parser.add_argument("--dry-run", action="store_true", help="list the runs and their state; run nothing")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    parser.add_argument("--verbose", action="store_true", help="log each run's progress messages")
+    add_grid_run_arguments(parser, default_out="runs/quality-<preset>")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Plan, run and summarise the study; returns the exit code."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    configure_grid_logging(args.verbose)
     try:
         methods, seeds = parse_methods(args.method), parse_seeds(args.seeds)
         if len(methods) != 1:
@@ -99,28 +83,16 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, ManifestError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_FAILED
-    preset = args.preset or ("paper" if resolve_device("auto").type == "cuda" else "cpu")
+    preset = args.preset or default_preset()
     out = args.out or f"runs/quality-{preset}"
     print(f"{len(jobs)} run(s): {methods[0]}, {args.protocol}, {args.factor} at {len(levels)} level(s) "
           f"+ clean, seeds {','.join(map(str, seeds))}, preset {preset}, output {out}", file=sys.stderr)
-    try:
-        settings = {"preset": preset, "overrides": args.overrides, "manifest_hash": data.manifest_hash}
-        claim_output_dir(out, settings, record=not args.dry_run)
-    except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_USAGE
-    if args.dry_run:
-        for job, state in plan(jobs, out):
-            print(f"{job.name}\t{state}")
-        return EXIT_OK
-    base = JobExecutor(data=args.data, preset=preset, out=out, wandb_mode=args.wandb,
-                       overrides=tuple(args.overrides), classical=run_classical_experiment)
-    execute = QualityExecutor(base)
-    summary = run_jobs(jobs, out, execute, workers=args.jobs, progress=not args.quiet)
-    print(summary.format(out))
+    code, summary = run_grid(args, jobs, data, out=out, preset=preset, wrap=QualityExecutor)
+    if summary is None:
+        return code
     markdown, paths = write_study(jobs, out, method=methods[0], protocol=args.protocol, factor=args.factor,
                                   levels=levels)
     print(markdown)
     print("wrote " + ", ".join(map(str, paths)))
-    return EXIT_FAILED if summary.failed else EXIT_OK
+    return code
 
