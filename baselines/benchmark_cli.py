@@ -11,6 +11,7 @@ import baselines  # noqa: F401  (registers vgg16 and resnet34; spawned workers r
 from baselines.experiment import run_classical_experiment
 from data_tools.manifest_io import ManifestError
 from data_tools.names import parse_name_list
+from san.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from san.jobs import (
     ALL_METHODS,
     PRESETS,
@@ -27,7 +28,6 @@ from san.runner import BenchmarkSummary, claim_output_dir, plan, run_jobs
 from san.runtime import resolve_device
 from san.tracking import MODES
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 log = logging.getLogger("benchmark")
 
 

@@ -9,6 +9,7 @@ import baselines  # noqa: F401  (registers vgg16 and resnet34; spawned workers r
 from baselines.benchmark_cli import add_grid_run_arguments, configure_grid_logging, default_preset, run_grid
 from data_tools.manifest_io import ManifestError, load_dataset
 from data_tools.names import ordered_classes
+from san.cli import EXIT_FAILED, EXIT_USAGE
 from san.jobs import (
     ALL_METHODS,
     GridError,
@@ -24,8 +25,6 @@ from san.quality_study import (
     parse_levels,
     write_study,
 )
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
 def _classes(data: str | None) -> list[str]:

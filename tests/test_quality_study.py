@@ -12,7 +12,6 @@ import pandas as pd
 import pytest
 
 from baselines.experiment import run_classical_experiment
-from san.experiment import Experiment
 from san.jobs import GridError, JobExecutor
 from san.metrics import classification_metrics
 from san.quality_study import (
@@ -27,20 +26,10 @@ from san.quality_study import (
     write_study,
 )
 from san.records import RESULTS_FILE, read_record, write_record
-from san.run_context import RunContext
 from san.runner import run_jobs
 
 RIVERS = ["yangtze", "yarlung", "pengqu"]
 
-
-def hooked(function: Any, name: str) -> bool:
-    """Whether the lead's hook line (a call of ``name``) is in ``function``."""
-    return name in function.__code__.co_names
-
-
-SPLIT_HOOK = hooked(RunContext.__init__, "corrupt_training")
-DEEP_IMAGE_HOOK = hooked(Experiment._datasets, "corrupt_pairs")
-CLASSICAL_IMAGE_HOOK = hooked(run_classical_experiment, "corrupt_feature_rows")
 
 
 def test_jobs_are_named_by_factor_level_and_seed_and_carry_their_overrides():
@@ -155,8 +144,6 @@ def small_tree(tmp_path_factory, write_pair_tree) -> Path:
     return root
 
 
-@pytest.mark.skipif(not SPLIT_HOOK, reason="needs the lead's hook in san/run_context.py (corrupt_training "
-                                           "after the split is made); passes once it is added")
 def test_label_noise_reaches_a_real_classical_run(small_tree, tmp_path):
     jobs = expand_study(["knn"], [("mixed", None)], ["pengqu"], [0], "label-noise", [0.5])
     execute = QualityExecutor(JobExecutor(data=str(small_tree), preset="cpu", out=str(tmp_path),
@@ -172,9 +159,6 @@ def test_label_noise_reaches_a_real_classical_run(small_tree, tmp_path):
     assert (split["split"] != "unused").all()  # label noise removes nothing
 
 
-@pytest.mark.skipif(not (SPLIT_HOOK and DEEP_IMAGE_HOOK),
-                    reason="needs the lead's hooks in san/run_context.py and san/experiment.py "
-                           "(corrupt_pairs on the cached pairs); passes once they are added")
 def test_an_image_factor_reaches_a_real_deep_run(small_tree, tmp_path):
     jobs = expand_study(["erm"], [("mixed", None)], ["pengqu"], [0], "salt-pepper", [0.2])
     overrides = ("size=16", "epochs=1", "batch_size=8", "fused_dim=8")
@@ -187,9 +171,6 @@ def test_an_image_factor_reaches_a_real_deep_run(small_tree, tmp_path):
     assert json.loads(json.dumps(quality)) == quality
 
 
-@pytest.mark.skipif(not (SPLIT_HOOK and CLASSICAL_IMAGE_HOOK),
-                    reason="needs the lead's hooks in san/run_context.py and baselines/experiment.py "
-                           "(corrupt_feature_rows on the feature table); passes once they are added")
 def test_an_image_factor_reaches_a_real_classical_run(small_tree, tmp_path):
     jobs = expand_study(["knn"], [("mixed", None)], ["pengqu"], [0], "brightness", [4.0])
     execute = QualityExecutor(JobExecutor(data=str(small_tree), preset="cpu", out=str(tmp_path),
