@@ -24,7 +24,7 @@ from san.jobs import (
     parse_protocols,
     parse_seeds,
 )
-from san.runner import BenchmarkSummary, claim_output_dir, plan, run_jobs
+from san.runner import BenchmarkSummary, claim_output_dir, format_stale, plan, run_jobs, stale_jobs
 from san.runtime import resolve_device
 from san.tracking import MODES
 
@@ -68,7 +68,8 @@ def default_preset() -> str:
 
 def run_grid(args: argparse.Namespace, jobs: list, data: BenchmarkData, *, out: str, preset: str,
              wrap: Callable[[JobExecutor], Callable] | None = None) -> tuple[int, BenchmarkSummary | None]:
-    """Claim the output folder, then list (--dry-run) or run the jobs and print the summary.
+    """Claim the output folder, refuse complete runs made with other settings (they would be skipped
+    and mixed into the tables), then list (--dry-run) or run the jobs and print the summary.
 
     ``wrap`` adapts the executor (e.g. a quality study's corruption settings). Returns the exit code
     and the summary (None when nothing ran).
@@ -79,14 +80,18 @@ def run_grid(args: argparse.Namespace, jobs: list, data: BenchmarkData, *, out: 
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE, None
+    executor = JobExecutor(data=args.data, preset=preset, out=out, wandb_mode=args.wandb,
+                           overrides=tuple(args.overrides), classical=run_classical_experiment)
+    stale = stale_jobs(jobs, out, executor.changed_settings)
     if args.dry_run:
+        changed = {job: changes for job, changes in stale}
         for job, state in plan(jobs, out):
-            print(f"{job.name}\t{state}")
+            print(f"{job.name}\t{'stale: ' + '; '.join(changed[job]) if job in changed else state}")
         return EXIT_OK, None
-    execute: Callable = JobExecutor(data=args.data, preset=preset, out=out, wandb_mode=args.wandb,
-                                    overrides=tuple(args.overrides), classical=run_classical_experiment)
-    if wrap is not None:
-        execute = wrap(execute)
+    if stale:
+        print(f"error: {format_stale(stale, out)}", file=sys.stderr)
+        return EXIT_USAGE, None
+    execute: Callable = executor if wrap is None else wrap(executor)
     summary = run_jobs(jobs, out, execute, workers=args.jobs, progress=not args.quiet)
     print(summary.format(out))
     return (EXIT_FAILED if summary.failed else EXIT_OK), summary

@@ -16,8 +16,9 @@ from typing import Any
 from data_tools.manifest import manifest_hash
 from data_tools.manifest_io import load_dataset
 from data_tools.names import canonical_domain, ordered_domains, parse_name_list
-from san.config import CONFIG_DIR
+from san.config import CONFIG_DIR, resolve_config
 from san.run_context import RunRequest
+from san.run_settings import settings_changes
 
 CLASSICAL_METHODS: tuple[str, ...] = ("svm", "rf", "knn", "dt", "cart")
 DEEP_METHODS: tuple[str, ...] = ("vgg16", "resnet34", "erm", "san")
@@ -56,6 +57,11 @@ class Job:
     def run_dir(self, out: str | Path) -> Path:
         """The job's run directory under ``out``."""
         return Path(out) / self.method / self.task / f"seed{self.seed}"
+
+    @property
+    def overrides(self) -> tuple[str, ...]:
+        """Config overrides of this job beyond the grid's own (none for a plain benchmark job)."""
+        return ()
 
     def as_dict(self) -> dict[str, Any]:
         """The job as plain data (for failure records and logs)."""
@@ -213,6 +219,16 @@ class JobExecutor:
             config_file=str(preset_file(self.preset)), overrides=list(self.overrides), out=self.out,
             run_dir=str(run_dir), wandb_mode=self.wandb_mode, tags=["benchmark"], device=self.device,
             progress=False)
+
+    def changed_settings(self, job: Job, record: dict[str, Any]) -> list[str]:
+        """How the config recorded by a finished run of ``job`` differs from what the job would use now
+        (e.g. after an edit of the preset file); empty when the run is current.
+
+        Raises:
+            san.config.ConfigError: a config file is missing or invalid.
+        """
+        expected, _ = resolve_config(job.method, config_file=preset_file(self.preset))
+        return settings_changes(record.get("config") or {}, expected, (*self.overrides, *job.overrides))
 
     def __call__(self, job: Job, run_dir: Path, resume: bool) -> dict[str, Any]:
         """Run (or, with ``resume``, continue from its checkpoint) one job; returns its record.

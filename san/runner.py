@@ -59,6 +59,32 @@ def plan(jobs: Iterable[Job], out: str | Path) -> list[tuple[Job, str]]:
     return [(job, job_state(job.run_dir(out))) for job in jobs]
 
 
+def stale_jobs(jobs: Iterable[Job], out: str | Path,
+               changed: Callable[[Job, dict[str, Any]], list[str]]) -> list[tuple[Job, list[str]]]:
+    """Complete jobs whose recorded settings differ from what they would use now, with the differences.
+
+    ``changed(job, record)`` lists the differences (see :meth:`san.jobs.JobExecutor.changed_settings`).
+    """
+    stale = []
+    for job, state in plan(jobs, out):
+        if state == "complete" and (changes := changed(job, read_record(job.run_dir(out)) or {})):
+            stale.append((job, changes))
+    return stale
+
+
+def format_stale(stale: Sequence[tuple[Job, list[str]]], out: str | Path, shown: int = 10) -> str:
+    """The error for runs made with other settings: which, how they differ, and what to do."""
+    lines = [f"{len(stale)} complete run(s) in {out} were made with settings that differ from the current "
+             "config files, so they would be skipped and mixed into the tables:"]
+    lines += [f"  {job.name}: {'; '.join(changes[:3])}{' ...' * (len(changes) > 3)}"
+              for job, changes in stale[:shown]]
+    if len(stale) > shown:
+        lines.append(f"  ... and {len(stale) - shown} more")
+    lines.append("use another --out, or delete those run directories to re-run them with the current "
+                 "settings")
+    return "\n".join(lines)
+
+
 @dataclass(frozen=True)
 class JobOutcome:
     """What happened to one job: ``ran``, ``resumed``, ``skipped`` (already complete) or ``failed``."""

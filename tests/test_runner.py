@@ -17,7 +17,7 @@ import yaml
 
 from baselines import benchmark_cli
 from data_tools.atomic import append_line
-from san.config import CONFIG_DIR
+from san.config import CONFIG_DIR, resolve_config
 from san.jobs import (
     ALL_METHODS,
     GridError,
@@ -247,6 +247,28 @@ def test_dry_run_lists_jobs_and_their_state(benchmark_script, tmp_path, capsys, 
     assert benchmark_script.main(["--data", str(tmp_path / "tree"), "--methods", "svn", "--dry-run"]) == 2
 
 
+def test_runs_made_with_an_edited_preset_are_refused_not_skipped(benchmark_script, tmp_path, capsys,
+                                                                 write_pair_tree):
+    write_pair_tree(tmp_path / "tree", "{domain}/{pol}/{label}/{name}", {"yangtze": {"Ap": 2}})
+    out = tmp_path / "out"
+    argv = ["--data", str(tmp_path / "tree"), "--methods", "svm", "--seeds", "0,1", "--preset", "cpu",
+            "--out", str(out)]
+    job = Job("svm", "mixed", None, 0, ("yangtze",))
+    config, _ = resolve_config("svm", config_file=CONFIG_DIR / "presets" / "cpu.yaml")
+    config["training"]["epochs"] += 5  # as if the preset said so when this run was made
+    record = FakeExecutor(str(tmp_path))(job, job.run_dir(out), False)
+    write_record(record | {"config": config}, job.run_dir(out), None)
+    assert benchmark_script.main([*argv, "--dry-run"]) == 0
+    expected_epochs = config["training"]["epochs"] - 5
+    assert capsys.readouterr().out.splitlines()[-2:] == [
+        f"svm/mixed/seed0\tstale: training.epochs: {expected_epochs + 5} in the run, {expected_epochs} now",
+        "svm/mixed/seed1\tnew"]
+    assert benchmark_script.main(argv) == 2
+    error = capsys.readouterr().err
+    assert "1 complete run(s)" in error and "svm/mixed/seed0: training.epochs" in error
+    assert not job.run_dir(out).with_name("seed1").exists()  # nothing ran
+
+
 # ----------------------------------------------------------------------------- a real job, end to end
 
 def test_tiny_real_job_runs_then_is_skipped(tmp_path, write_pair_tree):
@@ -263,3 +285,7 @@ def test_tiny_real_job_runs_then_is_skipped(tmp_path, write_pair_tree):
     assert record["targets"] == ["yangtze"] and record["sources"] == ["yarlung"]
     assert record["metrics"]["target"]["n"] == 10
     assert run_jobs(jobs, tmp_path / "out", execute, progress=False).counts() == {"skipped": 1}
+    assert execute.changed_settings(jobs[0], record) == []  # bare override keys (fused_dim) are skipped
+    record["config"]["training"]["schedule"] = "constant"
+    assert execute.changed_settings(jobs[0], record) == [
+        "training.schedule: 'constant' in the run, 'cosine' now"]
