@@ -82,10 +82,11 @@ def run_grid(args: argparse.Namespace, jobs: list, data: BenchmarkData, *, out: 
         return EXIT_USAGE, None
     executor = JobExecutor(data=args.data, preset=preset, out=out, wandb_mode=args.wandb,
                            overrides=tuple(args.overrides), classical=run_classical_experiment)
-    stale = stale_jobs(jobs, out, executor.changed_settings)
+    planned = plan(jobs, out)
+    stale = stale_jobs(planned, out, executor.changed_settings)
     if args.dry_run:
-        changed = {job: changes for job, changes in stale}
-        for job, state in plan(jobs, out):
+        changed = dict(stale)
+        for job, state in planned:
             print(f"{job.name}\t{'stale: ' + '; '.join(changed[job]) if job in changed else state}")
         return EXIT_OK, None
     if stale:

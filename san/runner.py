@@ -59,14 +59,15 @@ def plan(jobs: Iterable[Job], out: str | Path) -> list[tuple[Job, str]]:
     return [(job, job_state(job.run_dir(out))) for job in jobs]
 
 
-def stale_jobs(jobs: Iterable[Job], out: str | Path,
+def stale_jobs(planned: Iterable[tuple[Job, str]], out: str | Path,
                changed: Callable[[Job, dict[str, Any]], list[str]]) -> list[tuple[Job, list[str]]]:
     """Complete jobs whose recorded settings differ from what they would use now, with the differences.
 
-    ``changed(job, record)`` lists the differences (see :meth:`san.jobs.JobExecutor.changed_settings`).
+    ``planned`` is :func:`plan`'s output; ``changed(job, record)`` lists the differences (see
+    :meth:`san.jobs.JobExecutor.changed_settings`).
     """
     stale = []
-    for job, state in plan(jobs, out):
+    for job, state in planned:
         if state == "complete" and (changes := changed(job, read_record(job.run_dir(out)) or {})):
             stale.append((job, changes))
     return stale
