@@ -5,6 +5,6 @@ Importing this package declares the CNN baselines (vgg16, resnet34) to san's alg
 feature-extraction worker processes light.
 """
 
-from san.registry import register_lazy
+from san.algorithms.registry import register_lazy
 
 register_lazy(("vgg16", "resnet34"), "baselines.cnn")

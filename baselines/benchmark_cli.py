@@ -11,8 +11,8 @@ import baselines  # noqa: F401  (registers vgg16 and resnet34; spawned workers r
 from baselines.experiment import run_classical_experiment
 from data_tools.manifest_io import ManifestError
 from data_tools.names import parse_name_list
-from san.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE
-from san.jobs import (
+from san.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+from san.benchmark.jobs import (
     ALL_METHODS,
     PRESETS,
     BenchmarkData,
@@ -24,9 +24,9 @@ from san.jobs import (
     parse_protocols,
     parse_seeds,
 )
-from san.runner import BenchmarkSummary, claim_output_dir, format_stale, plan, run_jobs, stale_jobs
+from san.benchmark.runner import BenchmarkSummary, claim_output_dir, format_stale, plan, run_jobs, stale_jobs
 from san.runtime import resolve_device
-from san.tracking import MODES
+from san.runs.tracking import MODES
 
 log = logging.getLogger("benchmark")
 

@@ -6,8 +6,8 @@ import argparse
 import sys
 
 from baselines.classical import METHODS as CLASSICAL_METHODS
-from san.cli import EXIT_USAGE, add_run_arguments, configure_logging, request_from_args, run_cli
-from san.experiment import resume_experiment, run_experiment
+from san.cli.common import EXIT_USAGE, add_run_arguments, configure_logging, request_from_args, run_cli
+from san.training.experiment import resume_experiment, run_experiment
 
 CNN_METHODS = ("vgg16", "resnet34")
 INPUT_MODES = ("plane", "cross", "stack", "pair")

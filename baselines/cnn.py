@@ -19,8 +19,8 @@ import torch
 from torch import Tensor, nn
 
 from san.algorithms.erm import ERM
-from san.backbones import build_classifier_model, build_feature_extractor, widen_first_conv
-from san.registry import register_algorithm
+from san.models.backbones import build_classifier_model, build_feature_extractor, widen_first_conv
+from san.algorithms.registry import register_algorithm
 
 INPUT_MODES = ("plane", "cross", "stack", "pair")
 VGG_HEADS = ("compact", "torchvision")

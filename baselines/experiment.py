@@ -22,8 +22,8 @@ from baselines.features import extract_features, pair_features
 from data_tools.atomic import atomic_write
 from data_tools.corruption import corrupt_feature_rows
 from data_tools.manifest_io import Dataset
-from san.config import ConfigError
-from san.run_context import RunContext, RunRequest, open_request_data
+from san.runs.config import ConfigError
+from san.runs.lifecycle import RunContext, RunRequest, open_request_data
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ from data_tools.atomic import atomic_write
 from data_tools.manifest import sort_manifest
 from data_tools.names import CANONICAL_CLASSES, canonical_class, canonical_domain, canonical_split
 from data_tools.splits import SPLIT_NAMES
-from san.protocol import UsageError
+from san.evaluation.protocols import UsageError
 
 REQUIRED_COLUMNS: tuple[str, ...] = ("sample_id", "domain", "label")
 META_COLUMNS: tuple[str, ...] = (*REQUIRED_COLUMNS, "split")

@@ -14,9 +14,9 @@ from baselines.feature_table import feature_columns
 from baselines.features import extract_features
 from data_tools.manifest_io import ManifestError
 from data_tools.names import ordered_classes
-from san.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, configure_logging
-from san.config import ConfigError, resolve_config
-from san.label_errors import (
+from san.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, configure_logging
+from san.runs.config import ConfigError, resolve_config
+from san.studies.label_errors import (
     ISSUES_FILE,
     SHEET_FILE,
     FoldModel,
@@ -27,8 +27,8 @@ from san.label_errors import (
     save_issues_csv,
     save_review_sheet,
 )
-from san.registry import default_hparams
-from san.run_context import RunRequest, open_request_data
+from san.algorithms.registry import default_hparams
+from san.runs.lifecycle import RunRequest, open_request_data
 from san.runtime import resolve_device
 
 METHODS = ("svm", "erm")

@@ -9,15 +9,15 @@ import baselines  # noqa: F401  (registers vgg16 and resnet34; spawned workers r
 from baselines.benchmark_cli import add_grid_run_arguments, configure_grid_logging, default_preset, run_grid
 from data_tools.manifest_io import ManifestError, load_dataset
 from data_tools.names import ordered_classes
-from san.cli import EXIT_FAILED, EXIT_USAGE
-from san.jobs import (
+from san.cli.common import EXIT_FAILED, EXIT_USAGE
+from san.benchmark.jobs import (
     ALL_METHODS,
     GridError,
     open_benchmark_data,
     parse_methods,
     parse_seeds,
 )
-from san.quality_study import (
+from san.studies.quality import (
     STUDY_FACTORS,
     QualityExecutor,
     default_levels,

@@ -2,5 +2,5 @@
 
 Core library: backbones, networks, gradient reversal, the algorithm registry and contract,
 the training engine, metrics, run records and tracking. Import submodules directly
-(``from san.registry import build_algorithm``); this package imports nothing heavy.
+(``from san.algorithms.registry import build_algorithm``); this package imports nothing heavy.
 """

@@ -3,7 +3,7 @@
 
 import sys
 
-from san.inference_cli import explain_main
+from san.cli.predict import explain_main
 
 if __name__ == "__main__":
     sys.exit(explain_main())

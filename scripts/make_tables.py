@@ -3,7 +3,7 @@
 
 import sys
 
-from san.tables_cli import main
+from san.cli.tables import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -3,7 +3,7 @@
 
 import sys
 
-from san.inference_cli import predict_main
+from san.cli.predict import predict_main
 
 if __name__ == "__main__":
     sys.exit(predict_main())

@@ -18,10 +18,10 @@ import baselines  # noqa: F401  (registers the CNN baselines)
 from baselines.cnn import INPUT_MODES, CNNBaseline
 from san.algorithms import ERM, SAN
 from san.algorithms.base import Algorithm
-from san.backbones import build_classifier_model, build_feature_extractor
-from san.gradient_reversal import dann_lambda
-from san.networks import DomainDiscriminator, SiameseEncoder, build_fusion
-from san.registry import (
+from san.models.backbones import build_classifier_model, build_feature_extractor
+from san.models.gradient_reversal import dann_lambda
+from san.models.networks import DomainDiscriminator, SiameseEncoder, build_fusion
+from san.algorithms.registry import (
     algorithm_class,
     algorithm_names,
     build_algorithm,
@@ -325,7 +325,7 @@ def test_local_weights_load_and_unfitting_head_is_dropped_and_reported(
     resnet18_imagenet_state: tuple[Path, dict[str, torch.Tensor]], caplog: pytest.LogCaptureFixture
 ) -> None:
     path, state = resnet18_imagenet_state
-    with caplog.at_level(logging.INFO, logger="san.backbones"):
+    with caplog.at_level(logging.INFO, logger="san.models.backbones"):
         extractor, dim = build_feature_extractor("resnet18", weights=path)
         classifier = build_classifier_model("resnet18", NUM_CLASSES, weights=path)
     assert dim == 512
@@ -371,6 +371,6 @@ def test_missing_weights_file_and_offline_download_give_clear_errors(
 
 
 def test_from_scratch_is_logged(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.INFO, logger="san.backbones"):
+    with caplog.at_level(logging.INFO, logger="san.models.backbones"):
         build_feature_extractor("vgg16")
     assert "backbone vgg16: trained from scratch (no pretrained weights)" in caplog.text

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from san.assemblage import (
+from san.inference.assemblage import (
     TABLE_COLUMNS,
     assemblage_table,
     bootstrap_corrected_interval,

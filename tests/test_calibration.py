@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy.special import softmax
 
-from san.calibration import (
+from san.evaluation.calibration import (
     CALIBRATION_FILE,
     RELIABILITY_FILE,
     TemperatureScaling,

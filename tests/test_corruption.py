@@ -23,7 +23,7 @@ from data_tools.corruption import (
 )
 from data_tools.manifest_io import load_dataset
 from data_tools.splits import split_mixed
-from san.config import apply_overrides, read_yaml, resolve_config
+from san.runs.config import apply_overrides, read_yaml, resolve_config
 
 # Unequal groups, so that stratification and rounding are exercised.
 COUNTS = {"yangtze": {"Ap": 23, "Zrn": 41, "Rt": 9}, "pengqu": {"Ap": 17, "Zrn": 12, "Rt": 30}}

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from san.gradient_reversal import GradientReversal, GradientReverseFunction, dann_lambda
+from san.models.gradient_reversal import GradientReversal, GradientReverseFunction, dann_lambda
 
 
 @pytest.mark.parametrize("lambda_", [0.0, 0.3, 1.0, 2.5])

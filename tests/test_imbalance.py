@@ -10,9 +10,9 @@ import pytest
 
 from baselines import classical
 from baselines.classical import RESAMPLERS, fit_classical, make_pipeline_and_grid
-from san.engine import TrainingSettings
-from san.experiment import Experiment, RunRequest, run_experiment
-from san.sampling import BalancedBatchSampler, class_quotas
+from san.training.engine import TrainingSettings
+from san.training.experiment import Experiment, RunRequest, run_experiment
+from san.training.sampling import BalancedBatchSampler, class_quotas
 
 LABELS = np.repeat([0, 1, 2], [10, 4, 2])  # 16 samples: the largest class has 5x the smallest
 

@@ -12,7 +12,7 @@ from sklearn.linear_model import LogisticRegression
 from baselines.label_errors_cli import main as find_label_errors_main
 from data_tools.manifest_io import load_dataset
 from data_tools.splits import split_mixed
-from san.label_errors import (
+from san.studies.label_errors import (
     classifier_fold_model,
     find_label_errors,
     out_of_fold_probabilities,

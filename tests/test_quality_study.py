@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 
 from baselines.experiment import run_classical_experiment
-from san.jobs import GridError, JobExecutor
-from san.metrics import classification_metrics
-from san.quality_study import (
+from san.benchmark.jobs import GridError, JobExecutor
+from san.evaluation.metrics import classification_metrics
+from san.studies.quality import (
     QualityExecutor,
     QualityHookMissing,
     QualityJob,
@@ -25,8 +25,8 @@ from san.quality_study import (
     summarise,
     write_study,
 )
-from san.records import RESULTS_FILE, read_record, write_record
-from san.runner import run_jobs
+from san.runs.records import RESULTS_FILE, read_record, write_record
+from san.benchmark.runner import run_jobs
 
 RIVERS = ["yangtze", "yarlung", "pengqu"]
 
@@ -122,7 +122,7 @@ def test_a_run_that_ignored_its_factor_fails_and_leaves_no_complete_record(tmp_p
     assert "QualityHookMissing" in summary.outcomes[1].error
     assert read_record(jobs[1].run_dir(tmp_path)) is None
     assert not (jobs[1].run_dir(tmp_path) / RESULTS_FILE).exists()
-    with pytest.raises(QualityHookMissing, match="san/run_context.py"):
+    with pytest.raises(QualityHookMissing, match="san/runs/lifecycle.py"):
         QualityExecutor(FakeRuns(apply=False))(jobs[1], tmp_path / "again", False)
 
 

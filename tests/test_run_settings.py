@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from san.run_settings import flatten, settings_changes
+from san.runs.settings import flatten, settings_changes
 
 
 def test_flatten_gives_dotted_leaves_and_drops_empty_sections():

@@ -17,8 +17,8 @@ import yaml
 
 from baselines import benchmark_cli
 from data_tools.atomic import append_line
-from san.config import CONFIG_DIR, resolve_config
-from san.jobs import (
+from san.runs.config import CONFIG_DIR, resolve_config
+from san.benchmark.jobs import (
     ALL_METHODS,
     GridError,
     Job,
@@ -28,10 +28,10 @@ from san.jobs import (
     parse_protocols,
     parse_seeds,
 )
-from san.metrics import classification_metrics
-from san.records import RESULTS_FILE, read_record, write_record
-from san.run_context import CHECKPOINT_FILE, REQUEST_FILE
-from san.runner import (
+from san.evaluation.metrics import classification_metrics
+from san.runs.records import RESULTS_FILE, read_record, write_record
+from san.runs.lifecycle import CHECKPOINT_FILE, REQUEST_FILE
+from san.benchmark.runner import (
     FAILURE_FILE,
     claim_output_dir,
     job_state,

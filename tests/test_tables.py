@@ -18,12 +18,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from san.jobs import Job
-from san.metrics import classification_metrics
-from san.records import RESULTS_FILE, write_record
-from san.runner import write_failure
-from san.table_plots import save_figures
-from san.tables import (
+from san.benchmark.jobs import Job
+from san.evaluation.metrics import classification_metrics
+from san.runs.records import RESULTS_FILE, write_record
+from san.benchmark.runner import write_failure
+from san.benchmark.figures import save_figures
+from san.benchmark.tables import (
     MISSING,
     Stat,
     build_tables,
@@ -34,7 +34,7 @@ from san.tables import (
     render,
     tables_frame,
 )
-from san.tables_cli import main as make_tables_main
+from san.cli.tables import main as make_tables_main
 
 ROOT = Path(__file__).resolve().parents[1]
 GOLDEN = ROOT / "tests" / "golden" / "benchmark_tables.md"
@@ -178,7 +178,7 @@ def test_duplicates_are_reported_and_the_newest_kept(results, tmp_path, caplog):
     write_record(record, copy, None)
     older = (results / "san" / "mixed" / "seed0" / RESULTS_FILE).stat().st_mtime
     os.utime(copy / RESULTS_FILE, (older + 60, older + 60))
-    with caplog.at_level(logging.WARNING, logger="san.tables"):
+    with caplog.at_level(logging.WARNING, logger="san.benchmark.tables"):
         runs = load_runs([results, tmp_path / "machine2"])
     assert "2 runs of san, mixed, seed 0 (duplicates)" in caplog.text and str(copy) in caplog.text
     kept = runs[(runs["method"] == "san") & (runs["protocol"] == "mixed") & (runs["seed"] == 0)
@@ -190,7 +190,7 @@ def test_several_directories_combine_and_incomplete_records_are_ignored(results,
     second = tmp_path / "machine2"
     shutil.move(results / "svm", second / "svm")
     (results / "san" / "mixed" / "seed1" / RESULTS_FILE).write_text('{"status": "failed", "method": "san"}')
-    with caplog.at_level(logging.WARNING, logger="san.tables"):
+    with caplog.at_level(logging.WARNING, logger="san.benchmark.tables"):
         runs = load_runs([results, second])
     assert "ignored 1 result file(s)" in caplog.text
     assert runs["path"].nunique() == len(RECORDS) - 1
@@ -216,7 +216,7 @@ def test_runs_of_one_method_with_different_configs_are_reported(tmp_path, caplog
     record = make_record("san", None, 0, RECORDS[("san", None, 0)])
     write_record(record, tmp_path / "a", None)
     write_record(record | {"seed": 1, "config": {"training": {"epochs": 2}}}, tmp_path / "b", None)
-    with caplog.at_level(logging.WARNING, logger="san.tables"):
+    with caplog.at_level(logging.WARNING, logger="san.benchmark.tables"):
         load_runs([tmp_path])
     assert "the runs of san were made with 2 different configurations" in caplog.text
 

@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from san.cli import train_san_main
-from san.config import ConfigError, apply_overrides, resolve_config
-from san.engine import CHECKPOINT_FILE, TrainingInterrupted, lr_factor
-from san.experiment import Experiment, RunRequest, resume_experiment, run_experiment
-from san.records import METRIC_KEYS, RECORD_KEYS, read_record
-from san.sampling import BalancedBatchSampler
+from san.cli.common import train_san_main
+from san.runs.config import ConfigError, apply_overrides, resolve_config
+from san.training.engine import CHECKPOINT_FILE, TrainingInterrupted, lr_factor
+from san.training.experiment import Experiment, RunRequest, resume_experiment, run_experiment
+from san.runs.records import METRIC_KEYS, RECORD_KEYS, read_record
+from san.training.sampling import BalancedBatchSampler
 
 TINY = ["size=16", "epochs=2", "batch_size=6", "eval_batch_size=64", "fused_dim=16"]
 TINY_COUNTS = {

@@ -7,16 +7,16 @@ from typing import Any, ClassVar
 from torch import Tensor, nn
 
 from san.algorithms.base import OPTIMIZER_HPARAMS, Algorithm, Batch, accuracy
-from san.networks import PairClassifier, SiameseEncoder, build_fusion
-from san.registry import register_algorithm
+from san.models.networks import PairClassifier, SiameseEncoder, build_fusion
+from san.algorithms.registry import register_algorithm
 
 PAIR_NETWORK_HPARAMS: dict[str, Any] = {
-    "backbone": "resnet18",   # see san.backbones.BACKBONES
+    "backbone": "resnet18",   # see san.models.backbones.BACKBONES
     "pretrained": False,      # torchvision's ImageNet weights (needs internet or a warm cache)
     "weights": None,          # path to a local torchvision state dict; wins over pretrained
     "shared_encoder": True,  # True (default): one backbone for both polarizations, a true Siamese network;
     # False: two separate backbones, the published "pseudo-Siamese" variant
-    "fusion": "concat",       # 'concat' (published), 'sum' or 'gate'; see san.networks.FUSIONS
+    "fusion": "concat",       # 'concat' (published), 'sum' or 'gate'; see san.models.networks.FUSIONS
     "fused_dim": 512,
     "dropout": 0.0,           # on the fused features, before the class head
 }
@@ -26,7 +26,7 @@ PAIR_NETWORK_HPARAMS: dict[str, Any] = {
 class ERM(Algorithm):
     """Empirical risk minimisation: cross-entropy of the pair classifier, nothing else.
 
-    Network: :class:`san.networks.PairClassifier`; loss: L_y = CE(y_hat, y) (N x C logits,
+    Network: :class:`san.models.networks.PairClassifier`; loss: L_y = CE(y_hat, y) (N x C logits,
     N labels), with optional label smoothing and class weights.
     """
 

@@ -10,16 +10,16 @@ from torch import Tensor
 
 from san.algorithms.base import Batch, accuracy
 from san.algorithms.erm import ERM
-from san.gradient_reversal import GradientReversal, dann_lambda
-from san.networks import DomainDiscriminator
-from san.registry import register_algorithm
+from san.models.gradient_reversal import GradientReversal, dann_lambda
+from san.models.networks import DomainDiscriminator
+from san.algorithms.registry import register_algorithm
 
 logger = logging.getLogger(__name__)
 
 ADVERSARY_HPARAMS: dict[str, Any] = {
     "adversary": True,      # False: no discriminator, identical to ERM
     "lambda_max": 1.0,      # limit of the gradient-reversal coefficient
-    "gamma": 10.0,          # steepness of its warm-up, see san.gradient_reversal.dann_lambda
+    "gamma": 10.0,          # steepness of its warm-up, see san.models.gradient_reversal.dann_lambda
     "disc_hidden": 256,     # hidden width of the domain discriminator
     "disc_lr_mult": 1.0,    # the discriminator's learning rate = lr * disc_lr_mult
 }

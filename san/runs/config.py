@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 OPEN_SECTIONS = ("hparams",)  # checked by the algorithm, not against base.yaml
 
 

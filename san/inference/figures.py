@@ -15,7 +15,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from data_tools.names import ordered_classes, ordered_domains  # noqa: E402
-from san.calibration import expected_calibration_error, reliability_bins  # noqa: E402
+from san.evaluation.calibration import expected_calibration_error, reliability_bins  # noqa: E402
 
 
 def _save(figure: plt.Figure, path: str | Path, dpi: int = 110) -> Path:

@@ -29,9 +29,9 @@ from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from data_tools.atomic import atomic_write_text
-from san.jobs import Job
-from san.records import read_record
-from san.run_context import CHECKPOINT_FILE, REQUEST_FILE
+from san.benchmark.jobs import Job
+from san.runs.records import read_record
+from san.runs.lifecycle import CHECKPOINT_FILE, REQUEST_FILE
 
 Executor = Callable[[Job, Path, bool], dict[str, Any]]
 
@@ -64,7 +64,7 @@ def stale_jobs(planned: Iterable[tuple[Job, str]], out: str | Path,
     """Complete jobs whose recorded settings differ from what they would use now, with the differences.
 
     ``planned`` is :func:`plan`'s output; ``changed(job, record)`` lists the differences (see
-    :meth:`san.jobs.JobExecutor.changed_settings`).
+    :meth:`san.benchmark.jobs.JobExecutor.changed_settings`).
     """
     stale = []
     for job, state in planned:
@@ -244,7 +244,7 @@ def run_jobs(jobs: Sequence[Job], out: str | Path, execute: Executor, *, workers
     """Run every job that is not complete; returns the outcomes (never raises for a failing job).
 
     Args:
-        jobs: the grid (see :func:`san.jobs.expand_grid`).
+        jobs: the grid (see :func:`san.benchmark.jobs.expand_grid`).
         out: the output folder; job ``j`` writes ``j.run_dir(out)``.
         execute: ``execute(job, run_dir, resume) -> record``; it must write ``results.json``. With
             ``workers > 1`` it must be picklable (a module-level function or a dataclass instance).

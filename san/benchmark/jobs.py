@@ -16,9 +16,9 @@ from typing import Any
 from data_tools.manifest import manifest_hash
 from data_tools.manifest_io import load_dataset
 from data_tools.names import canonical_domain, ordered_domains, parse_name_list
-from san.config import CONFIG_DIR, resolve_config
-from san.run_context import RunRequest
-from san.run_settings import settings_changes
+from san.runs.config import CONFIG_DIR, resolve_config
+from san.runs.lifecycle import RunRequest
+from san.runs.settings import settings_changes
 
 CLASSICAL_METHODS: tuple[str, ...] = ("svm", "rf", "knn", "dt", "cart")
 DEEP_METHODS: tuple[str, ...] = ("vgg16", "resnet34", "erm", "san")
@@ -197,7 +197,7 @@ def preset_file(preset: str) -> Path:
 
 @dataclass(frozen=True)
 class JobExecutor:
-    """Runs one job and returns its record: deep methods through :mod:`san.experiment`, classical ones
+    """Runs one job and returns its record: deep methods through :mod:`san.training.experiment`, classical ones
     through ``classical`` (``baselines.experiment.run_classical_experiment``, passed in because san
     never imports baselines). Picklable, so worker processes can run it.
     """
@@ -225,7 +225,7 @@ class JobExecutor:
         (e.g. after an edit of the preset file); empty when the run is current.
 
         Raises:
-            san.config.ConfigError: a config file is missing or invalid.
+            san.runs.config.ConfigError: a config file is missing or invalid.
         """
         expected, _ = resolve_config(job.method, config_file=preset_file(self.preset))
         return settings_changes(record.get("config") or {}, expected, (*self.overrides, *job.overrides))
@@ -241,7 +241,7 @@ class JobExecutor:
                 raise RuntimeError(f"{job.method} is a classical method, but no classical runner was given")
             return self.classical(self.request(job, run_dir))
         # torch is imported only where a deep job runs: the tables and planning import this module too.
-        from san.experiment import resume_experiment, run_experiment
+        from san.training.experiment import resume_experiment, run_experiment
 
         if resume:
             return resume_experiment(run_dir, device=self.device, wandb_mode=self.wandb_mode, progress=False)

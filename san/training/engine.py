@@ -25,9 +25,9 @@ from tqdm.auto import tqdm
 from data_tools.atomic import atomic_write
 from data_tools.dataset import PairedGrainDataset, seed_worker
 from san.algorithms.base import Algorithm
-from san.metrics import classification_metrics
-from san.sampling import BalancedBatchSampler, check_resampling
-from san.tracking import Tracker
+from san.evaluation.metrics import classification_metrics
+from san.training.sampling import BalancedBatchSampler, check_resampling
+from san.runs.tracking import Tracker
 
 log = logging.getLogger(__name__)
 

@@ -7,8 +7,8 @@ import logging
 import sys
 
 from data_tools.atomic import atomic_write_text
-from san.table_plots import save_figures
-from san.tables import FORMATS, build_tables, count_runs, load_failures, load_runs, render
+from san.benchmark.figures import save_figures
+from san.benchmark.tables import FORMATS, build_tables, count_runs, load_failures, load_runs, render
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -23,9 +23,9 @@ import yaml
 
 from data_tools.images import CropMode, load_prepared
 from data_tools.transforms import ChannelStats, PairTransform
-from san.calibration import TemperatureScaling, log_scores
+from san.evaluation.calibration import TemperatureScaling, log_scores
 from san.runtime import resolve_device
-from san.tta import pair_views
+from san.inference.tta import pair_views
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +117,7 @@ class DeepPredictor(Predictor):
             payload["data"]["crop"],
         )
         import baselines  # noqa: F401 - registers the CNN baselines by name
-        from san.registry import build_algorithm
+        from san.algorithms.registry import build_algorithm
 
         # The saved weights replace any initialisation: never download or read backbone weights here.
         hparams = {**payload["hparams"], "pretrained": False, "weights": None}
@@ -197,7 +197,7 @@ class ClassicalPredictor(Predictor):
 
 
 def _method_of(run_dir: Path) -> str:
-    from san.records import read_record
+    from san.runs.records import read_record
 
     record = read_record(run_dir) or {}
     return str(record.get("method", "classical"))

@@ -188,7 +188,7 @@ def calibrate_run(
     """
     if FIT_SPLIT not in probabilities_by_split or len(probabilities_by_split[FIT_SPLIT][1]) == 0:
         return {"status": "skipped", "reason": f"no {FIT_SPLIT!r} split to fit the temperature on"}
-    from san.inference_plots import save_reliability_diagram  # matplotlib only when a run calibrates
+    from san.inference.figures import save_reliability_diagram  # matplotlib only when a run calibrates
 
     fit_probabilities, fit_labels = probabilities_by_split[FIT_SPLIT]
     scaling = TemperatureScaling(

@@ -29,10 +29,10 @@ from data_tools.images import ImageDecodeError
 from data_tools.inputs import UNLABELLED, PredictionInput, read_prediction_input
 from data_tools.manifest import Problem
 from data_tools.manifest_io import Dataset
-from san.assemblage_report import write_assemblage
-from san.inference import Predictor, load_predictor
-from san.metrics import classification_metrics
-from san.plots import save_confusion_matrix
+from san.inference.report import write_assemblage
+from san.inference.predictors import Predictor, load_predictor
+from san.evaluation.metrics import classification_metrics
+from san.runs.figures import save_confusion_matrix
 
 log = logging.getLogger(__name__)
 
@@ -176,7 +176,7 @@ def run_prediction(
         The content of ``summary.json``.
 
     Raises:
-        san.inference.RunLoadError: the run holds no usable model.
+        san.inference.predictors.RunLoadError: the run holds no usable model.
         FileNotFoundError, data_tools.layout.LayoutError, data_tools.manifest_io.ManifestError: bad input.
         StrictInputError: ``settings.strict`` and the input has problems.
         ValueError: no pair of the input could be predicted (the problems are still written).

@@ -75,8 +75,8 @@ def erm_fold_model(dataset: Dataset, config: Mapping[str, Any], n_classes: int,
     from data_tools.cache import PairImageCache
     from data_tools.dataset import PairedGrainDataset
     from data_tools.transforms import AugmentationConfig, PairTransform, channel_stats
-    from san.engine import Trainer, TrainingSettings, predict_dataset
-    from san.registry import build_algorithm
+    from san.training.engine import Trainer, TrainingSettings, predict_dataset
+    from san.algorithms.registry import build_algorithm
     from san.runtime import seed_everything
 
     size, crop = config["data"]["size"], config["data"]["crop"]

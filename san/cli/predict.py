@@ -1,6 +1,6 @@
 """Command lines of a trained model in use: ``scripts/predict.py`` and ``scripts/explain.py``.
 
-Exit codes as in training (``san.cli``): 0 done, 1 failed (bad run, no readable pair, ``--strict``
+Exit codes as in training (``san.cli.common``): 0 done, 1 failed (bad run, no readable pair, ``--strict``
 with problems), 2 usage error.
 """
 
@@ -14,7 +14,7 @@ from typing import Any
 from data_tools.images import ImageDecodeError
 from data_tools.layout import LayoutError
 from data_tools.manifest_io import ManifestError
-from san.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, configure_logging
+from san.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, configure_logging
 from san.runtime import DEVICE_CHOICES
 
 SHOWN_PROBLEMS = 10
@@ -36,7 +36,7 @@ def _positive(text: str) -> int:
 
 def _run(job: Callable[[], dict[str, Any]], show: Callable[[dict[str, Any]], None]) -> int:
     """Call ``job``; map expected errors to exit codes with a one-line message (no traceback)."""
-    from san.protocol import UsageError
+    from san.evaluation.protocols import UsageError
 
     try:
         result = job()
@@ -83,7 +83,7 @@ def _show_prediction(summary: dict[str, Any]) -> None:
 
 def predict_main(argv: list[str] | None = None) -> int:
     """``scripts/predict.py``: classify an input with a trained run; returns the exit code."""
-    from san.prediction import PredictionSettings, run_prediction
+    from san.inference.prediction import PredictionSettings, run_prediction
 
     parser = argparse.ArgumentParser(
         prog="predict.py",
@@ -169,7 +169,7 @@ def _show_explanation(summary: dict[str, Any]) -> None:
 
 def explain_main(argv: list[str] | None = None) -> int:
     """``scripts/explain.py``: Grad-CAM grids, feature-space figure and river probe; returns the exit code."""
-    from san.explain import explain_run
+    from san.studies.explain import explain_run
 
     parser = argparse.ArgumentParser(
         prog="explain.py",

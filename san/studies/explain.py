@@ -27,9 +27,9 @@ from torch import nn
 
 from data_tools.atomic import atomic_write_text
 from data_tools.manifest_io import Dataset
-from san.inference import DeepPredictor, Predictor, load_predictor
-from san.inference_plots import CamTile, save_embedding_panels, save_gradcam_grid
-from san.records import RESULTS_FILE, read_record
+from san.inference.predictors import DeepPredictor, Predictor, load_predictor
+from san.inference.figures import CamTile, save_embedding_panels, save_gradcam_grid
+from san.runs.records import RESULTS_FILE, read_record
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ def branch_layers(network: nn.Module) -> dict[str, nn.Module]:
     run on [plane; cross], so the first half of its batch is PPL), ``plane``, ``cross``, or ``stack``
     (one map for both images)."""
     encoder = getattr(network, "encoder", None)
-    if encoder is not None:  # san.networks.PairClassifier
+    if encoder is not None:  # san.models.networks.PairClassifier
         if encoder.shared:
             return {"pair": last_conv_block(encoder.encoder)}
         return {
@@ -137,7 +137,7 @@ def run_dataset(
     Raises:
         ExplainError: the run has no saved request and no ``data`` is given.
     """
-    from san.run_context import REQUEST_FILE, RunRequest, open_request_data
+    from san.runs.lifecycle import REQUEST_FILE, RunRequest, open_request_data
 
     request_path = run_dir / REQUEST_FILE
     if request_path.is_file():
@@ -382,7 +382,7 @@ def explain_run(
 
     Raises:
         ExplainError: classical run, empty split, or data that do not hold the run's pairs.
-        san.inference.RunLoadError: a run directory without a model.
+        san.inference.predictors.RunLoadError: a run directory without a model.
     """
     run_dir = Path(run_dir)
     predictor = _deep(run_dir, device)

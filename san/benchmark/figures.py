@@ -1,4 +1,4 @@
-"""Benchmark figures from the tidy run table (:func:`san.tables.load_runs`): accuracy bars with error
+"""Benchmark figures from the tidy run table (:func:`san.benchmark.tables.load_runs`): accuracy bars with error
 bars per method and river, and a grid of row-normalised confusion matrices."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from data_tools.names import ordered_classes, ordered_domains  # noqa: E402
-from san.tables import OVERALL, method_order, pooled_confusions, stat_over_seeds  # noqa: E402
+from san.benchmark.tables import OVERALL, method_order, pooled_confusions, stat_over_seeds  # noqa: E402
 
 
 def _bar_frame(tidy: pd.DataFrame, protocol: str) -> tuple[pd.DataFrame, str]:

@@ -24,7 +24,7 @@ from data_tools.cache import PairImageCache
 from data_tools.corruption import corrupt_pairs
 from data_tools.dataset import PairedGrainDataset
 from data_tools.transforms import AugmentationConfig, ChannelStats, PairTransform, channel_stats
-from san.engine import (
+from san.training.engine import (
     BEST_WEIGHTS_FILE,
     CHECKPOINT_FILE,
     FitResult,
@@ -32,10 +32,10 @@ from san.engine import (
     TrainingSettings,
     predict_dataset,
 )
-from san.plots import save_training_curves
-from san.records import read_record
-from san.registry import build_algorithm, default_hparams
-from san.run_context import REQUEST_FILE, RunContext, RunRequest, open_request_data
+from san.runs.figures import save_training_curves
+from san.runs.records import read_record
+from san.algorithms.registry import build_algorithm, default_hparams
+from san.runs.lifecycle import REQUEST_FILE, RunContext, RunRequest, open_request_data
 from san.runtime import loader_workers, resolve_device, seed_everything
 
 log = logging.getLogger(__name__)

@@ -19,18 +19,18 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from san.backbones import build_feature_extractor
+from san.models.backbones import build_feature_extractor
 
 
 class SiameseEncoder(nn.Module):
     """Encodes a PPL/XPL pair with one shared backbone or two separate ones.
 
     Args:
-        backbone: a name from :data:`san.backbones.BACKBONES`.
+        backbone: a name from :data:`san.models.backbones.BACKBONES`.
         shared: True for a true Siamese network (one backbone for both polarizations);
             False for two backbones (the published "pseudo-Siamese" variant).
         pretrained, weights: backbone initialisation, see
-            :func:`san.backbones.build_feature_extractor`.
+            :func:`san.models.backbones.build_feature_extractor`.
 
     Attributes:
         feature_dim: d, the size of each polarization's feature vector.

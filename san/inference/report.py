@@ -15,13 +15,13 @@ import pandas as pd
 
 from data_tools.atomic import atomic_write, atomic_write_text
 from data_tools.inputs import UNLABELLED
-from san.assemblage import assemblage_table, composition_error, confusion_rates
-from san.inference import Predictor
-from san.inference_plots import save_assemblage_chart
-from san.records import read_record
+from san.inference.assemblage import assemblage_table, composition_error, confusion_rates
+from san.inference.predictors import Predictor
+from san.inference.figures import save_assemblage_chart
+from san.runs.records import read_record
 
 if TYPE_CHECKING:
-    from san.prediction import PredictionSettings
+    from san.inference.prediction import PredictionSettings
 
 CORRECTION_SPLIT = "test"
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from san.config import parse_override
+from san.runs.config import parse_override
 
 MISSING = "<absent>"
 

@@ -21,9 +21,9 @@ import numpy as np
 import pandas as pd
 
 from data_tools.names import ordered_classes, ordered_domains
-from san.jobs import ALL_METHODS, METHOD_FAMILIES
-from san.records import RESULTS_FILE
-from san.runner import FAILURE_FILE
+from san.benchmark.jobs import ALL_METHODS, METHOD_FAMILIES
+from san.runs.records import RESULTS_FILE
+from san.benchmark.runner import FAILURE_FILE
 
 log = logging.getLogger(__name__)
 

@@ -26,13 +26,13 @@ from data_tools.manifest import manifest_hash
 from data_tools.manifest_io import Dataset, load_dataset
 from data_tools.names import ordered_classes
 from data_tools.splits import save_split, split_counts
-from san.calibration import RELIABILITY_FILE, calibrate_run
-from san.config import resolve_config
-from san.metrics import classification_metrics
-from san.plots import save_confusion_matrix
-from san.protocol import make_split, resolve_protocol, select_classes
-from san.records import RESULTS_LOG, package_versions, read_record, write_record
-from san.tracking import Tracker
+from san.evaluation.calibration import RELIABILITY_FILE, calibrate_run
+from san.runs.config import resolve_config
+from san.evaluation.metrics import classification_metrics
+from san.runs.figures import save_confusion_matrix
+from san.evaluation.protocols import make_split, resolve_protocol, select_classes
+from san.runs.records import RESULTS_LOG, package_versions, read_record, write_record
+from san.runs.tracking import Tracker
 
 log = logging.getLogger(__name__)
 
@@ -237,7 +237,7 @@ class RunContext:
                 self.tracker.log_image(f"figures/confusion_{split}", path)
 
     def calibrate(self, probabilities: Mapping[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, Any]:
-        """Temperature scaling fitted on ``val`` (``san.calibration``): writes ``calibration.json`` (applied
+        """Temperature scaling fitted on ``val`` (``san.evaluation.calibration``): writes ``calibration.json`` (applied
         by ``scripts/predict.py``) and ``reliability.png``; ``probabilities`` maps a split to (its class
         probabilities, its manifest rows). Returns the record's ``calibration`` entry (NLL and ECE before
         and after, per split), or a ``skipped`` entry when there is no val split."""

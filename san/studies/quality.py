@@ -30,9 +30,9 @@ from data_tools.corruption import (  # noqa: E402
     CorruptionError,
     QualitySetting,
 )
-from san.jobs import GridError, Job, JobExecutor, expand_grid  # noqa: E402
-from san.records import RESULTS_FILE, read_record  # noqa: E402
-from san.tables import Stat, format_stat, stat_over_seeds  # noqa: E402
+from san.benchmark.jobs import GridError, Job, JobExecutor, expand_grid  # noqa: E402
+from san.runs.records import RESULTS_FILE, read_record  # noqa: E402
+from san.benchmark.tables import Stat, format_stat, stat_over_seeds  # noqa: E402
 
 CLEAN = "clean"
 STUDY_FACTORS: tuple[str, ...] = tuple(f for f in FACTORS if f != "none")
@@ -120,7 +120,7 @@ def expand_study(methods: Sequence[str], protocols: Sequence[tuple[str, str | No
     that changes nothing (label-noise 0, size 1, ...) is the clean job, run once.
 
     Raises:
-        GridError: as :func:`san.jobs.expand_grid`.
+        GridError: as :func:`san.benchmark.jobs.expand_grid`.
     """
     jobs: list[QualityJob] = []
     for base in expand_grid(methods, protocols, rivers, seeds):
@@ -160,9 +160,9 @@ def _unapplied(job: QualityJob, record: dict[str, Any]) -> str | None:
     """Why a record shows that its job's factor was not applied, or None."""
     applied = (record.get("extras") or {}).get("quality") or {}
     if applied.get("factor") != job.factor:
-        return "its record has no extras.quality of this factor (hook missing in san/run_context.py)"
+        return "its record has no extras.quality of this factor (hook missing in san/runs/lifecycle.py)"
     if applied.get("action") == "degraded" and not applied.get("images_applied"):
-        return "its images were never degraded (hook missing in san/experiment.py or baselines/experiment.py)"
+        return "its images were never degraded (hook missing in san/training/experiment.py or baselines/experiment.py)"
     return None
 
 

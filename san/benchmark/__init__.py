@@ -1,0 +1,1 @@
+"""Benchmark grids: jobs, the runner, comparison tables and their figures."""

@@ -1,0 +1,1 @@
+"""Evaluation: protocols, metrics, calibration and quantification maths."""

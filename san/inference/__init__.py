@@ -1,0 +1,1 @@
+"""Using a trained model: predictor loading, test-time augmentation, prediction, the assemblage."""

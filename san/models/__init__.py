@@ -1,0 +1,1 @@
+"""Networks: backbones, the Siamese encoder, fusions, heads and gradient reversal."""

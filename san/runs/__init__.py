@@ -1,0 +1,1 @@
+"""One run: config loading, records, tracking (W&B), the run lifecycle and its figures."""

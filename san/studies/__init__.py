@@ -1,0 +1,1 @@
+"""Studies of data and models: data-quality studies, label errors, explanations."""

@@ -1,0 +1,1 @@
+"""Training deep algorithms: the engine, batch sampling and the deep experiment."""
