@@ -11,7 +11,6 @@ import baselines  # noqa: F401  (registers vgg16 and resnet34; spawned workers r
 from baselines.experiment import run_classical_experiment
 from data_tools.manifest_io import ManifestError
 from data_tools.names import parse_name_list
-from san.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from san.benchmark.jobs import (
     ALL_METHODS,
     PRESETS,
@@ -25,8 +24,9 @@ from san.benchmark.jobs import (
     parse_seeds,
 )
 from san.benchmark.runner import BenchmarkSummary, claim_output_dir, format_stale, plan, run_jobs, stale_jobs
-from san.runtime import resolve_device
+from san.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from san.runs.tracking import MODES
+from san.runtime import resolve_device
 
 log = logging.getLogger("benchmark")
 
@@ -40,16 +40,34 @@ def positive_int(text: str) -> int:
 
 def add_grid_run_arguments(parser: argparse.ArgumentParser, *, default_out: str) -> None:
     """Flags shared by every command that runs a grid of jobs (benchmark, quality study)."""
-    parser.add_argument("--preset", choices=PRESETS,
-                        help="cpu: configs/presets/cpu.yaml (small, fast); paper: each method's own "
-                             "paper-sized config (default: paper with a GPU, else cpu)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="config override passed to every job, e.g. --set epochs=1 (repeatable)")
+    parser.add_argument(
+        "--preset",
+        choices=PRESETS,
+        help="cpu: configs/presets/cpu.yaml (small, fast); paper: each method's own "
+        "paper-sized config (default: paper with a GPU, else cpu)",
+    )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="config override passed to every job, e.g. --set epochs=1 (repeatable)",
+    )
     parser.add_argument("--out", metavar="DIR", help=f"output folder (default: {default_out})")
-    parser.add_argument("--jobs", type=positive_int, default=1, metavar="N",
-                        help="parallel processes, each with an equal share of the cores (default 1)")
-    parser.add_argument("--wandb", choices=MODES, default="offline",
-                        help="W&B mode of every run (default offline; a sweep agent passes online)")
+    parser.add_argument(
+        "--jobs",
+        type=positive_int,
+        default=1,
+        metavar="N",
+        help="parallel processes, each with an equal share of the cores (default 1)",
+    )
+    parser.add_argument(
+        "--wandb",
+        choices=MODES,
+        default="offline",
+        help="W&B mode of every run (default offline; a sweep agent passes online)",
+    )
     parser.add_argument("--dry-run", action="store_true", help="list the jobs and their state; run nothing")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--verbose", action="store_true", help="log each run's progress messages")
@@ -57,8 +75,11 @@ def add_grid_run_arguments(parser: argparse.ArgumentParser, *, default_out: str)
 
 def configure_grid_logging(verbose: bool) -> None:
     """Warnings only, or every run's progress messages with --verbose."""
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
 
 
 def default_preset() -> str:
@@ -66,8 +87,15 @@ def default_preset() -> str:
     return "paper" if resolve_device("auto").type == "cuda" else "cpu"
 
 
-def run_grid(args: argparse.Namespace, jobs: list, data: BenchmarkData, *, out: str, preset: str,
-             wrap: Callable[[JobExecutor], Callable] | None = None) -> tuple[int, BenchmarkSummary | None]:
+def run_grid(
+    args: argparse.Namespace,
+    jobs: list,
+    data: BenchmarkData,
+    *,
+    out: str,
+    preset: str,
+    wrap: Callable[[JobExecutor], Callable] | None = None,
+) -> tuple[int, BenchmarkSummary | None]:
     """Claim the output folder, refuse complete runs made with other settings (they would be skipped
     and mixed into the tables), then list (--dry-run) or run the jobs and print the summary.
 
@@ -75,13 +103,22 @@ def run_grid(args: argparse.Namespace, jobs: list, data: BenchmarkData, *, out: 
     and the summary (None when nothing ran).
     """
     try:
-        claim_output_dir(out, {"preset": preset, "overrides": args.overrides,
-                               "manifest_hash": data.manifest_hash}, record=not args.dry_run)
+        claim_output_dir(
+            out,
+            {"preset": preset, "overrides": args.overrides, "manifest_hash": data.manifest_hash},
+            record=not args.dry_run,
+        )
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE, None
-    executor = JobExecutor(data=args.data, preset=preset, out=out, wandb_mode=args.wandb,
-                           overrides=tuple(args.overrides), classical=run_classical_experiment)
+    executor = JobExecutor(
+        data=args.data,
+        preset=preset,
+        out=out,
+        wandb_mode=args.wandb,
+        overrides=tuple(args.overrides),
+        classical=run_classical_experiment,
+    )
     planned = plan(jobs, out)
     stale = stale_jobs(planned, out, executor.changed_settings)
     if args.dry_run:
@@ -103,22 +140,35 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="benchmark.py",
         description="Run the benchmark grid: one job per method, protocol, held-out river and seed, each "
-                    "an ordinary run directory OUT/<method>/<protocol>[-<river>]/seed<N>. Complete jobs are "
-                    "skipped, interrupted ones resumed, failing ones recorded (failure.json) while the "
-                    "others go on. Then: python scripts/make_tables.py OUT. Exit codes: 0 all complete, "
-                    "1 a job failed, 2 usage error.")
-    parser.add_argument("--data", metavar="ROOT|MANIFEST.csv",
-                        help="image tree or manifest CSV (default: the built-in synthetic dataset)")
-    parser.add_argument("--methods", default="all", metavar="all|A,B",
-                        help=f"methods to run (default all = {','.join(ALL_METHODS)})")
-    parser.add_argument("--protocols", metavar="mixed,loro",
-                        help="mixed (train and test within every river), loro (hold each river out in turn) "
-                             "or loro-<river> (that river only); default mixed,loro (mixed only when the "
-                             "data hold one river)")
-    parser.add_argument("--targets", metavar="A,B",
-                        help="held-out rivers of the loro jobs (default: every river)")
-    parser.add_argument("--seeds", default="0,1,2", metavar="0,1,2",
-                        help="seeds (a range like 0-4 also works)")
+        "an ordinary run directory OUT/<method>/<protocol>[-<river>]/seed<N>. Complete jobs are "
+        "skipped, interrupted ones resumed, failing ones recorded (failure.json) while the "
+        "others go on. Then: python scripts/make_tables.py OUT. Exit codes: 0 all complete, "
+        "1 a job failed, 2 usage error.",
+    )
+    parser.add_argument(
+        "--data",
+        metavar="ROOT|MANIFEST.csv",
+        help="image tree or manifest CSV (default: the built-in synthetic dataset)",
+    )
+    parser.add_argument(
+        "--methods",
+        default="all",
+        metavar="all|A,B",
+        help=f"methods to run (default all = {','.join(ALL_METHODS)})",
+    )
+    parser.add_argument(
+        "--protocols",
+        metavar="mixed,loro",
+        help="mixed (train and test within every river), loro (hold each river out in turn) "
+        "or loro-<river> (that river only); default mixed,loro (mixed only when the "
+        "data hold one river)",
+    )
+    parser.add_argument(
+        "--targets", metavar="A,B", help="held-out rivers of the loro jobs (default: every river)"
+    )
+    parser.add_argument(
+        "--seeds", default="0,1,2", metavar="0,1,2", help="seeds (a range like 0-4 also works)"
+    )
     add_grid_run_arguments(parser, default_out="runs/benchmark-<preset>")
     return parser
 
@@ -143,7 +193,10 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_FAILED
     preset = args.preset or default_preset()
     out = args.out or f"runs/benchmark-{preset}"
-    print(f"{len(jobs)} job(s), preset {preset}, rivers {', '.join(data.rivers)}"
-          f"{' (synthetic data)' if data.synthetic else ''}, output {out}", file=sys.stderr)
+    print(
+        f"{len(jobs)} job(s), preset {preset}, rivers {', '.join(data.rivers)}"
+        f"{' (synthetic data)' if data.synthetic else ''}, output {out}",
+        file=sys.stderr,
+    )
     code, _ = run_grid(args, jobs, data, out=out, preset=preset)
     return code

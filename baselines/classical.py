@@ -76,10 +76,17 @@ class AdasynOrSmote(ADASYN):
         except RuntimeError as error:
             if "neigbours" not in str(error) and "neighbours" not in str(error):
                 raise
-            warnings.warn("adasyn: a class has no neighbour of another class in this training fold; "
-                          "SMOTE used for it instead", RuntimeWarning, stacklevel=2)
-            smote = SMOTE(sampling_strategy=self.sampling_strategy, random_state=self.random_state,
-                          k_neighbors=self.n_neighbors)
+            warnings.warn(
+                "adasyn: a class has no neighbour of another class in this training fold; "
+                "SMOTE used for it instead",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            smote = SMOTE(
+                sampling_strategy=self.sampling_strategy,
+                random_state=self.random_state,
+                k_neighbors=self.n_neighbors,
+            )
             return smote.fit_resample(X, y)
 
 
@@ -104,20 +111,29 @@ def make_resampler(name: str, seed: int, smallest_class: int | None = None) -> t
         return RandomUnderSampler(random_state=seed), {"method": name}
     k = SMOTE_NEIGHBOURS if smallest_class is None else min(SMOTE_NEIGHBOURS, smallest_class - 1)
     if k < 1:
-        log.warning("%s needs two samples of every class in each training fold (smallest has %s): "
-                    "using random oversampling instead", name, smallest_class)
+        log.warning(
+            "%s needs two samples of every class in each training fold (smallest has %s): "
+            "using random oversampling instead",
+            name,
+            smallest_class,
+        )
         return RandomOverSampler(random_state=seed), {"method": "random-over", "requested": name}
     if k < SMOTE_NEIGHBOURS:
-        log.warning("%s: smallest class has %d sample(s) per training fold; k_neighbors reduced to %d",
-                    name, smallest_class, k)
+        log.warning(
+            "%s: smallest class has %d sample(s) per training fold; k_neighbors reduced to %d",
+            name,
+            smallest_class,
+            k,
+        )
     if name == "adasyn":
         return AdasynOrSmote(n_neighbors=k, random_state=seed), {"method": name, "k_neighbors": k}
     sampler = SMOTE if name == "smote" else BorderlineSMOTE
     return sampler(k_neighbors=k, random_state=seed), {"method": name, "k_neighbors": k}
 
 
-def _assemble(method: str, class_weight: str | None, seed: int,
-              resampler: Any) -> tuple[Pipeline, dict[str, list[Any]]]:
+def _assemble(
+    method: str, class_weight: str | None, seed: int, resampler: Any
+) -> tuple[Pipeline, dict[str, list[Any]]]:
     if class_weight not in CLASS_WEIGHTS:
         raise ValueError(f"class_weight must be one of {CLASS_WEIGHTS}, got {class_weight!r}")
     model = _estimator(method, class_weight, seed)
@@ -130,9 +146,14 @@ def _assemble(method: str, class_weight: str | None, seed: int,
     return ResamplingPipeline([*steps, ("resample", resampler), ("model", model)]), grid
 
 
-def make_pipeline_and_grid(method: str, *, class_weight: str | None = None, seed: int = 0,
-                           resample: str = "none",
-                           smallest_class: int | None = None) -> tuple[Pipeline, dict[str, list[Any]]]:
+def make_pipeline_and_grid(
+    method: str,
+    *,
+    class_weight: str | None = None,
+    seed: int = 0,
+    resample: str = "none",
+    smallest_class: int | None = None,
+) -> tuple[Pipeline, dict[str, list[Any]]]:
     """An unfitted pipeline (``scale`` step for svm and knn, then ``resample`` unless ``none``, then
     ``model``) and its search grid.
 
@@ -174,8 +195,9 @@ def _model_params(params: dict[str, Any]) -> dict[str, Any]:
     return {name.removeprefix("model__"): _plain(value) for name, value in params.items()}
 
 
-def _fit_with_probabilities(pipeline: Pipeline, X: np.ndarray, y: np.ndarray,
-                            splitter: StratifiedKFold) -> CalibratedClassifierCV:
+def _fit_with_probabilities(
+    pipeline: Pipeline, X: np.ndarray, y: np.ndarray, splitter: StratifiedKFold
+) -> CalibratedClassifierCV:
     """Fit a decision-function classifier with Platt-scaled (sigmoid) probabilities.
 
     ``ensemble=False``: the sigmoids are fitted on out-of-fold decision values (the search's own
@@ -187,8 +209,10 @@ def _fit_with_probabilities(pipeline: Pipeline, X: np.ndarray, y: np.ndarray,
     labels, counts = np.unique(y, return_counts=True)
     single = np.isin(y, labels[counts == 1])
     if single.any():
-        log.warning("class(es) %s have one training sample: repeated once for the probability calibration",
-                    ", ".join(map(str, labels[counts == 1])))
+        log.warning(
+            "class(es) %s have one training sample: repeated once for the probability calibration",
+            ", ".join(map(str, labels[counts == 1])),
+        )
         X, y = np.concatenate([X, X[single]]), np.concatenate([y, y[single]])
     calibrated = CalibratedClassifierCV(pipeline, method="sigmoid", cv=splitter, ensemble=False)
     return calibrated.fit(X, y)
@@ -203,8 +227,12 @@ def _fold_count(y: np.ndarray, requested: int) -> int:
         raise ValueError("every class has a single training sample; cross-validation needs 2 per class")
     folds = int(min(requested, max(2, counts.min())))
     if folds < requested:
-        log.warning("smallest training class has %d sample(s): grid search uses %d folds instead of %d",
-                    counts.min(), folds, requested)
+        log.warning(
+            "smallest training class has %d sample(s): grid search uses %d folds instead of %d",
+            counts.min(),
+            folds,
+            requested,
+        )
     return folds
 
 
@@ -224,9 +252,18 @@ def _smallest_fold_class(y: np.ndarray, folds: int) -> int:
     return int((counts - -(-counts // folds)).min())
 
 
-def fit_classical(method: str, X_train: np.ndarray, y_train: np.ndarray, *, seed: int,
-                  class_weight: str | None = None, cv_folds: int = 5, n_jobs: int = 1,
-                  scoring: str = "accuracy", resample: str = "none") -> FittedClassical:
+def fit_classical(
+    method: str,
+    X_train: np.ndarray,
+    y_train: np.ndarray,
+    *,
+    seed: int,
+    class_weight: str | None = None,
+    cv_folds: int = 5,
+    n_jobs: int = 1,
+    scoring: str = "accuracy",
+    resample: str = "none",
+) -> FittedClassical:
     """Choose hyper-parameters by stratified grid search on the training rows, then refit on all.
 
     Args:
@@ -254,8 +291,9 @@ def fit_classical(method: str, X_train: np.ndarray, y_train: np.ndarray, *, seed
     pipeline, grid = _assemble(method, class_weight, seed, resampler)
     grid = _feasible_grid(grid, len(y_train), folds)
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-    search = GridSearchCV(pipeline, grid, scoring=scoring, refit=False, n_jobs=n_jobs, cv=splitter,
-                          error_score="raise")
+    search = GridSearchCV(
+        pipeline, grid, scoring=scoring, refit=False, n_jobs=n_jobs, cv=splitter, error_score="raise"
+    )
     search.fit(X_train, y_train)
 
     estimator = clone(pipeline).set_params(**search.best_params_)
@@ -266,8 +304,13 @@ def fit_classical(method: str, X_train: np.ndarray, y_train: np.ndarray, *, seed
     n_settings = int(np.prod([len(values) for values in grid.values()]))
     plain_grid = {name.removeprefix("model__"): [_plain(v) for v in values] for name, values in grid.items()}
     return FittedClassical(
-        method=method, estimator=estimator, best_params=_model_params(search.best_params_),
-        cv_score=float(search.best_score_), grid_size=n_settings, cv_folds=folds,
+        method=method,
+        estimator=estimator,
+        best_params=_model_params(search.best_params_),
+        cv_score=float(search.best_score_),
+        grid_size=n_settings,
+        cv_folds=folds,
         classes=[_plain(c) for c in estimator.classes_],
-        param_grid=plain_grid, resampling=resampling,
+        param_grid=plain_grid,
+        resampling=resampling,
     )

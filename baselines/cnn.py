@@ -19,8 +19,8 @@ import torch
 from torch import Tensor, nn
 
 from san.algorithms.erm import ERM
-from san.models.backbones import build_classifier_model, build_feature_extractor, widen_first_conv
 from san.algorithms.registry import register_algorithm
+from san.models.backbones import build_classifier_model, build_feature_extractor, widen_first_conv
 
 INPUT_MODES = ("plane", "cross", "stack", "pair")
 VGG_HEADS = ("compact", "torchvision")
@@ -38,8 +38,9 @@ class SingleImageClassifier(nn.Module):
     def __init__(self, body: nn.Module, head: nn.Module, input_mode: str) -> None:
         super().__init__()
         if input_mode not in ("plane", "cross", "stack"):
-            raise ValueError(f"unknown single-image input mode {input_mode!r}; "
-                             f"expected plane, cross or stack")
+            raise ValueError(
+                f"unknown single-image input mode {input_mode!r}; expected plane, cross or stack"
+            )
         self.input_mode = input_mode
         self.body = body
         self.head = head
@@ -79,8 +80,10 @@ class CNNBaseline(ERM):
         """
         mode = self.hparams["input"]
         if mode not in INPUT_MODES:
-            raise ValueError(f"{type(self).__name__}: unknown input mode {mode!r}; "
-                             f"expected one of {', '.join(INPUT_MODES)}")
+            raise ValueError(
+                f"{type(self).__name__}: unknown input mode {mode!r}; "
+                f"expected one of {', '.join(INPUT_MODES)}"
+            )
         if mode == "pair":
             return super().build_network()
         body, head = self.single_image_parts()
@@ -91,8 +94,9 @@ class CNNBaseline(ERM):
 
     def single_image_parts(self) -> tuple[nn.Module, nn.Module]:
         """(body: images -> pooled features N x d, head: dropout + Linear(d, C))."""
-        body, dim = build_feature_extractor(self.ARCHITECTURE, pretrained=self.hparams["pretrained"],
-                                            weights=self.hparams["weights"])
+        body, dim = build_feature_extractor(
+            self.ARCHITECTURE, pretrained=self.hparams["pretrained"], weights=self.hparams["weights"]
+        )
         return body, nn.Sequential(nn.Dropout(self.hparams["dropout"]), nn.Linear(dim, self.num_classes))
 
 
@@ -121,7 +125,9 @@ class VGG16Baseline(CNNBaseline):
 
     ARCHITECTURE = "vgg16_bn"
     DEFAULT_HPARAMS: ClassVar[dict[str, Any]] = {
-        **CNNBaseline.DEFAULT_HPARAMS, "head": "compact", "dropout": 0.5,
+        **CNNBaseline.DEFAULT_HPARAMS,
+        "head": "compact",
+        "dropout": 0.5,
     }
 
     def single_image_parts(self) -> tuple[nn.Module, nn.Module]:
@@ -130,9 +136,15 @@ class VGG16Baseline(CNNBaseline):
         if hp["head"] == "compact":
             return super().single_image_parts()
         if hp["head"] != "torchvision":
-            raise ValueError(f"{type(self).__name__}: unknown head {hp['head']!r}; "
-                             f"expected one of {', '.join(VGG_HEADS)}")
-        model = build_classifier_model(self.ARCHITECTURE, self.num_classes, pretrained=hp["pretrained"],
-                                       weights=hp["weights"], dropout=hp["dropout"])
+            raise ValueError(
+                f"{type(self).__name__}: unknown head {hp['head']!r}; expected one of {', '.join(VGG_HEADS)}"
+            )
+        model = build_classifier_model(
+            self.ARCHITECTURE,
+            self.num_classes,
+            pretrained=hp["pretrained"],
+            weights=hp["weights"],
+            dropout=hp["dropout"],
+        )
         body = nn.Sequential(model.features, model.avgpool, nn.Flatten(), *model.classifier[:-1])
         return body, model.classifier[-1]

@@ -41,8 +41,9 @@ def cache_key(manifest: pd.DataFrame, root: Path, settings: dict[str, object]) -
     return digest.hexdigest()[:24]
 
 
-def cache_path(manifest: pd.DataFrame, root: Path, settings: dict[str, object],
-               cache_dir: str | Path | None = None) -> Path:
+def cache_path(
+    manifest: pd.DataFrame, root: Path, settings: dict[str, object], cache_dir: str | Path | None = None
+) -> Path:
     """Where the feature table of this manifest and these settings is (or will be) cached."""
     directory = Path(cache_dir) if cache_dir is not None else cache_root() / "features"
     return directory / f"features-{cache_key(manifest, root, settings)}.npz"
@@ -53,8 +54,9 @@ def read(path: Path, sample_ids: Sequence[str] | pd.Series) -> pd.DataFrame | No
     if not path.is_file():
         return None
     with np.load(path, allow_pickle=False) as stored:
-        table = pd.DataFrame(stored["values"], index=stored["sample_ids"].tolist(),
-                             columns=stored["columns"].tolist())
+        table = pd.DataFrame(
+            stored["values"], index=stored["sample_ids"].tolist(), columns=stored["columns"].tolist()
+        )
     if not pd.Index(sample_ids).isin(table.index).all():
         return None
     return table
@@ -65,8 +67,11 @@ def write(path: Path, features: pd.DataFrame) -> Path:
 
     def save(temporary: Path) -> None:
         with open(temporary, "wb") as handle:  # a file handle: np.savez would append ".npz" to a name
-            np.savez(handle, values=features.to_numpy(dtype=np.float64),
-                     sample_ids=features.index.to_numpy(dtype=str),
-                     columns=features.columns.to_numpy(dtype=str))
+            np.savez(
+                handle,
+                values=features.to_numpy(dtype=np.float64),
+                sample_ids=features.index.to_numpy(dtype=str),
+                columns=features.columns.to_numpy(dtype=str),
+            )
 
     return atomic_write(path, save)

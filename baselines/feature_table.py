@@ -27,8 +27,9 @@ from san.evaluation.protocols import UsageError
 
 REQUIRED_COLUMNS: tuple[str, ...] = ("sample_id", "domain", "label")
 META_COLUMNS: tuple[str, ...] = (*REQUIRED_COLUMNS, "split")
-RELEASE_FILE = re.compile(r"^(?P<river>[A-Za-z]+)_(?P<part>train|val)_(?P<pol>cross|plane)\.txt$",
-                          re.IGNORECASE)
+RELEASE_FILE = re.compile(
+    r"^(?P<river>[A-Za-z]+)_(?P<part>train|val)_(?P<pol>cross|plane)\.txt$", re.IGNORECASE
+)
 RELEASE_SPLITS = {"train": "train", "val": "test"}  # the authors' 7:3 "val" part is their test set
 
 
@@ -60,33 +61,43 @@ def validate_feature_table(table: pd.DataFrame, source: str = "feature table") -
     """
     missing = [c for c in REQUIRED_COLUMNS if c not in table.columns]
     if missing:
-        raise FeatureTableError(f"{source}: missing column(s) {', '.join(missing)}; a feature table "
-                                f"needs {', '.join(REQUIRED_COLUMNS)}, an optional split, then numeric "
-                                "feature columns")
+        raise FeatureTableError(
+            f"{source}: missing column(s) {', '.join(missing)}; a feature table "
+            f"needs {', '.join(REQUIRED_COLUMNS)}, an optional split, then numeric "
+            "feature columns"
+        )
     table = table.copy()
     for column in (c for c in META_COLUMNS if c in table.columns):
         empty = table[column].isna() | (table[column].astype(str).str.strip() == "")
         if empty.any():
-            raise FeatureTableError(f"{source}: column {column!r} is empty in {int(empty.sum())} row(s) "
-                                    f"(first at row {int(np.flatnonzero(empty)[0]) + 1})")
+            raise FeatureTableError(
+                f"{source}: column {column!r} is empty in {int(empty.sum())} row(s) "
+                f"(first at row {int(np.flatnonzero(empty)[0]) + 1})"
+            )
         table[column] = table[column].astype(str).str.strip()
     features = feature_columns(table)
     if not features:
-        raise FeatureTableError(f"{source}: no feature columns; expected numeric columns after "
-                                f"{', '.join(c for c in META_COLUMNS if c in table.columns)}")
+        raise FeatureTableError(
+            f"{source}: no feature columns; expected numeric columns after "
+            f"{', '.join(c for c in META_COLUMNS if c in table.columns)}"
+        )
     for column in features:
         values = pd.to_numeric(table[column], errors="coerce")
         text = table[column].notna() & values.isna()
         if text.any():
             row = int(np.flatnonzero(text)[0])
-            raise FeatureTableError(f"{source}: feature column {column!r} is not numeric "
-                                    f"(value {table[column].iloc[row]!r} in row {row + 1})")
+            raise FeatureTableError(
+                f"{source}: feature column {column!r} is not numeric "
+                f"(value {table[column].iloc[row]!r} in row {row + 1})"
+            )
         bad = ~np.isfinite(values.to_numpy(dtype=np.float64))
         if bad.any():
             example = table["sample_id"].iloc[np.flatnonzero(bad)[0]]
-            raise FeatureTableError(f"{source}: feature column {column!r} has {int(bad.sum())} missing or "
-                                    f"infinite value(s), e.g. sample {example}; expected a finite number "
-                                    "in every row")
+            raise FeatureTableError(
+                f"{source}: feature column {column!r} has {int(bad.sum())} missing or "
+                f"infinite value(s), e.g. sample {example}; expected a finite number "
+                "in every row"
+            )
         table[column] = values.astype(np.float64)
     repeated = table["sample_id"][table["sample_id"].duplicated()].unique()
     if len(repeated):
@@ -97,8 +108,10 @@ def validate_feature_table(table: pd.DataFrame, source: str = "feature table") -
         table["split"] = table["split"].map(lambda s: canonical_split(s) or s.lower())
         unknown = sorted(set(table["split"]) - set(SPLIT_NAMES))
         if unknown:
-            raise FeatureTableError(f"{source}: column 'split' has unknown value(s) {_describe(unknown)}; "
-                                    f"expected {', '.join(SPLIT_NAMES)}")
+            raise FeatureTableError(
+                f"{source}: column 'split' has unknown value(s) {_describe(unknown)}; "
+                f"expected {', '.join(SPLIT_NAMES)}"
+            )
     return table
 
 
@@ -138,21 +151,27 @@ def _parse_release_file(path: Path) -> list[_ReleaseRow]:
             continue
         fields = line.rstrip("\r\n").split("\t")
         if len(fields) != 3:
-            raise FeatureTableError(f"{path}, line {number}: expected filename<TAB>label-index<TAB>values, "
-                                    f"got {len(fields)} tab-separated field(s)")
+            raise FeatureTableError(
+                f"{path}, line {number}: expected filename<TAB>label-index<TAB>values, "
+                f"got {len(fields)} tab-separated field(s)"
+            )
         filename, label_text, value_text = (f.strip() for f in fields)
         try:
             label_index = int(label_text)
             values = np.array(value_text.split(), dtype=np.float64)
         except ValueError as error:
-            raise FeatureTableError(f"{path}, line {number}: cannot read label index or values "
-                                    f"({error})") from None
+            raise FeatureTableError(
+                f"{path}, line {number}: cannot read label index or values ({error})"
+            ) from None
         if not 0 <= label_index < len(CANONICAL_CLASSES):
-            raise FeatureTableError(f"{path}, line {number}: label index {label_index} is outside "
-                                    f"0..{len(CANONICAL_CLASSES) - 1} (Amp..Zrn)")
+            raise FeatureTableError(
+                f"{path}, line {number}: label index {label_index} is outside "
+                f"0..{len(CANONICAL_CLASSES) - 1} (Amp..Zrn)"
+            )
         if width is not None and len(values) != width:
-            raise FeatureTableError(f"{path}, line {number}: {len(values)} values, but earlier lines "
-                                    f"have {width}")
+            raise FeatureTableError(
+                f"{path}, line {number}: {len(values)} values, but earlier lines have {width}"
+            )
         width = len(values)
         rows.append(_ReleaseRow(filename, CANONICAL_CLASSES[label_index], values, number))
     return rows
@@ -167,14 +186,20 @@ def _keyed(path: Path, rows: list[_ReleaseRow]) -> dict[tuple[str, str], _Releas
     for row in rows:
         key = (row.filename, row.label)
         if key in keyed:
-            raise FeatureTableError(f"{path}: sample {row.filename!r} ({row.label}) appears on lines "
-                                    f"{keyed[key].line} and {row.line}")
+            raise FeatureTableError(
+                f"{path}: sample {row.filename!r} ({row.label}) appears on lines "
+                f"{keyed[key].line} and {row.line}"
+            )
         keyed[key] = row
     return keyed
 
 
-def _check_same_samples(cross_path: Path, cross: dict[tuple[str, str], _ReleaseRow],
-                        plane_path: Path, plane: dict[tuple[str, str], _ReleaseRow]) -> None:
+def _check_same_samples(
+    cross_path: Path,
+    cross: dict[tuple[str, str], _ReleaseRow],
+    plane_path: Path,
+    plane: dict[tuple[str, str], _ReleaseRow],
+) -> None:
     """FeatureTableError naming the sample when the files disagree on a label or on which samples exist."""
     only_cross = [key for key in cross if key not in plane]
     only_plane = [key for key in plane if key not in cross]
@@ -182,14 +207,20 @@ def _check_same_samples(cross_path: Path, cross: dict[tuple[str, str], _ReleaseR
     for key in only_cross:
         if key[0] in unmatched_plane:
             other = plane[unmatched_plane[key[0]]]
-            raise FeatureTableError(f"sample {key[0]!r}: label {key[1]} in {cross_path} "
-                                    f"(line {cross[key].line}) but {other.label} in {plane_path} "
-                                    f"(line {other.line})")
+            raise FeatureTableError(
+                f"sample {key[0]!r}: label {key[1]} in {cross_path} "
+                f"(line {cross[key].line}) but {other.label} in {plane_path} "
+                f"(line {other.line})"
+            )
     if only_cross or only_plane:
-        where = [f"{_describe(k[0] for k in only_cross)} only in {cross_path.name}" if only_cross else "",
-                 f"{_describe(k[0] for k in only_plane)} only in {plane_path.name}" if only_plane else ""]
-        raise FeatureTableError(f"{cross_path.parent}: cross and plane files disagree on their samples: "
-                                f"{'; '.join(w for w in where if w)}")
+        where = [
+            f"{_describe(k[0] for k in only_cross)} only in {cross_path.name}" if only_cross else "",
+            f"{_describe(k[0] for k in only_plane)} only in {plane_path.name}" if only_plane else "",
+        ]
+        raise FeatureTableError(
+            f"{cross_path.parent}: cross and plane files disagree on their samples: "
+            f"{'; '.join(w for w in where if w)}"
+        )
 
 
 def _join_pair(cross_path: Path, plane_path: Path, river: str, part: str) -> list[dict[str, object]]:
@@ -201,9 +232,16 @@ def _join_pair(cross_path: Path, plane_path: Path, river: str, part: str) -> lis
     records = []
     for key, cross_row in cross.items():
         stem = PureWindowsPath(cross_row.filename).stem  # a name may carry a Windows or POSIX folder
-        records.append({"sample_id": f"{domain}/{cross_row.label}/{stem}", "domain": domain,
-                        "label": cross_row.label, "split": RELEASE_SPLITS[part],
-                        "cross": cross_row.values, "plane": plane[key].values})
+        records.append(
+            {
+                "sample_id": f"{domain}/{cross_row.label}/{stem}",
+                "domain": domain,
+                "label": cross_row.label,
+                "split": RELEASE_SPLITS[part],
+                "cross": cross_row.values,
+                "plane": plane[key].values,
+            }
+        )
     return records
 
 
@@ -234,9 +272,11 @@ def import_published_release(directory: str | Path) -> pd.DataFrame:
         key = (match["river"], match["part"].lower())
         found.setdefault(key, {})[match["pol"].lower()] = path
     if unknown:
-        raise FeatureTableError(f"{directory}: file name(s) not of the form "
-                                f"<River>_<train|val>_<cross|plane>.txt: "
-                                f"{_describe(unknown, limit=20)}")
+        raise FeatureTableError(
+            f"{directory}: file name(s) not of the form "
+            f"<River>_<train|val>_<cross|plane>.txt: "
+            f"{_describe(unknown, limit=20)}"
+        )
     if not found:
         raise FeatureTableError(f"{directory}: no <River>_<train|val>_<cross|plane>.txt files")
     records = []
@@ -244,20 +284,23 @@ def import_published_release(directory: str | Path) -> pd.DataFrame:
         if set(by_pol) != {"cross", "plane"}:
             (present,) = by_pol
             absent = "plane" if present == "cross" else "cross"
-            raise FeatureTableError(f"{directory}: {by_pol[present].name} has no "
-                                    f"{river}_{part}_{absent}.txt partner")
+            raise FeatureTableError(
+                f"{directory}: {by_pol[present].name} has no {river}_{part}_{absent}.txt partner"
+            )
         records += _join_pair(by_pol["cross"], by_pol["plane"], river, part)
 
     for pol in ("cross", "plane"):
         widths = {len(r[pol]) for r in records}
         if len(widths) > 1:
-            raise FeatureTableError(f"{directory}: the {pol} files hold different numbers of values "
-                                    f"per line: {sorted(widths)}")
+            raise FeatureTableError(
+                f"{directory}: the {pol} files hold different numbers of values per line: {sorted(widths)}"
+            )
     meta = pd.DataFrame([{k: r[k] for k in META_COLUMNS} for r in records])
     repeated = meta["sample_id"][meta["sample_id"].duplicated()].unique()
     if len(repeated):
-        raise FeatureTableError(f"{directory}: sample(s) listed in both the train and val files: "
-                                f"{_describe(repeated)}")
+        raise FeatureTableError(
+            f"{directory}: sample(s) listed in both the train and val files: {_describe(repeated)}"
+        )
     blocks = [meta]
     for pol in ("cross", "plane"):
         matrix = np.stack([r[pol] for r in records])

@@ -80,7 +80,7 @@ def grain_mask(plane_lab: np.ndarray, cross_lab: np.ndarray) -> np.ndarray:
     # Grain images are centred on their grain: keep the largest component reaching the central
     # third. None there means the grain fills the frame (or sits on a busy background).
     components = label(mask)
-    central = np.unique(components[height // 3:height - height // 3, width // 3:width - width // 3])
+    central = np.unique(components[height // 3 : height - height // 3, width // 3 : width - width // 3])
     central = central[central > 0]
     if len(central) == 0:
         return np.ones((height, width), dtype=bool)
@@ -199,8 +199,12 @@ def polarization_features(rgb: np.ndarray, lab: np.ndarray, mask: np.ndarray, po
     """Colour histograms and moments, GLCM statistics and LBP histograms of one image's grain."""
     grey = rgb2gray(rgb)
     grey_uint8 = np.round(grey * 255).astype(np.uint8)
-    return (colour_histograms(rgb2hsv(rgb), lab, mask, pol) | colour_moments(rgb, lab, mask, pol)
-            | glcm_statistics(grey, mask, pol) | lbp_histograms(grey_uint8, mask, pol))
+    return (
+        colour_histograms(rgb2hsv(rgb), lab, mask, pol)
+        | colour_moments(rgb, lab, mask, pol)
+        | glcm_statistics(grey, mask, pol)
+        | lbp_histograms(grey_uint8, mask, pol)
+    )
 
 
 def pair_features(plane: np.ndarray, cross: np.ndarray) -> Features:
@@ -213,15 +217,20 @@ def pair_features(plane: np.ndarray, cross: np.ndarray) -> Features:
         raise ValueError(f"expected two HxWx3 images of one shape, got {plane.shape} and {cross.shape}")
     plane_lab, cross_lab = rgb2lab(plane), rgb2lab(cross)
     mask = grain_mask(plane_lab, cross_lab)
-    return (polarization_features(plane, plane_lab, mask, "plane")
-            | polarization_features(cross, cross_lab, mask, "cross")
-            | shape_descriptors(mask)
-            | {"plane_rim_contrast": rim_contrast(plane_lab, mask),
-               "cross_dark_fraction": dark_fraction(cross_lab, mask)})
+    return (
+        polarization_features(plane, plane_lab, mask, "plane")
+        | polarization_features(cross, cross_lab, mask, "cross")
+        | shape_descriptors(mask)
+        | {
+            "plane_rim_contrast": rim_contrast(plane_lab, mask),
+            "cross_dark_fraction": dark_fraction(cross_lab, mask),
+        }
+    )
 
 
-def _features_of_files(sample_id: str, plane_path: Path, cross_path: Path, size: int,
-                       crop: CropMode) -> Features:
+def _features_of_files(
+    sample_id: str, plane_path: Path, cross_path: Path, size: int, crop: CropMode
+) -> Features:
     try:
         plane = load_prepared(plane_path, size, crop)
         cross = load_prepared(cross_path, size, crop)
@@ -230,20 +239,37 @@ def _features_of_files(sample_id: str, plane_path: Path, cross_path: Path, size:
     return pair_features(plane, cross)
 
 
-def _compute(manifest: pd.DataFrame, root: Path, size: int, crop: CropMode, n_jobs: int,
-             progress: bool) -> pd.DataFrame:
-    jobs = (delayed(_features_of_files)(row.sample_id, root / row.plane_path, root / row.cross_path,
-                                         size, crop)
-            for row in manifest.itertuples(index=False))
+def _compute(
+    manifest: pd.DataFrame, root: Path, size: int, crop: CropMode, n_jobs: int, progress: bool
+) -> pd.DataFrame:
+    jobs = (
+        delayed(_features_of_files)(row.sample_id, root / row.plane_path, root / row.cross_path, size, crop)
+        for row in manifest.itertuples(index=False)
+    )
     results: Iterator[Features] = Parallel(n_jobs=n_jobs, return_as="generator")(jobs)
-    rows = list(tqdm(results, total=len(manifest), unit="pair", disable=not progress,
-                     desc=f"hand-crafted features ({size}px)"))
+    rows = list(
+        tqdm(
+            results,
+            total=len(manifest),
+            unit="pair",
+            disable=not progress,
+            desc=f"hand-crafted features ({size}px)",
+        )
+    )
     return pd.DataFrame.from_records(rows, index=manifest["sample_id"].to_numpy())
 
 
-def extract_features(manifest: pd.DataFrame, root: str | Path, *, size: int = 128, crop: CropMode = "center",
-                     n_jobs: int = -1, cache_dir: str | Path | None = None, use_cache: bool = True,
-                     progress: bool = True) -> pd.DataFrame:
+def extract_features(
+    manifest: pd.DataFrame,
+    root: str | Path,
+    *,
+    size: int = 128,
+    crop: CropMode = "center",
+    n_jobs: int = -1,
+    cache_dir: str | Path | None = None,
+    use_cache: bool = True,
+    progress: bool = True,
+) -> pd.DataFrame:
     """Hand-crafted features of every manifest pair, read back from the cache when already computed.
 
     Args:
@@ -287,7 +313,12 @@ def extract_features(manifest: pd.DataFrame, root: str | Path, *, size: int = 12
             log.info("hand-crafted features cached in %s", cache_path)
 
     meta = [c for c in (*META_COLUMNS, "split") if c in manifest.columns]
-    table = pd.concat([manifest[meta].reset_index(drop=True),
-                       features.loc[manifest["sample_id"].to_numpy()].reset_index(drop=True)], axis=1)
+    table = pd.concat(
+        [
+            manifest[meta].reset_index(drop=True),
+            features.loc[manifest["sample_id"].to_numpy()].reset_index(drop=True),
+        ],
+        axis=1,
+    )
     table.attrs["features"] = settings
     return table

@@ -9,7 +9,6 @@ import baselines  # noqa: F401  (registers vgg16 and resnet34; spawned workers r
 from baselines.benchmark_cli import add_grid_run_arguments, configure_grid_logging, default_preset, run_grid
 from data_tools.manifest_io import ManifestError, load_dataset
 from data_tools.names import ordered_classes
-from san.cli.common import EXIT_FAILED, EXIT_USAGE
 from san.benchmark.jobs import (
     ALL_METHODS,
     GridError,
@@ -17,6 +16,7 @@ from san.benchmark.jobs import (
     parse_methods,
     parse_seeds,
 )
+from san.cli.common import EXIT_FAILED, EXIT_USAGE
 from san.studies.quality import (
     STUDY_FACTORS,
     QualityExecutor,
@@ -41,21 +41,32 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="quality_study.py",
         description="Corrupt the TRAINING split only (val, test and target stay clean) with one factor at "
-                    "several levels, one run per (level, protocol task, seed) plus the clean baseline, each "
-                    "in OUT/<method>/<task>/<factor>/<level>/seed<N>; complete runs are skipped, "
-                    "interrupted ones resumed. Writes OUT/<method>-<protocol>-<factor>.{md,csv,png}. "
-                    "Exit codes: 0 all complete, 1 a run failed, 2 usage error.")
-    parser.add_argument("--data", metavar="ROOT|MANIFEST.csv",
-                        help="image tree or manifest CSV (default: the built-in synthetic dataset)")
+        "several levels, one run per (level, protocol task, seed) plus the clean baseline, each "
+        "in OUT/<method>/<task>/<factor>/<level>/seed<N>; complete runs are skipped, "
+        "interrupted ones resumed. Writes OUT/<method>-<protocol>-<factor>.{md,csv,png}. "
+        "Exit codes: 0 all complete, 1 a run failed, 2 usage error.",
+    )
+    parser.add_argument(
+        "--data",
+        metavar="ROOT|MANIFEST.csv",
+        help="image tree or manifest CSV (default: the built-in synthetic dataset)",
+    )
     parser.add_argument("--method", required=True, metavar="NAME", help=f"one of {', '.join(ALL_METHODS)}")
     parser.add_argument("--factor", required=True, choices=STUDY_FACTORS, help="what to corrupt")
-    parser.add_argument("--levels", metavar="A,B",
-                        help="levels (default: label-noise 0-0.6 by 0.1; size 0.1-1 by 0.1; gaussian-noise "
-                             "2,8,16; salt-pepper 0.05,0.1,0.2,0.3,0.4; brightness 0.25,0.5,2,4; "
-                             "blur 0.5,1,2,4; class-removal every class)")
-    parser.add_argument("--protocol", choices=("mixed", "loro"), default="mixed",
-                        help="mixed (test within every river) or loro (hold each river out in turn: target "
-                             "accuracy too); default mixed")
+    parser.add_argument(
+        "--levels",
+        metavar="A,B",
+        help="levels (default: label-noise 0-0.6 by 0.1; size 0.1-1 by 0.1; gaussian-noise "
+        "2,8,16; salt-pepper 0.05,0.1,0.2,0.3,0.4; brightness 0.25,0.5,2,4; "
+        "blur 0.5,1,2,4; class-removal every class)",
+    )
+    parser.add_argument(
+        "--protocol",
+        choices=("mixed", "loro"),
+        default="mixed",
+        help="mixed (test within every river) or loro (hold each river out in turn: target "
+        "accuracy too); default mixed",
+    )
     parser.add_argument("--seeds", default="0,1,2", metavar="0,1,2", help="seeds (or a range like 0-4)")
     add_grid_run_arguments(parser, default_out="runs/quality-<preset>")
     return parser
@@ -84,14 +95,17 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_FAILED
     preset = args.preset or default_preset()
     out = args.out or f"runs/quality-{preset}"
-    print(f"{len(jobs)} run(s): {methods[0]}, {args.protocol}, {args.factor} at {len(levels)} level(s) "
-          f"+ clean, seeds {','.join(map(str, seeds))}, preset {preset}, output {out}", file=sys.stderr)
+    print(
+        f"{len(jobs)} run(s): {methods[0]}, {args.protocol}, {args.factor} at {len(levels)} level(s) "
+        f"+ clean, seeds {','.join(map(str, seeds))}, preset {preset}, output {out}",
+        file=sys.stderr,
+    )
     code, summary = run_grid(args, jobs, data, out=out, preset=preset, wrap=QualityExecutor)
     if summary is None:
         return code
-    markdown, paths = write_study(jobs, out, method=methods[0], protocol=args.protocol, factor=args.factor,
-                                  levels=levels)
+    markdown, paths = write_study(
+        jobs, out, method=methods[0], protocol=args.protocol, factor=args.factor, levels=levels
+    )
     print(markdown)
     print("wrote " + ", ".join(map(str, paths)))
     return code
-

@@ -46,7 +46,11 @@ DEFAULT_LEVELS: dict[str, tuple[float, ...]] = {
 }
 # The level of each factor that changes nothing: a study reads it from the clean run.
 CLEAN_LEVELS: dict[str, float] = {
-    "label-noise": 0.0, "size": 1.0, "gaussian-noise": 0.0, "salt-pepper": 0.0, "brightness": 1.0,
+    "label-noise": 0.0,
+    "size": 1.0,
+    "gaussian-noise": 0.0,
+    "salt-pepper": 0.0,
+    "brightness": 1.0,
     "blur": 0.0,
 }
 # (lowest, highest, lowest allowed itself) of each numeric factor's level.
@@ -118,7 +122,10 @@ class QualitySetting:
 
 
 def flip_labels(
-    labels: np.ndarray, positions: np.ndarray, fraction: float, rng: np.random.Generator,
+    labels: np.ndarray,
+    positions: np.ndarray,
+    fraction: float,
+    rng: np.random.Generator,
     classes: Sequence[int] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Flip ``round(fraction * len(positions))`` of the labels at ``positions``, each to another class
@@ -170,8 +177,9 @@ def stratified_subset(groups: np.ndarray, fraction: float, rng: np.random.Genera
     missing = math.floor(fraction * len(groups) + 0.5) - int(quotas.sum())
     order = np.lexsort((rng.random(len(names)), -(exact - quotas)))  # largest remainder, random ties
     quotas[order[:missing]] += 1
-    kept = [rng.choice(np.flatnonzero(inverse == g), size=quota, replace=False)
-            for g, quota in enumerate(quotas)]
+    kept = [
+        rng.choice(np.flatnonzero(inverse == g), size=quota, replace=False) for g, quota in enumerate(quotas)
+    ]
     return np.sort(np.concatenate(kept)) if kept else np.empty(0, dtype=np.int64)
 
 
@@ -224,8 +232,9 @@ def degrade(image: np.ndarray, factor: str, level: float, rng: np.random.Generat
     if factor == "blur":
         if level <= 0:
             return image.copy()
-        return cv2.GaussianBlur(np.ascontiguousarray(image), (0, 0), sigmaX=level,
-                                borderType=cv2.BORDER_REFLECT_101)
+        return cv2.GaussianBlur(
+            np.ascontiguousarray(image), (0, 0), sigmaX=level, borderType=cv2.BORDER_REFLECT_101
+        )
     raise CorruptionError(f"unknown image factor {factor!r}; expected one of {IMAGE_FACTORS}")
 
 
@@ -268,8 +277,14 @@ def corrupt_pairs(pairs: CachedPairs, corrupted: CorruptedTraining) -> CachedPai
 
 
 def corrupt_feature_rows(
-    table: pd.DataFrame, dataset: Dataset, corrupted: CorruptedTraining, *, size: int, crop: CropMode,
-    featurize: Callable[[np.ndarray, np.ndarray], Mapping[str, float]], progress: bool = False,
+    table: pd.DataFrame,
+    dataset: Dataset,
+    corrupted: CorruptedTraining,
+    *,
+    size: int,
+    crop: CropMode,
+    featurize: Callable[[np.ndarray, np.ndarray], Mapping[str, float]],
+    progress: bool = False,
 ) -> pd.DataFrame:
     """A feature table whose degraded rows are recomputed from degraded images (classical methods);
     marks ``corrupted.images_applied``.
@@ -296,8 +311,10 @@ def corrupt_feature_rows(
     rows = sorted(corruption.rows)
     for row in tqdm(rows, desc=f"features of {corruption.factor} images", disable=not progress):
         paths = [dataset.path(manifest[f"{pol}_path"].iloc[row]) for pol in POLARIZATIONS]
-        images = [corruption.apply(load_prepared(path, size, crop), row, pol)
-                  for path, pol in zip(paths, POLARIZATIONS, strict=True)]
+        images = [
+            corruption.apply(load_prepared(path, size, crop), row, pol)
+            for path, pol in zip(paths, POLARIZATIONS, strict=True)
+        ]
         values = featurize(*images)
         table.loc[table.index[row], list(values)] = list(values.values())
     corrupted.images_applied = True
@@ -363,8 +380,10 @@ def corrupt_training(
         ValueError: the manifest, split and labels differ in length.
     """
     if not len(manifest) == len(split) == len(labels):
-        raise ValueError(f"manifest ({len(manifest)}), split ({len(split)}) and labels ({len(labels)}) "
-                         "must have one entry per manifest row")
+        raise ValueError(
+            f"manifest ({len(manifest)}), split ({len(split)}) and labels ({len(labels)}) "
+            "must have one entry per manifest row"
+        )
     setting = QualitySetting.from_config(config)
     split, labels = split.copy(), np.asarray(labels).copy()
     train = np.flatnonzero(split.to_numpy() == "train")
@@ -377,8 +396,10 @@ def corrupt_training(
         name = canonical_class(str(setting.level))
         training_classes = sorted(manifest["label"].iloc[train].unique())
         if name not in training_classes:
-            raise CorruptionError(f"quality.level {setting.level!r}: no training row of that class; the "
-                                  f"training split holds {', '.join(training_classes)}")
+            raise CorruptionError(
+                f"quality.level {setting.level!r}: no training row of that class; the "
+                f"training split holds {', '.join(training_classes)}"
+            )
         changed = train[manifest["label"].to_numpy()[train] == name]
         action = "removed"
     elif setting.factor == "size":
@@ -387,8 +408,9 @@ def corrupt_training(
         changed = np.setdiff1d(train, train[kept])
         action = "removed"
     elif setting.factor in IMAGE_FACTORS and not setting.is_clean:
-        images = ImageCorruption(setting.factor, float(setting.level), int(rng.integers(2**31)),
-                                 frozenset(train.tolist()))
+        images = ImageCorruption(
+            setting.factor, float(setting.level), int(rng.integers(2**31)), frozenset(train.tolist())
+        )
         changed, action = train, "degraded"
     if action == "removed":
         split.iloc[changed] = "unused"

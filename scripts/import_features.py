@@ -25,9 +25,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="import_features.py",
         description="Join the cross and plane rows of each sample of the published feature release into "
-                    "one feature table (sample_id, domain, label, split, cross_f000.., plane_f000..); the "
-                    "release's train part becomes split 'train', its val part 'test'. Train on it with "
-                    "scripts/train_baseline.py --features FILE.csv.")
+        "one feature table (sample_id, domain, label, split, cross_f000.., plane_f000..); the "
+        "release's train part becomes split 'train', its val part 'test'. Train on it with "
+        "scripts/train_baseline.py --features FILE.csv.",
+    )
     parser.add_argument("directory", type=Path, help="folder holding the release's .txt files")
     parser.add_argument("--out", type=Path, required=True, metavar="FILE.csv", help="feature table to write")
     args = parser.parse_args(argv)

@@ -18,9 +18,6 @@ import baselines  # noqa: F401  (registers the CNN baselines)
 from baselines.cnn import INPUT_MODES, CNNBaseline
 from san.algorithms import ERM, SAN
 from san.algorithms.base import Algorithm
-from san.models.backbones import build_classifier_model, build_feature_extractor
-from san.models.gradient_reversal import dann_lambda
-from san.models.networks import DomainDiscriminator, SiameseEncoder, build_fusion
 from san.algorithms.registry import (
     algorithm_class,
     algorithm_names,
@@ -28,6 +25,9 @@ from san.algorithms.registry import (
     default_hparams,
     register_algorithm,
 )
+from san.models.backbones import build_classifier_model, build_feature_extractor
+from san.models.gradient_reversal import dann_lambda
+from san.models.networks import DomainDiscriminator, SiameseEncoder, build_fusion
 
 NUM_CLASSES = 3
 NUM_DOMAINS = 2

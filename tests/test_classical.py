@@ -15,12 +15,13 @@ from baselines.classical import METHODS, fit_classical, make_pipeline_and_grid
 def class_centres(rng: np.random.Generator, n_classes: int = 3, n_features: int = 8) -> np.ndarray:
     """Well-separated class centres; the second half of the features carries no information."""
     centres = rng.normal(0.0, 4.0, size=(n_classes, n_features))
-    centres[:, n_features // 2:] = 0.0
+    centres[:, n_features // 2 :] = 0.0
     return centres
 
 
-def blobs(rng: np.random.Generator, per_class: int, centres: np.ndarray | None = None
-          ) -> tuple[np.ndarray, np.ndarray]:
+def blobs(
+    rng: np.random.Generator, per_class: int, centres: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Unit-variance Gaussian samples around each centre, integer labels 0..n_classes-1."""
     centres = class_centres(rng) if centres is None else centres
     y = np.repeat(np.arange(len(centres)), per_class)

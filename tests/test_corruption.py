@@ -33,8 +33,12 @@ CLASSES = ["Ap", "Rt", "Zrn"]
 @pytest.fixture(scope="module")
 def run_rows() -> tuple[pd.DataFrame, pd.Series, np.ndarray]:
     """A manifest, its mixed split and the class index of every row."""
-    rows = [{"sample_id": f"{d}-{c}-{i}", "domain": d, "label": c}
-            for d, classes in COUNTS.items() for c, n in classes.items() for i in range(n)]
+    rows = [
+        {"sample_id": f"{d}-{c}-{i}", "domain": d, "label": c}
+        for d, classes in COUNTS.items()
+        for c, n in classes.items()
+        for i in range(n)
+    ]
     manifest = pd.DataFrame(rows)
     split = split_mixed(manifest, seed=3)
     labels = manifest["label"].map({c: i for i, c in enumerate(CLASSES)}).to_numpy()
@@ -110,14 +114,20 @@ def test_corruption_is_seeded_and_clean_settings_change_nothing(run_rows):
     other = corrupt_training(manifest, split, labels, config, run_seed=1)
     assert np.array_equal(first.labels, again.labels)
     assert not np.array_equal(first.labels, other.labels)
-    for config in ({}, quality("none", None), quality("label-noise", 0.0), quality("size", 1.0),
-                   quality("brightness", 1.0)):
+    for config in (
+        {},
+        quality("none", None),
+        quality("label-noise", 0.0),
+        quality("size", 1.0),
+        quality("brightness", 1.0),
+    ):
         clean = corrupt_training(manifest, split, labels, config, run_seed=0)
         assert clean.split.equals(split) and np.array_equal(clean.labels, labels) and clean.images is None
 
 
-@pytest.mark.parametrize(("factor", "level"),
-                         [("gaussian-noise", 8.0), ("salt-pepper", 0.2), ("brightness", 2.0), ("blur", 1.0)])
+@pytest.mark.parametrize(
+    ("factor", "level"), [("gaussian-noise", 8.0), ("salt-pepper", 0.2), ("brightness", 2.0), ("blur", 1.0)]
+)
 def test_image_factors_degrade_every_training_image_on_the_fly_and_nothing_else(run_rows, factor, level):
     manifest, split, labels = run_rows
     rng = np.random.default_rng(0)
@@ -166,15 +176,18 @@ def test_flip_labels_and_stratified_subset_edge_cases():
     assert np.array_equal(stratified_subset(groups, 1.0, rng), np.arange(10))
 
 
-@pytest.mark.parametrize(("section", "message"), [
-    ({"factor": "fog", "level": 1}, "quality.factor"),
-    ({"factor": "size", "level": None}, "needs a quality.level"),
-    ({"factor": "size", "level": 0}, r"\(0, 1\]"),
-    ({"factor": "label-noise", "level": 1.5}, r"\[0, 1\]"),
-    ({"factor": "brightness", "level": "dark"}, "must be a number"),
-    ({"factor": "class-removal", "level": 3}, "class name"),
-    ({"factor": "size", "level": 0.5, "amount": 2}, "unknown quality key"),
-])
+@pytest.mark.parametrize(
+    ("section", "message"),
+    [
+        ({"factor": "fog", "level": 1}, "quality.factor"),
+        ({"factor": "size", "level": None}, "needs a quality.level"),
+        ({"factor": "size", "level": 0}, r"\(0, 1\]"),
+        ({"factor": "label-noise", "level": 1.5}, r"\[0, 1\]"),
+        ({"factor": "brightness", "level": "dark"}, "must be a number"),
+        ({"factor": "class-removal", "level": 3}, "class name"),
+        ({"factor": "size", "level": 0.5, "amount": 2}, "unknown quality key"),
+    ],
+)
 def test_bad_quality_settings_are_clear_errors(section, message):
     with pytest.raises(CorruptionError, match=message):
         QualitySetting.from_config({"quality": section})

@@ -12,11 +12,11 @@ import torch
 from sklearn.neighbors import KNeighborsClassifier
 
 import baselines  # noqa: F401 - registers the CNN baselines
-from san.training.experiment import RunRequest, run_experiment
-from san.studies.explain import choose_examples, explain_run, gradcam_maps, river_probe
-from san.inference.predictors import load_predictor
-from san.cli.predict import explain_main
 from san.algorithms.registry import build_algorithm
+from san.cli.predict import explain_main
+from san.inference.predictors import load_predictor
+from san.studies.explain import choose_examples, explain_run, gradcam_maps, river_probe
+from san.training.experiment import RunRequest, run_experiment
 
 SIZE = 64  # ResNet's last block is then 2 x 2: a heat map with some structure
 TINY = ["size=16", "epochs=1", "batch_size=6", "eval_batch_size=64", "fused_dim=16"]

@@ -61,8 +61,9 @@ def test_release_import_joins_pairs_and_round_trips_through_csv(tmp_path):
     table = import_published_release(tmp_path / "release")
     assert len(table) == sum(len(s) for s in RELEASE.values()) == 10
     assert list(table.columns[:4]) == ["sample_id", "domain", "label", "split"]
-    assert feature_columns(table) == [f"cross_f{i:03d}" for i in range(WIDTH)] + \
-        [f"plane_f{i:03d}" for i in range(WIDTH)]
+    assert feature_columns(table) == [f"cross_f{i:03d}" for i in range(WIDTH)] + [
+        f"plane_f{i:03d}" for i in range(WIDTH)
+    ]
     assert list(table["domain"].unique()) == ["yangtze", "yarlung", "pengqu"]  # canonical order
     row = table.set_index("sample_id").loc["yangtze/Zrn/01-10x"]
     assert (row["label"], row["split"]) == ("Zrn", "train")
@@ -123,9 +124,16 @@ def test_release_problems_are_named(tmp_path):
 
 
 def good_table() -> pd.DataFrame:
-    return pd.DataFrame({"sample_id": ["a", "b", "c"], "domain": ["ChangJiang", "PumQu", "x"],
-                         "label": ["zircon", "Grt", "Grt"], "split": ["train", "val", "test"],
-                         "f1": [0.1, 0.2, 0.3], "f2": [1, 2, 3]})
+    return pd.DataFrame(
+        {
+            "sample_id": ["a", "b", "c"],
+            "domain": ["ChangJiang", "PumQu", "x"],
+            "label": ["zircon", "Grt", "Grt"],
+            "split": ["train", "val", "test"],
+            "f1": [0.1, 0.2, 0.3],
+            "f2": [1, 2, 3],
+        }
+    )
 
 
 def test_read_feature_table_canonicalises_names(tmp_path):
@@ -136,15 +144,21 @@ def test_read_feature_table_canonicalises_names(tmp_path):
     assert feature_columns(table) == ["f1", "f2"] and table["f2"].dtype == np.float64
 
 
-@pytest.mark.parametrize(("change", "message"), [
-    (lambda t: t.drop(columns="label"), "missing column.*label.*needs sample_id, domain, label"),
-    (lambda t: t.drop(columns=["f1", "f2"]), "no feature columns"),
-    (lambda t: t.assign(f1=["0.1", "oops", "0.3"]), "feature column 'f1' is not numeric.*'oops' in row 2"),
-    (lambda t: t.assign(f2=[1.0, np.nan, 3.0]), "feature column 'f2' has 1 missing.*sample b"),
-    (lambda t: t.assign(sample_id=["a", "a", "c"]), "sample_id values repeat: a"),
-    (lambda t: t.assign(split=["train", "holdout", "test"]), "unknown value.*holdout"),
-    (lambda t: t.assign(domain=["r", "", "r"]), "column 'domain' is empty in 1 row"),
-])
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda t: t.drop(columns="label"), "missing column.*label.*needs sample_id, domain, label"),
+        (lambda t: t.drop(columns=["f1", "f2"]), "no feature columns"),
+        (
+            lambda t: t.assign(f1=["0.1", "oops", "0.3"]),
+            "feature column 'f1' is not numeric.*'oops' in row 2",
+        ),
+        (lambda t: t.assign(f2=[1.0, np.nan, 3.0]), "feature column 'f2' has 1 missing.*sample b"),
+        (lambda t: t.assign(sample_id=["a", "a", "c"]), "sample_id values repeat: a"),
+        (lambda t: t.assign(split=["train", "holdout", "test"]), "unknown value.*holdout"),
+        (lambda t: t.assign(domain=["r", "", "r"]), "column 'domain' is empty in 1 row"),
+    ],
+)
 def test_malformed_feature_tables_are_named_errors(tmp_path, change, message):
     path = tmp_path / "bad.csv"
     change(good_table()).to_csv(path, index=False)

@@ -27,8 +27,9 @@ COLUMN = re.compile(
 )
 
 
-def grain_pair(rng: np.random.Generator, *, size: int = 96, isotropic: bool,
-               axes: tuple[int, int] = (30, 18)) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def grain_pair(
+    rng: np.random.Generator, *, size: int = 96, isotropic: bool, axes: tuple[int, int] = (30, 18)
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A grain-mount pair: a colourless PPL grain with a dark rim on a pale background, and an XPL
     image with a dark background and a grain that is black (isotropic) or bright; plus the true mask."""
     truth = np.zeros((size, size), dtype=bool)
@@ -113,8 +114,11 @@ def test_extract_features_is_aligned_with_the_manifest_and_cached(tmp_path, pair
     assert len(calls) == len(manifest) == 6
     assert list(table["sample_id"]) == list(manifest["sample_id"])
     assert list(table.columns[:3]) == ["sample_id", "domain", "label"]
-    assert table.attrs["features"] == {"version": features_module.FEATURES_VERSION, "size": SIZE,
-                                       "crop": "center"}
+    assert table.attrs["features"] == {
+        "version": features_module.FEATURES_VERSION,
+        "size": SIZE,
+        "crop": "center",
+    }
 
     shuffled = manifest.sample(frac=1.0, random_state=0)
     again = extract_features(shuffled, tmp_path / "tree", **options)

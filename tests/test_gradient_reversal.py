@@ -39,11 +39,14 @@ def test_reversal_inside_a_graph_and_lambda_set_per_step() -> None:
         torch.testing.assert_close(x.grad, -lambda_ * weights)
 
 
-@pytest.mark.parametrize(("progress", "expected"), [
-    (0.0, 0.0),
-    (0.5, 2 / (1 + math.exp(-5.0)) - 1),   # 0.98661...
-    (1.0, 2 / (1 + math.exp(-10.0)) - 1),  # 0.99990...
-])
+@pytest.mark.parametrize(
+    ("progress", "expected"),
+    [
+        (0.0, 0.0),
+        (0.5, 2 / (1 + math.exp(-5.0)) - 1),  # 0.98661...
+        (1.0, 2 / (1 + math.exp(-10.0)) - 1),  # 0.99990...
+    ],
+)
 def test_dann_lambda_default_schedule(progress: float, expected: float) -> None:
     assert dann_lambda(progress) == pytest.approx(expected, rel=1e-15, abs=1e-15)
 

@@ -34,11 +34,20 @@ def test_class_quotas_of_each_mode():
         class_quotas(LABELS, "smote")
 
 
-@pytest.mark.parametrize(("mode", "count", "batch_size", "per_class"),
-                         [("over", None, 6, 10), ("under", None, 3, 2), ("target", 7, 7, 7)])
+@pytest.mark.parametrize(
+    ("mode", "count", "batch_size", "per_class"),
+    [("over", None, 6, 10), ("under", None, 3, 2), ("target", 7, 7, 7)],
+)
 def test_an_epoch_draws_the_quota_of_every_class(mode, count, batch_size, per_class):
-    sampler = BalancedBatchSampler(LABELS, np.zeros(len(LABELS)), batch_size, seed=0, domain_balanced=False,
-                                   resample=mode, resample_count=count)
+    sampler = BalancedBatchSampler(
+        LABELS,
+        np.zeros(len(LABELS)),
+        batch_size,
+        seed=0,
+        domain_balanced=False,
+        resample=mode,
+        resample_count=count,
+    )
     assert len(sampler) == 3 * per_class // batch_size and sampler.draws_per_epoch == 3 * per_class
     counts, batches = epoch_counts(sampler)
     assert counts == {0: per_class, 1: per_class, 2: per_class}
@@ -50,8 +59,9 @@ def test_an_epoch_draws_the_quota_of_every_class(mode, count, batch_size, per_cl
 
 
 def test_undersampling_draws_other_samples_in_other_epochs():
-    sampler = BalancedBatchSampler(LABELS, np.zeros(len(LABELS)), 3, seed=0, domain_balanced=False,
-                                   resample="under")
+    sampler = BalancedBatchSampler(
+        LABELS, np.zeros(len(LABELS)), 3, seed=0, domain_balanced=False, resample="under"
+    )
     seen = set()
     for epoch in range(6):
         _, batches = epoch_counts(sampler, epoch)
@@ -84,10 +94,23 @@ def test_conflicting_or_incomplete_settings_are_errors():
 
 def test_the_run_config_reaches_the_sampler_and_the_record(tmp_path, write_pair_tree):
     write_pair_tree(tmp_path / "tree", "{domain}/{pol}/{label}/{name}", {"PengQu": {"Ap": 8, "Zrn": 3}})
-    request = RunRequest(method="erm", data=str(tmp_path / "tree"), seed=0, out=str(tmp_path / "runs"),
-                         overrides=["size=16", "epochs=1", "batch_size=4", "fused_dim=8", "resample=target",
-                                    "resample_count=6"],
-                         wandb_mode="disabled", device="cpu", progress=False)
+    request = RunRequest(
+        method="erm",
+        data=str(tmp_path / "tree"),
+        seed=0,
+        out=str(tmp_path / "runs"),
+        overrides=[
+            "size=16",
+            "epochs=1",
+            "batch_size=4",
+            "fused_dim=8",
+            "resample=target",
+            "resample_count=6",
+        ],
+        wandb_mode="disabled",
+        device="cpu",
+        progress=False,
+    )
     settings = Experiment(request)._settings()
     assert (settings.resample, settings.resample_count) == ("target", 6)
     record = run_experiment(request)
@@ -96,6 +119,7 @@ def test_the_run_config_reaches_the_sampler_and_the_record(tmp_path, write_pair_
 
 
 # ------------------------------------------------------------------------------------------ classical
+
 
 def imbalanced_blobs(rng: np.random.Generator, sizes: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
     centres = rng.normal(0.0, 4.0, size=(len(sizes), 6))

@@ -15,12 +15,12 @@ from data_tools.inputs import INPUT_TEMPLATES, detect_input_layout, read_predict
 from data_tools.layout import LayoutError
 from data_tools.manifest import build_manifest
 from data_tools.manifest_io import write_manifest
-from san.evaluation.calibration import CALIBRATION_FILE, log_scores, scaled_probabilities
-from san.training.experiment import RunRequest, run_experiment
-from san.inference.predictors import Predictor, RunLoadError, load_predictor
 from san.cli.predict import predict_main
+from san.evaluation.calibration import CALIBRATION_FILE, log_scores, scaled_probabilities
 from san.inference.prediction import PredictionSettings, StrictInputError, run_prediction
+from san.inference.predictors import Predictor, RunLoadError, load_predictor
 from san.inference.tta import dihedral_view
+from san.training.experiment import RunRequest, run_experiment
 
 TINY = ["size=16", "epochs=1", "batch_size=6", "eval_batch_size=64", "fused_dim=16"]
 COUNTS = {"yangtze": {"Ap": 5, "Zrn": 5}, "yarlung": {"Ap": 6, "Zrn": 6}, "pengqu": {"Ap": 6, "Zrn": 6}}

@@ -13,7 +13,9 @@ import pytest
 
 from baselines.experiment import run_classical_experiment
 from san.benchmark.jobs import GridError, JobExecutor
+from san.benchmark.runner import run_jobs
 from san.evaluation.metrics import classification_metrics
+from san.runs.records import RESULTS_FILE, read_record, write_record
 from san.studies.quality import (
     QualityExecutor,
     QualityHookMissing,
@@ -25,17 +27,17 @@ from san.studies.quality import (
     summarise,
     write_study,
 )
-from san.runs.records import RESULTS_FILE, read_record, write_record
-from san.benchmark.runner import run_jobs
 
 RIVERS = ["yangtze", "yarlung", "pengqu"]
 
 
-
 def test_jobs_are_named_by_factor_level_and_seed_and_carry_their_overrides():
     jobs = expand_study(["svm"], [("mixed", None)], RIVERS, [0, 1], "label-noise", [0.0, 0.2, 0.4])
-    assert [j.name for j in jobs[:3]] == ["svm/mixed/clean/seed0", "svm/mixed/label-noise/0.2/seed0",
-                                          "svm/mixed/label-noise/0.4/seed0"]
+    assert [j.name for j in jobs[:3]] == [
+        "svm/mixed/clean/seed0",
+        "svm/mixed/label-noise/0.2/seed0",
+        "svm/mixed/label-noise/0.4/seed0",
+    ]
     assert len(jobs) == 6  # level 0 flips nothing: it is the clean run, not run twice
     assert jobs[1].overrides == ("quality.factor=label-noise", "quality.level=0.2")
     assert jobs[0].overrides == ()
@@ -50,8 +52,11 @@ def test_levels_parse_check_and_default():
     assert parse_levels("class-removal", "Ap,Zrn") == ["Ap", "Zrn"]
     assert default_levels("gaussian-noise", []) == [2.0, 8.0, 16.0]
     assert default_levels("class-removal", ["Ap", "Rt"]) == ["Ap", "Rt"]
-    bad = [("size", "0", "not a level of size"), ("salt-pepper", "lots", "not a level"),
-           ("fog", "1", "--factor must be one of")]
+    bad = [
+        ("size", "0", "not a level of size"),
+        ("salt-pepper", "lots", "not a level"),
+        ("fog", "1", "--factor must be one of"),
+    ]
     for factor, text, message in bad:
         with pytest.raises(GridError, match=message):
             parse_levels(factor, text)
@@ -75,13 +80,27 @@ class FakeRuns:
             metrics["target"] = base | {"accuracy": accuracy - 0.2}
         extras = {}
         if self.apply and "quality.factor" in settings:
-            extras["quality"] = {"factor": settings["quality.factor"], "action": "flipped",
-                                 "fraction_changed": level}
-        record = {"status": "complete", "method": job.method, "protocol": "cross" if job.target else "mixed",
-                  "sources": list(job.sources), "targets": [job.target] if job.target else [],
-                  "seed": job.seed,
-                  "classes": ["Ap", "Zrn"], "selection": {}, "metrics": metrics, "timing": {}, "config": {},
-                  "versions": {}, "data": {}, "extras": extras}
+            extras["quality"] = {
+                "factor": settings["quality.factor"],
+                "action": "flipped",
+                "fraction_changed": level,
+            }
+        record = {
+            "status": "complete",
+            "method": job.method,
+            "protocol": "cross" if job.target else "mixed",
+            "sources": list(job.sources),
+            "targets": [job.target] if job.target else [],
+            "seed": job.seed,
+            "classes": ["Ap", "Zrn"],
+            "selection": {},
+            "metrics": metrics,
+            "timing": {},
+            "config": {},
+            "versions": {},
+            "data": {},
+            "extras": extras,
+        }
         write_record(record, run_dir, None)
         return record
 
@@ -103,10 +122,14 @@ def test_a_study_runs_each_level_once_resumably_and_writes_table_and_curve(tmp_p
     assert noisy["target_mean"] == pytest.approx(0.505) and noisy["fraction_changed"] == pytest.approx(0.2)
     assert table.loc["clean", "test_mean"].tolist() == pytest.approx([0.905, 0.905])  # baseline and level 0
 
-    markdown, paths = write_study(jobs, tmp_path, method="svm", protocol="loro", factor="label-noise",
-                                  levels=levels)
-    assert [p.name for p in paths] == ["svm-loro-label-noise.md", "svm-loro-label-noise.csv",
-                                       "svm-loro-label-noise.png"]
+    markdown, paths = write_study(
+        jobs, tmp_path, method="svm", protocol="loro", factor="label-noise", levels=levels
+    )
+    assert [p.name for p in paths] == [
+        "svm-loro-label-noise.md",
+        "svm-loro-label-noise.csv",
+        "svm-loro-label-noise.png",
+    ]
     assert all(p.stat().st_size > 0 for p in paths)
     lines = markdown.splitlines()
     assert "| clean | 0% | 0.905 ± 0.007 | 0.705 ± 0.007 |" in lines
@@ -137,6 +160,7 @@ def test_the_executor_adds_the_condition_to_the_benchmark_overrides(tmp_path):
 
 # --------------------------------------------------------------------- end to end (needs the hook lines)
 
+
 @pytest.fixture(scope="module")
 def small_tree(tmp_path_factory, write_pair_tree) -> Path:
     root = tmp_path_factory.mktemp("quality_tree")
@@ -146,8 +170,15 @@ def small_tree(tmp_path_factory, write_pair_tree) -> Path:
 
 def test_label_noise_reaches_a_real_classical_run(small_tree, tmp_path):
     jobs = expand_study(["knn"], [("mixed", None)], ["pengqu"], [0], "label-noise", [0.5])
-    execute = QualityExecutor(JobExecutor(data=str(small_tree), preset="cpu", out=str(tmp_path),
-                                          wandb_mode="disabled", classical=run_classical_experiment))
+    execute = QualityExecutor(
+        JobExecutor(
+            data=str(small_tree),
+            preset="cpu",
+            out=str(tmp_path),
+            wandb_mode="disabled",
+            classical=run_classical_experiment,
+        )
+    )
     summary = run_jobs(jobs, tmp_path, execute, progress=False)
     assert summary.counts()["ran"] == 2, summary.format(tmp_path)
     record = read_record(jobs[1].run_dir(tmp_path))
@@ -162,8 +193,16 @@ def test_label_noise_reaches_a_real_classical_run(small_tree, tmp_path):
 def test_an_image_factor_reaches_a_real_deep_run(small_tree, tmp_path):
     jobs = expand_study(["erm"], [("mixed", None)], ["pengqu"], [0], "salt-pepper", [0.2])
     overrides = ("size=16", "epochs=1", "batch_size=8", "fused_dim=8")
-    execute = QualityExecutor(JobExecutor(data=str(small_tree), preset="cpu", out=str(tmp_path),
-                                          wandb_mode="disabled", overrides=overrides, device="cpu"))
+    execute = QualityExecutor(
+        JobExecutor(
+            data=str(small_tree),
+            preset="cpu",
+            out=str(tmp_path),
+            wandb_mode="disabled",
+            overrides=overrides,
+            device="cpu",
+        )
+    )
     summary = run_jobs(jobs, tmp_path, execute, progress=False)
     assert summary.counts()["ran"] == 2, summary.format(tmp_path)
     quality = read_record(jobs[1].run_dir(tmp_path))["extras"]["quality"]
@@ -173,8 +212,15 @@ def test_an_image_factor_reaches_a_real_deep_run(small_tree, tmp_path):
 
 def test_an_image_factor_reaches_a_real_classical_run(small_tree, tmp_path):
     jobs = expand_study(["knn"], [("mixed", None)], ["pengqu"], [0], "brightness", [4.0])
-    execute = QualityExecutor(JobExecutor(data=str(small_tree), preset="cpu", out=str(tmp_path),
-                                          wandb_mode="disabled", classical=run_classical_experiment))
+    execute = QualityExecutor(
+        JobExecutor(
+            data=str(small_tree),
+            preset="cpu",
+            out=str(tmp_path),
+            wandb_mode="disabled",
+            classical=run_classical_experiment,
+        )
+    )
     summary = run_jobs(jobs, tmp_path, execute, progress=False)
     assert summary.counts()["ran"] == 2, summary.format(tmp_path)
     assert read_record(jobs[1].run_dir(tmp_path))["extras"]["quality"]["images_applied"] is True

@@ -7,7 +7,10 @@ from san.runs.settings import flatten, settings_changes
 
 def test_flatten_gives_dotted_leaves_and_drops_empty_sections():
     assert flatten({"training": {"epochs": 10, "lr": {"base": 0.1}}, "hparams": {}, "method": "san"}) == {
-        "training.epochs": 10, "training.lr.base": 0.1, "method": "san"}
+        "training.epochs": 10,
+        "training.lr.base": 0.1,
+        "method": "san",
+    }
 
 
 def test_equal_configs_have_no_changes():
@@ -31,4 +34,5 @@ def test_keys_set_by_overrides_are_not_compared():
     overrides = ["epochs=1", "lambda_max=0.3", "quality.factor=size"]
     assert settings_changes(recorded, expected, overrides) == []
     assert settings_changes({"hparams": {"gamma": 10}}, {"hparams": {}}) == [
-        "hparams.gamma: 10 in the run, '<absent>' now"]
+        "hparams.gamma: 10 in the run, '<absent>' now"
+    ]

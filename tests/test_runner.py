@@ -17,7 +17,6 @@ import yaml
 
 from baselines import benchmark_cli
 from data_tools.atomic import append_line
-from san.runs.config import CONFIG_DIR, resolve_config
 from san.benchmark.jobs import (
     ALL_METHODS,
     GridError,
@@ -28,9 +27,6 @@ from san.benchmark.jobs import (
     parse_protocols,
     parse_seeds,
 )
-from san.evaluation.metrics import classification_metrics
-from san.runs.records import RESULTS_FILE, read_record, write_record
-from san.runs.lifecycle import CHECKPOINT_FILE, REQUEST_FILE
 from san.benchmark.runner import (
     FAILURE_FILE,
     claim_output_dir,
@@ -38,10 +34,13 @@ from san.benchmark.runner import (
     run_jobs,
     threads_per_worker,
 )
+from san.evaluation.metrics import classification_metrics
+from san.runs.config import CONFIG_DIR, resolve_config
+from san.runs.lifecycle import CHECKPOINT_FILE, REQUEST_FILE
+from san.runs.records import RESULTS_FILE, read_record, write_record
 
 ROOT = Path(__file__).resolve().parents[1]
 RIVERS = ["yangtze", "yarlung", "pengqu"]
-
 
 
 @dataclass(frozen=True)
@@ -53,16 +52,29 @@ class FakeExecutor:
     fail: tuple[str, ...] = ()
 
     def __call__(self, job: Job, run_dir: Path, resume: bool) -> dict[str, Any]:
-        append_line(Path(self.log_dir) / "calls.log", json.dumps(
-            {"name": job.name, "resume": resume, "threads": torch.get_num_threads()}))
+        append_line(
+            Path(self.log_dir) / "calls.log",
+            json.dumps({"name": job.name, "resume": resume, "threads": torch.get_num_threads()}),
+        )
         if job.method in self.fail:
             raise ValueError(f"{job.method} exploded\nsecond line of the message")
         metrics = classification_metrics([0, 1, 1], [0, 1, 0], ["Ap", "Zrn"])
-        record = {"status": "complete", "method": job.method, "protocol": "cross" if job.target else "mixed",
-                  "sources": list(job.sources), "targets": [job.target] if job.target else [],
-                  "seed": job.seed,
-                  "classes": ["Ap", "Zrn"], "selection": {"rule": "fake"}, "metrics": {"test": metrics},
-                  "timing": {}, "config": {}, "versions": {}, "data": {}, "run_dir": str(run_dir)}
+        record = {
+            "status": "complete",
+            "method": job.method,
+            "protocol": "cross" if job.target else "mixed",
+            "sources": list(job.sources),
+            "targets": [job.target] if job.target else [],
+            "seed": job.seed,
+            "classes": ["Ap", "Zrn"],
+            "selection": {"rule": "fake"},
+            "metrics": {"test": metrics},
+            "timing": {},
+            "config": {},
+            "versions": {},
+            "data": {},
+            "run_dir": str(run_dir),
+        }
         write_record(record, run_dir, None)
         return record
 
@@ -77,6 +89,7 @@ def small_grid() -> list[Job]:
 
 
 # ------------------------------------------------------------------------------------------- the grid
+
 
 def test_grid_has_one_job_per_method_protocol_target_and_seed():
     jobs = expand_grid(["svm", "san"], parse_protocols("mixed,loro"), RIVERS, [0, 1])
@@ -97,13 +110,16 @@ def test_targets_and_single_river_protocols_restrict_the_loro_jobs():
     assert [j.task for j in single] == ["loro-pengqu"]
 
 
-@pytest.mark.parametrize(("call", "message"), [
-    (lambda: parse_methods("svm,transformer"), "transformer"),
-    (lambda: parse_seeds("0,x"), "'x'"),
-    (lambda: parse_protocols("mixed,kfold"), "kfold"),
-    (lambda: expand_grid(["san"], [("loro", None)], ["sandstone"], [0]), "at least two rivers"),
-    (lambda: expand_grid(["san"], [("loro", None)], RIVERS, [0], targets=["nile"]), "nile"),
-])
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: parse_methods("svm,transformer"), "transformer"),
+        (lambda: parse_seeds("0,x"), "'x'"),
+        (lambda: parse_protocols("mixed,kfold"), "kfold"),
+        (lambda: expand_grid(["san"], [("loro", None)], ["sandstone"], [0]), "at least two rivers"),
+        (lambda: expand_grid(["san"], [("loro", None)], RIVERS, [0], targets=["nile"]), "nile"),
+    ],
+)
 def test_bad_grid_arguments_are_clear_errors(call, message):
     with pytest.raises(GridError, match=message):
         call()
@@ -118,7 +134,8 @@ def test_method_and_seed_lists():
 def test_deep_job_request_matches_what_train_san_would_build(tmp_path):
     job = expand_grid(["vgg16"], [("loro", "yarlung")], RIVERS, [3])[0]
     request = JobExecutor(data="rivers.csv", preset="cpu", out="runs/b", overrides=("epochs=1",)).request(
-        job, tmp_path / "run")
+        job, tmp_path / "run"
+    )
     assert (request.method, request.protocol, request.seed) == ("vgg16", "cross", 3)
     assert request.domains == ["yangtze", "pengqu"] and request.targets == ["yarlung"]
     assert request.config_file == str(CONFIG_DIR / "presets" / "cpu.yaml")
@@ -132,6 +149,7 @@ def test_paper_preset_overrides_nothing():
 
 
 # ------------------------------------------------------------------------------------ idempotency
+
 
 def test_second_invocation_runs_nothing(tmp_path):
     jobs = small_grid()
@@ -210,6 +228,7 @@ def test_output_folder_refuses_runs_of_other_settings(tmp_path):
 
 # --------------------------------------------------------------------------------- the command line
 
+
 @pytest.fixture(scope="module")
 def benchmark_script():
     return benchmark_cli
@@ -234,25 +253,56 @@ def test_sweep_sets_only_flags_that_benchmark_accepts(sweep_file, benchmark_scri
 
 
 def test_dry_run_lists_jobs_and_their_state(benchmark_script, tmp_path, capsys, write_pair_tree):
-    write_pair_tree(tmp_path / "tree", "{domain}/{pol}/{label}/{name}",
-                    {"yangtze": {"Ap": 2}, "yarlung": {"Ap": 2}})
+    write_pair_tree(
+        tmp_path / "tree", "{domain}/{pol}/{label}/{name}", {"yangtze": {"Ap": 2}, "yarlung": {"Ap": 2}}
+    )
     out = tmp_path / "out"
-    code = benchmark_script.main(["--data", str(tmp_path / "tree"), "--methods", "svm,san", "--seeds", "0",
-                                  "--out", str(out), "--dry-run"])
+    code = benchmark_script.main(
+        [
+            "--data",
+            str(tmp_path / "tree"),
+            "--methods",
+            "svm,san",
+            "--seeds",
+            "0",
+            "--out",
+            str(out),
+            "--dry-run",
+        ]
+    )
     printed = capsys.readouterr().out.splitlines()
-    assert code == 0 and printed == [f"{name}\tnew" for name in (
-        "svm/mixed/seed0", "san/mixed/seed0", "svm/loro-yangtze/seed0", "san/loro-yangtze/seed0",
-        "svm/loro-yarlung/seed0", "san/loro-yarlung/seed0")]
+    assert code == 0 and printed == [
+        f"{name}\tnew"
+        for name in (
+            "svm/mixed/seed0",
+            "san/mixed/seed0",
+            "svm/loro-yangtze/seed0",
+            "san/loro-yangtze/seed0",
+            "svm/loro-yarlung/seed0",
+            "san/loro-yarlung/seed0",
+        )
+    ]
     assert not out.exists()
     assert benchmark_script.main(["--data", str(tmp_path / "tree"), "--methods", "svn", "--dry-run"]) == 2
 
 
-def test_runs_made_with_an_edited_preset_are_refused_not_skipped(benchmark_script, tmp_path, capsys,
-                                                                 write_pair_tree):
+def test_runs_made_with_an_edited_preset_are_refused_not_skipped(
+    benchmark_script, tmp_path, capsys, write_pair_tree
+):
     write_pair_tree(tmp_path / "tree", "{domain}/{pol}/{label}/{name}", {"yangtze": {"Ap": 2}})
     out = tmp_path / "out"
-    argv = ["--data", str(tmp_path / "tree"), "--methods", "svm", "--seeds", "0,1", "--preset", "cpu",
-            "--out", str(out)]
+    argv = [
+        "--data",
+        str(tmp_path / "tree"),
+        "--methods",
+        "svm",
+        "--seeds",
+        "0,1",
+        "--preset",
+        "cpu",
+        "--out",
+        str(out),
+    ]
     job = Job("svm", "mixed", None, 0, ("yangtze",))
     config, _ = resolve_config("svm", config_file=CONFIG_DIR / "presets" / "cpu.yaml")
     config["training"]["epochs"] += 5  # as if the preset said so when this run was made
@@ -262,7 +312,8 @@ def test_runs_made_with_an_edited_preset_are_refused_not_skipped(benchmark_scrip
     expected_epochs = config["training"]["epochs"] - 5
     assert capsys.readouterr().out.splitlines()[-2:] == [
         f"svm/mixed/seed0\tstale: training.epochs: {expected_epochs + 5} in the run, {expected_epochs} now",
-        "svm/mixed/seed1\tnew"]
+        "svm/mixed/seed1\tnew",
+    ]
     assert benchmark_script.main(argv) == 2
     error = capsys.readouterr().err
     assert "1 complete run(s)" in error and "svm/mixed/seed0: training.epochs" in error
@@ -271,13 +322,22 @@ def test_runs_made_with_an_edited_preset_are_refused_not_skipped(benchmark_scrip
 
 # ----------------------------------------------------------------------------- a real job, end to end
 
+
 def test_tiny_real_job_runs_then_is_skipped(tmp_path, write_pair_tree):
-    write_pair_tree(tmp_path / "tree", "{domain}/{pol}/{label}/{name}",
-                    {"yangtze": {"Ap": 5, "Zrn": 5}, "yarlung": {"Ap": 5, "Zrn": 5}})
+    write_pair_tree(
+        tmp_path / "tree",
+        "{domain}/{pol}/{label}/{name}",
+        {"yangtze": {"Ap": 5, "Zrn": 5}, "yarlung": {"Ap": 5, "Zrn": 5}},
+    )
     jobs = expand_grid(["erm"], [("loro", "yangtze")], ["yangtze", "yarlung"], [0])
-    execute = JobExecutor(data=str(tmp_path / "tree"), preset="cpu", out=str(tmp_path / "out"),
-                          wandb_mode="disabled", device="cpu",
-                          overrides=("size=16", "epochs=1", "batch_size=4", "fused_dim=8"))
+    execute = JobExecutor(
+        data=str(tmp_path / "tree"),
+        preset="cpu",
+        out=str(tmp_path / "out"),
+        wandb_mode="disabled",
+        device="cpu",
+        overrides=("size=16", "epochs=1", "batch_size=4", "fused_dim=8"),
+    )
     first = run_jobs(jobs, tmp_path / "out", execute, progress=False)
     assert first.counts() == {"ran": 1}, first.format(tmp_path / "out")
     record = read_record(jobs[0].run_dir(tmp_path / "out"))
@@ -288,4 +348,5 @@ def test_tiny_real_job_runs_then_is_skipped(tmp_path, write_pair_tree):
     assert execute.changed_settings(jobs[0], record) == []  # bare override keys (fused_dim) are skipped
     record["config"]["training"]["schedule"] = "constant"
     assert execute.changed_settings(jobs[0], record) == [
-        "training.schedule: 'constant' in the run, 'cosine' now"]
+        "training.schedule: 'constant' in the run, 'cosine' now"
+    ]

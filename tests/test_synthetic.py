@@ -219,9 +219,15 @@ def _background_colour_by_river(shift: float) -> np.ndarray:
     """Mean PPL border colour per river over classes present in every river (rivers x RGB)."""
     rows = []
     for r, river in enumerate(CANONICAL_RIVERS):
-        colours = [_border(render_pair(mineral, river, size=32, shift=shift,
-                                       rng=np.random.default_rng([11, r, m, i])).plane).mean(axis=0)
-                   for m, mineral in enumerate(("Ap", "Grt", "Zrn", "Px")) for i in range(6)]
+        colours = [
+            _border(
+                render_pair(
+                    mineral, river, size=32, shift=shift, rng=np.random.default_rng([11, r, m, i])
+                ).plane
+            ).mean(axis=0)
+            for m, mineral in enumerate(("Ap", "Grt", "Zrn", "Px"))
+            for i in range(6)
+        ]
         rows.append(np.mean(colours, axis=0) / 255.0)
     return np.array(rows)
 
@@ -236,11 +242,18 @@ def test_shift_zero_removes_river_differences_in_image_statistics() -> None:
 # --- errors -----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("arguments", "named"), [
-    (dict(scale=-1.0), "-1.0"), (dict(scale=0.0), "scale"), (dict(size=8), "8"),
-    (dict(shift=-0.5), "-0.5"), (dict(seed=-3), "-3"), (dict(workers=0), "workers"),
-    (dict(shift=float("nan")), "nan"),
-])
+@pytest.mark.parametrize(
+    ("arguments", "named"),
+    [
+        (dict(scale=-1.0), "-1.0"),
+        (dict(scale=0.0), "scale"),
+        (dict(size=8), "8"),
+        (dict(shift=-0.5), "-0.5"),
+        (dict(seed=-3), "-3"),
+        (dict(workers=0), "workers"),
+        (dict(shift=float("nan")), "nan"),
+    ],
+)
 def test_library_rejects_bad_values_with_a_named_error(tmp_path: Path, arguments: dict, named: str) -> None:
     with pytest.raises(ValueError, match=named):
         generate_dataset(tmp_path / "out", progress=False, **arguments)
@@ -253,10 +266,13 @@ def test_library_refuses_a_non_empty_folder(tmp_path: Path) -> None:
         generate_dataset(tmp_path, scale=0.01, size=32, progress=False)
 
 
-@pytest.mark.parametrize("argv", [["--scale", "-2"], ["--size", "abc"], ["--shift", "-1"],
-                                  ["--preview", "x.png", "--preview-tile", "2"]])
-def test_command_exits_with_2_on_bad_arguments(tmp_path: Path, argv: list[str],
-                                               capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    "argv",
+    [["--scale", "-2"], ["--size", "abc"], ["--shift", "-1"], ["--preview", "x.png", "--preview-tile", "2"]],
+)
+def test_command_exits_with_2_on_bad_arguments(
+    tmp_path: Path, argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
     with pytest.raises(SystemExit) as exit_info:
         make_synthetic_main([str(tmp_path / "out"), *argv])
     assert exit_info.value.code == 2
@@ -264,8 +280,9 @@ def test_command_exits_with_2_on_bad_arguments(tmp_path: Path, argv: list[str],
 
 
 def test_script_exit_code_and_help() -> None:
-    completed = subprocess.run([sys.executable, str(SCRIPT), "/nonexistent/out", "--scale", "-1"],
-                               capture_output=True, text=True)
+    completed = subprocess.run(
+        [sys.executable, str(SCRIPT), "/nonexistent/out", "--scale", "-1"], capture_output=True, text=True
+    )
     assert completed.returncode == 2
     assert "scale must be a finite number > 0, got -1.0" in completed.stderr
     help_text = subprocess.run([sys.executable, str(SCRIPT), "--help"], capture_output=True, text=True).stdout
@@ -282,8 +299,9 @@ def test_contact_sheet_has_a_row_per_class_and_a_block_per_river(small_set: Path
     assert np.ptp(sheet) > 100
 
 
-def test_default_dataset_is_generated_once_and_atomically(tmp_path: Path,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_default_dataset_is_generated_once_and_atomically(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     real_generate, calls = generate_module.generate_dataset, []
 
     def small_generate(out: Path, **_: object) -> dict:

@@ -18,11 +18,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from san.benchmark.jobs import Job
-from san.evaluation.metrics import classification_metrics
-from san.runs.records import RESULTS_FILE, write_record
-from san.benchmark.runner import write_failure
 from san.benchmark.figures import save_figures
+from san.benchmark.jobs import Job
+from san.benchmark.runner import write_failure
 from san.benchmark.tables import (
     MISSING,
     Stat,
@@ -35,6 +33,8 @@ from san.benchmark.tables import (
     tables_frame,
 )
 from san.cli.tables import main as make_tables_main
+from san.evaluation.metrics import classification_metrics
+from san.runs.records import RESULTS_FILE, write_record
 
 ROOT = Path(__file__).resolve().parents[1]
 GOLDEN = ROOT / "tests" / "golden" / "benchmark_tables.md"
@@ -45,28 +45,46 @@ SAN_RULE = "best val accuracy (training rivers only)"
 # (method, held-out river or None, seed) -> {split: {river: confusion (rows true Ep, Grt, Zrn)}}.
 # Two methods, mixed and leave-one-river-out on two rivers, two seeds; svm -> yarlung seed 1 is missing.
 RECORDS: dict[tuple[str, str | None, int], dict[str, dict[str, list[list[int]]]]] = {
-    ("svm", None, 0): {"test": {"yangtze": [[8, 1, 1], [2, 6, 2], [1, 1, 8]],
-                                "yarlung": [[7, 2, 1], [1, 7, 2], [2, 1, 7]]}},
-    ("svm", None, 1): {"test": {"yangtze": [[7, 2, 1], [1, 7, 2], [1, 2, 7]],
-                                "yarlung": [[8, 1, 1], [2, 7, 1], [1, 2, 7]]}},
-    ("san", None, 0): {"test": {"yangtze": [[9, 1, 0], [1, 8, 1], [0, 1, 9]],
-                                "yarlung": [[8, 1, 1], [1, 8, 1], [1, 0, 9]]}},
-    ("san", None, 1): {"test": {"yangtze": [[9, 0, 1], [1, 9, 0], [0, 1, 9]],
-                                "yarlung": [[9, 1, 0], [1, 7, 2], [1, 1, 8]]}},
-    ("san", "yangtze", 0): {"test": {"yarlung": [[8, 1, 1], [1, 8, 1], [0, 1, 9]]},
-                            "target": {"yangtze": [[6, 2, 2], [2, 6, 2], [1, 2, 7]]}},
-    ("san", "yangtze", 1): {"test": {"yarlung": [[9, 1, 0], [1, 9, 0], [1, 1, 8]]},
-                            "target": {"yangtze": [[7, 2, 1], [2, 6, 2], [2, 1, 7]]}},
-    ("san", "yarlung", 0): {"test": {"yangtze": [[9, 1, 0], [0, 9, 1], [1, 1, 8]]},
-                            "target": {"yarlung": [[6, 3, 1], [2, 6, 2], [2, 2, 6]]}},
-    ("san", "yarlung", 1): {"test": {"yangtze": [[8, 1, 1], [1, 8, 1], [0, 1, 9]]},
-                            "target": {"yarlung": [[7, 1, 2], [3, 5, 2], [1, 2, 7]]}},
-    ("svm", "yangtze", 0): {"test": {"yarlung": [[7, 2, 1], [2, 7, 1], [1, 2, 7]]},
-                            "target": {"yangtze": [[5, 3, 2], [3, 4, 3], [2, 3, 5]]}},
-    ("svm", "yangtze", 1): {"test": {"yarlung": [[8, 1, 1], [2, 7, 1], [2, 1, 7]]},
-                            "target": {"yangtze": [[4, 3, 3], [2, 6, 2], [3, 2, 5]]}},
-    ("svm", "yarlung", 0): {"test": {"yangtze": [[8, 1, 1], [1, 7, 2], [1, 1, 8]]},
-                            "target": {"yarlung": [[5, 2, 3], [3, 5, 2], [2, 3, 5]]}},
+    ("svm", None, 0): {
+        "test": {"yangtze": [[8, 1, 1], [2, 6, 2], [1, 1, 8]], "yarlung": [[7, 2, 1], [1, 7, 2], [2, 1, 7]]}
+    },
+    ("svm", None, 1): {
+        "test": {"yangtze": [[7, 2, 1], [1, 7, 2], [1, 2, 7]], "yarlung": [[8, 1, 1], [2, 7, 1], [1, 2, 7]]}
+    },
+    ("san", None, 0): {
+        "test": {"yangtze": [[9, 1, 0], [1, 8, 1], [0, 1, 9]], "yarlung": [[8, 1, 1], [1, 8, 1], [1, 0, 9]]}
+    },
+    ("san", None, 1): {
+        "test": {"yangtze": [[9, 0, 1], [1, 9, 0], [0, 1, 9]], "yarlung": [[9, 1, 0], [1, 7, 2], [1, 1, 8]]}
+    },
+    ("san", "yangtze", 0): {
+        "test": {"yarlung": [[8, 1, 1], [1, 8, 1], [0, 1, 9]]},
+        "target": {"yangtze": [[6, 2, 2], [2, 6, 2], [1, 2, 7]]},
+    },
+    ("san", "yangtze", 1): {
+        "test": {"yarlung": [[9, 1, 0], [1, 9, 0], [1, 1, 8]]},
+        "target": {"yangtze": [[7, 2, 1], [2, 6, 2], [2, 1, 7]]},
+    },
+    ("san", "yarlung", 0): {
+        "test": {"yangtze": [[9, 1, 0], [0, 9, 1], [1, 1, 8]]},
+        "target": {"yarlung": [[6, 3, 1], [2, 6, 2], [2, 2, 6]]},
+    },
+    ("san", "yarlung", 1): {
+        "test": {"yangtze": [[8, 1, 1], [1, 8, 1], [0, 1, 9]]},
+        "target": {"yarlung": [[7, 1, 2], [3, 5, 2], [1, 2, 7]]},
+    },
+    ("svm", "yangtze", 0): {
+        "test": {"yarlung": [[7, 2, 1], [2, 7, 1], [1, 2, 7]]},
+        "target": {"yangtze": [[5, 3, 2], [3, 4, 3], [2, 3, 5]]},
+    },
+    ("svm", "yangtze", 1): {
+        "test": {"yarlung": [[8, 1, 1], [2, 7, 1], [2, 1, 7]]},
+        "target": {"yangtze": [[4, 3, 3], [2, 6, 2], [3, 2, 5]]},
+    },
+    ("svm", "yarlung", 0): {
+        "test": {"yangtze": [[8, 1, 1], [1, 7, 2], [1, 1, 8]]},
+        "target": {"yarlung": [[5, 2, 3], [3, 5, 2], [2, 3, 5]]},
+    },
 }
 
 
@@ -85,12 +103,22 @@ def split_metrics(by_river: dict[str, list[list[int]]]) -> dict[str, Any]:
 
 def make_record(method: str, target: str | None, seed: int, splits: dict[str, dict[str, Any]]) -> dict:
     rivers = ["yangtze", "yarlung"]
-    return {"status": "complete", "method": method, "protocol": "cross" if target else "mixed",
-            "sources": [r for r in rivers if r != target], "targets": [target] if target else [],
-            "seed": seed,
-            "classes": CLASSES, "selection": {"rule": SVM_RULE if method == "svm" else SAN_RULE},
-            "metrics": {split: split_metrics(by_river) for split, by_river in splits.items()},
-            "timing": {}, "config": {}, "versions": {}, "data": {}, "run_dir": ""}
+    return {
+        "status": "complete",
+        "method": method,
+        "protocol": "cross" if target else "mixed",
+        "sources": [r for r in rivers if r != target],
+        "targets": [target] if target else [],
+        "seed": seed,
+        "classes": CLASSES,
+        "selection": {"rule": SVM_RULE if method == "svm" else SAN_RULE},
+        "metrics": {split: split_metrics(by_river) for split, by_river in splits.items()},
+        "timing": {},
+        "config": {},
+        "versions": {},
+        "data": {},
+        "run_dir": "",
+    }
 
 
 def write_records(out: Path, records=RECORDS) -> Path:
@@ -98,7 +126,6 @@ def write_records(out: Path, records=RECORDS) -> Path:
         run_dir = out / method / (f"loro-{target}" if target else "mixed") / f"seed{seed}"
         write_record(make_record(method, target, seed, splits), run_dir, out / "results.jsonl")
     return out
-
 
 
 @pytest.fixture
@@ -118,16 +145,28 @@ def test_markdown_matches_the_golden_file(results, tmp_path):
 
 def test_values_are_means_and_sample_stds_over_seeds(results):
     frame = tables_frame(build_tables(load_runs([results])))
-    cell = frame[(frame["table"] == "mixed") & (frame["method"] == "san") & (frame["group"] == "yangtze")
-                 & (frame["metric"] == "accuracy")].iloc[0]
+    cell = frame[
+        (frame["table"] == "mixed")
+        & (frame["method"] == "san")
+        & (frame["group"] == "yangtze")
+        & (frame["metric"] == "accuracy")
+    ].iloc[0]
     accuracies = [26 / 30, 27 / 30]  # seed 0: 9+8+9 correct of 30; seed 1: 9+9+9
     assert cell["mean"] == pytest.approx(np.mean(accuracies))
     assert cell["std"] == pytest.approx(np.std(accuracies, ddof=1))
-    cell = frame[(frame["table"] == "loro") & (frame["method"] == "san") & (frame["group"] == "yangtze")
-                 & (frame["metric"] == "target_accuracy")].iloc[0]
+    cell = frame[
+        (frame["table"] == "loro")
+        & (frame["method"] == "san")
+        & (frame["group"] == "yangtze")
+        & (frame["metric"] == "target_accuracy")
+    ].iloc[0]
     assert cell["mean"] == pytest.approx(np.mean([19 / 30, 20 / 30]))
-    in_domain = frame[(frame["table"] == "loro") & (frame["method"] == "svm") & (frame["group"] == "yangtze")
-                      & (frame["metric"] == "in_domain_accuracy")].iloc[0]
+    in_domain = frame[
+        (frame["table"] == "loro")
+        & (frame["method"] == "svm")
+        & (frame["group"] == "yangtze")
+        & (frame["metric"] == "in_domain_accuracy")
+    ].iloc[0]
     assert in_domain["mean"] == pytest.approx(np.mean([21 / 30, 22 / 30]))
 
 
@@ -140,8 +179,9 @@ def test_a_missing_run_is_missing_never_zero(results):
         assert loro.loc[loro["group"] == group, "mean"].isna().all()
         assert (loro.loc[loro["group"] == group, "n_seeds"] == 0).all()
     markdown = render(build_tables(runs), "md")
-    svm_row = next(line for line in markdown.split("### Leave-one-river-out")[1].splitlines()
-                   if line.startswith("| svm"))
+    svm_row = next(
+        line for line in markdown.split("### Leave-one-river-out")[1].splitlines() if line.startswith("| svm")
+    )
     assert [cell.strip() for cell in svm_row.split("|")[5:-1]] == [MISSING] * 6
     csv = pd.read_csv(io.StringIO(render(build_tables(runs), "csv")))
     average = csv[(csv["table"] == "loro") & (csv["method"] == "svm") & (csv["group"] == "average")]
@@ -150,8 +190,12 @@ def test_a_missing_run_is_missing_never_zero(results):
 
 def test_a_cell_from_fewer_seeds_says_so(results):
     frame = tables_frame(build_tables(load_runs([results])))
-    cell = frame[(frame["table"] == "loro") & (frame["method"] == "svm") & (frame["group"] == "average")
-                 & (frame["metric"] == "target_accuracy")].iloc[0]
+    cell = frame[
+        (frame["table"] == "loro")
+        & (frame["method"] == "svm")
+        & (frame["group"] == "average")
+        & (frame["metric"] == "target_accuracy")
+    ].iloc[0]
     assert cell["n_seeds"] == 1  # only seed 0 has both held-out rivers
     assert cell["mean"] == pytest.approx(np.mean([14 / 30, 15 / 30]))
     assert format_stat(Stat(0.8123, float("nan"), 1), 2) == "0.812 (1 seed)"
@@ -173,16 +217,30 @@ def test_best_value_per_column_is_marked(results):
 
 def test_duplicates_are_reported_and_the_newest_kept(results, tmp_path, caplog):
     copy = tmp_path / "machine2" / "san-mixed-seed0"
-    record = make_record("san", None, 0, {"test": {"yangtze": [[10, 0, 0], [0, 10, 0], [0, 0, 10]],
-                                                   "yarlung": [[10, 0, 0], [0, 10, 0], [0, 0, 10]]}})
+    record = make_record(
+        "san",
+        None,
+        0,
+        {
+            "test": {
+                "yangtze": [[10, 0, 0], [0, 10, 0], [0, 0, 10]],
+                "yarlung": [[10, 0, 0], [0, 10, 0], [0, 0, 10]],
+            }
+        },
+    )
     write_record(record, copy, None)
     older = (results / "san" / "mixed" / "seed0" / RESULTS_FILE).stat().st_mtime
     os.utime(copy / RESULTS_FILE, (older + 60, older + 60))
     with caplog.at_level(logging.WARNING, logger="san.benchmark.tables"):
         runs = load_runs([results, tmp_path / "machine2"])
     assert "2 runs of san, mixed, seed 0 (duplicates)" in caplog.text and str(copy) in caplog.text
-    kept = runs[(runs["method"] == "san") & (runs["protocol"] == "mixed") & (runs["seed"] == 0)
-                & (runs["split"] == "test") & (runs["river"] == "overall")]
+    kept = runs[
+        (runs["method"] == "san")
+        & (runs["protocol"] == "mixed")
+        & (runs["seed"] == 0)
+        & (runs["split"] == "test")
+        & (runs["river"] == "overall")
+    ]
     assert kept["accuracy"].tolist() == [1.0]
 
 
@@ -230,8 +288,17 @@ def test_per_class_f1_from_a_confusion_matrix():
 def test_csv_and_latex_formats(results):
     tables = build_tables(load_runs([results]))
     csv = pd.read_csv(io.StringIO(render(tables, "csv")))
-    assert list(csv.columns) == ["table", "row", "method", "group", "metric", "mean", "std", "n_seeds",
-                                 "best"]
+    assert list(csv.columns) == [
+        "table",
+        "row",
+        "method",
+        "group",
+        "metric",
+        "mean",
+        "std",
+        "n_seeds",
+        "best",
+    ]
     assert set(csv["table"]) == {"mixed", "loro", "per_class_mixed", "per_class_loro"}
     assert pd.api.types.is_float_dtype(csv["mean"]) and pd.api.types.is_float_dtype(csv["std"])
     tex = render(tables, "tex")
@@ -243,8 +310,12 @@ def test_csv_and_latex_formats(results):
 
 def test_figures_are_written(results, tmp_path):
     written = save_figures(load_runs([results]), tmp_path / "figures")
-    assert [p.name for p in written] == ["target_accuracy.png", "confusion_grid.png", "mixed_accuracy.png",
-                                         "mixed_confusion_grid.png"]
+    assert [p.name for p in written] == [
+        "target_accuracy.png",
+        "confusion_grid.png",
+        "mixed_accuracy.png",
+        "mixed_confusion_grid.png",
+    ]
     assert all(p.stat().st_size > 10_000 for p in written)
 
 

@@ -10,9 +10,9 @@ import pytest
 
 from san.cli.common import train_san_main
 from san.runs.config import ConfigError, apply_overrides, resolve_config
+from san.runs.records import METRIC_KEYS, RECORD_KEYS, read_record
 from san.training.engine import CHECKPOINT_FILE, TrainingInterrupted, lr_factor
 from san.training.experiment import Experiment, RunRequest, resume_experiment, run_experiment
-from san.runs.records import METRIC_KEYS, RECORD_KEYS, read_record
 from san.training.sampling import BalancedBatchSampler
 
 TINY = ["size=16", "epochs=2", "batch_size=6", "eval_batch_size=64", "fused_dim=16"]

@@ -85,7 +85,8 @@ def develop(light: np.ndarray, shot: Shot, exposure: float, rng: np.random.Gener
         light = ndimage.gaussian_filter(light, sigma=(sigma, sigma, 0), mode="nearest")
     light = light * _vignette(size, shot.vignetting) * np.asarray(shot.gains, dtype=np.float32) * exposure
     noisy = light + rng.standard_normal(light.shape).astype(np.float32) * shot.noise * np.sqrt(
-        0.25 + np.clip(light, 0, None))
+        0.25 + np.clip(light, 0, None)
+    )
     encoded = _s_curve(_highlight_shoulder(np.clip(noisy, 0.0, None)) ** (1.0 / shot.gamma), shot.contrast)
     luminance = encoded @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
     encoded = luminance[..., None] + shot.saturation * (encoded - luminance[..., None])

@@ -17,35 +17,70 @@ def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="make_synthetic.py",
         description="Render the synthetic three-river heavy-mineral dataset: "
-                    "OUT/<river>/{plane,cross}/<Class>/<id>.jpg for yangtze, yarlung and pengqu with the "
-                    "published per-river, per-class counts, plus OUT/dataset.json (version, seed, "
-                    "parameters, counts) and OUT/README.md. Exit codes: 0 done, 2 bad arguments.")
+        "OUT/<river>/{plane,cross}/<Class>/<id>.jpg for yangtze, yarlung and pengqu with the "
+        "published per-river, per-class counts, plus OUT/dataset.json (version, seed, "
+        "parameters, counts) and OUT/README.md. Exit codes: 0 done, 2 bad arguments.",
+    )
     parser.add_argument("out", type=Path, metavar="OUT", help="output folder; must not exist or be empty")
-    parser.add_argument("--seed", type=int, default=0,
-                        help="random seed; the same seed gives byte-identical files (default: 0)")
-    parser.add_argument("--scale", type=float, default=1.0,
-                        help="factor on the published counts (1,654 pairs at 1.0); a present class keeps at "
-                             "least one pair, absent classes stay absent (default: 1.0)")
-    parser.add_argument("--size", type=int, default=128,
-                        help=f"image side in pixels, {MIN_SIZE}..{MAX_SIZE} (default: 128)")
-    parser.add_argument("--shift", type=float, default=1.0,
-                        help="factor on every difference between rivers, in content (grain size, rounding, "
-                             "colour varieties) and acquisition (white balance, exposure, blur, noise, JPEG, "
-                             "vignetting, magnification, mounting medium); 0 draws all rivers from one "
-                             "distribution (default: 1.0)")
-    parser.add_argument("--workers", type=int, default=None,
-                        help="processes to render with (default: the CPU count); the files written do not "
-                             "depend on it")
-    parser.add_argument("--preview", type=Path, default=None, metavar="FILE.png",
-                        help="also write a contact sheet: one row per class, one column block per river, "
-                             "PPL above XPL")
-    parser.add_argument("--preview-per-river", type=int, default=3, metavar="N",
-                        help="pairs per river and class on the contact sheet (default: 3)")
-    parser.add_argument("--preview-tile", type=int, default=96, metavar="PX",
-                        help="contact-sheet tile side in pixels, >= 8 (default: 96)")
-    parser.add_argument("--preview-colours", type=int, default=None, metavar="K",
-                        help="palette of K colours (2..256) for a small contact-sheet file "
-                             "(default: full colour)")
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="random seed; the same seed gives byte-identical files (default: 0)",
+    )
+    parser.add_argument(
+        "--scale",
+        type=float,
+        default=1.0,
+        help="factor on the published counts (1,654 pairs at 1.0); a present class keeps at "
+        "least one pair, absent classes stay absent (default: 1.0)",
+    )
+    parser.add_argument(
+        "--size", type=int, default=128, help=f"image side in pixels, {MIN_SIZE}..{MAX_SIZE} (default: 128)"
+    )
+    parser.add_argument(
+        "--shift",
+        type=float,
+        default=1.0,
+        help="factor on every difference between rivers, in content (grain size, rounding, "
+        "colour varieties) and acquisition (white balance, exposure, blur, noise, JPEG, "
+        "vignetting, magnification, mounting medium); 0 draws all rivers from one "
+        "distribution (default: 1.0)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="processes to render with (default: the CPU count); the files written do not depend on it",
+    )
+    parser.add_argument(
+        "--preview",
+        type=Path,
+        default=None,
+        metavar="FILE.png",
+        help="also write a contact sheet: one row per class, one column block per river, PPL above XPL",
+    )
+    parser.add_argument(
+        "--preview-per-river",
+        type=int,
+        default=3,
+        metavar="N",
+        help="pairs per river and class on the contact sheet (default: 3)",
+    )
+    parser.add_argument(
+        "--preview-tile",
+        type=int,
+        default=96,
+        metavar="PX",
+        help="contact-sheet tile side in pixels, >= 8 (default: 96)",
+    )
+    parser.add_argument(
+        "--preview-colours",
+        type=int,
+        default=None,
+        metavar="K",
+        help="palette of K colours (2..256) for a small contact-sheet file (default: full colour)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
@@ -68,17 +103,30 @@ def main(argv: list[str] | None = None) -> int:
     _check_preview_arguments(parser, args)
     start = time.perf_counter()
     try:
-        description = generate_dataset(args.out, seed=args.seed, scale=args.scale, size=args.size,
-                                       shift=args.shift, workers=args.workers, progress=not args.quiet)
+        description = generate_dataset(
+            args.out,
+            seed=args.seed,
+            scale=args.scale,
+            size=args.size,
+            shift=args.shift,
+            workers=args.workers,
+            progress=not args.quiet,
+        )
     except (ValueError, FileExistsError) as error:
         parser.error(str(error))
     elapsed = time.perf_counter() - start
     pairs = description["total_pairs"]
     per_river = ", ".join(f"{river} {sum(n.values())}" for river, n in description["counts"].items())
-    print(f"wrote {pairs} pairs ({per_river}) to {args.out} in {elapsed:.1f} s: "
-          f"{pairs / elapsed:.1f} pairs/s")
+    print(
+        f"wrote {pairs} pairs ({per_river}) to {args.out} in {elapsed:.1f} s: {pairs / elapsed:.1f} pairs/s"
+    )
     if args.preview is not None:
-        path = write_preview(args.out, args.preview, per_river=args.preview_per_river, tile=args.preview_tile,
-                             colours=args.preview_colours)
+        path = write_preview(
+            args.out,
+            args.preview,
+            per_river=args.preview_per_river,
+            tile=args.preview_tile,
+            colours=args.preview_colours,
+        )
         print(f"contact sheet: {path}")
     return EXIT_OK

@@ -48,26 +48,39 @@ class DomainGap:
 
     def as_dict(self) -> dict:
         """Plain-dict form, with the mean and the gap, for JSON."""
-        return {"mixed": self.mixed, "mixed_per_river": self.mixed_per_river,
-                "leave_one_out": self.leave_one_out, "leave_one_out_mean": self.leave_one_out_mean,
-                "in_domain": self.in_domain, "gap": self.gap}
+        return {
+            "mixed": self.mixed,
+            "mixed_per_river": self.mixed_per_river,
+            "leave_one_out": self.leave_one_out,
+            "leave_one_out_mean": self.leave_one_out_mean,
+            "in_domain": self.in_domain,
+            "gap": self.gap,
+        }
 
 
 def colour_histogram(image: np.ndarray, bins: int = 16) -> np.ndarray:
     """Per-channel histogram of an 8-bit RGB image, each channel normalised to sum 1 (3 * bins values)."""
     flat = image.reshape(-1, 3).astype(np.int32)
-    return np.concatenate([np.bincount(flat[:, c] * bins // 256, minlength=bins) / len(flat)
-                           for c in range(3)]).astype(np.float32)
+    return np.concatenate(
+        [np.bincount(flat[:, c] * bins // 256, minlength=bins) / len(flat) for c in range(3)]
+    ).astype(np.float32)
 
 
 def pair_features(root: Path, manifest: pd.DataFrame, *, bins: int = 16, progress: bool = True) -> np.ndarray:
     """Feature matrix (pairs x 6 * bins): PPL colour histogram followed by the XPL one."""
     rows = []
     pairs = zip(manifest["plane_path"], manifest["cross_path"], strict=True)
-    for plane, cross in tqdm(pairs, total=len(manifest), desc="colour histograms", unit="pair",
-                             disable=not progress):
-        rows.append(np.concatenate([colour_histogram(load_rgb(root / plane), bins),
-                                    colour_histogram(load_rgb(root / cross), bins)]))
+    for plane, cross in tqdm(
+        pairs, total=len(manifest), desc="colour histograms", unit="pair", disable=not progress
+    ):
+        rows.append(
+            np.concatenate(
+                [
+                    colour_histogram(load_rgb(root / plane), bins),
+                    colour_histogram(load_rgb(root / cross), bins),
+                ]
+            )
+        )
     return np.stack(rows)
 
 
@@ -78,8 +91,10 @@ def histogram_svm() -> Pipeline:
 
 def _accuracy(truth: pd.Series, predicted: np.ndarray) -> float:
     if len(truth) == 0:
-        raise ValueError("a split holds no pairs: the dataset is too small for the 7:3 protocol "
-                         "(each river and class needs at least two pairs)")
+        raise ValueError(
+            "a split holds no pairs: the dataset is too small for the 7:3 protocol "
+            "(each river and class needs at least two pairs)"
+        )
     return float(np.mean(truth.to_numpy() == predicted))
 
 
@@ -105,10 +120,13 @@ def measure_domain_gap(root: Path, *, seed: int = 0, bins: int = 16, progress: b
     train, test = split.isin(TRAINING_SPLITS).to_numpy(), (split == "test").to_numpy()
     predicted = histogram_svm().fit(features[train], labels[train]).predict(features[test])
     test_rivers = manifest["domain"][test].to_numpy()
-    mixed_per_river = {river: _accuracy(labels[test][test_rivers == river], predicted[test_rivers == river])
-                       for river in rivers}
-    result = DomainGap(mixed=_accuracy(labels[test], predicted), mixed_per_river=mixed_per_river,
-                       leave_one_out={})
+    mixed_per_river = {
+        river: _accuracy(labels[test][test_rivers == river], predicted[test_rivers == river])
+        for river in rivers
+    }
+    result = DomainGap(
+        mixed=_accuracy(labels[test], predicted), mixed_per_river=mixed_per_river, leave_one_out={}
+    )
 
     for river in rivers:
         split = split_cross(manifest, [r for r in rivers if r != river], [river], seed)
@@ -135,10 +153,12 @@ def channel_statistics(root: Path, *, progress: bool = True) -> dict[str, dict[s
         for path in manifest[f"{pol}_path"]:
             pixels = load_rgb(root / path).reshape(-1, 3).astype(np.float64) / 255.0
             total += pixels.sum(axis=0)
-            squares += (pixels ** 2).sum(axis=0)
+            squares += (pixels**2).sum(axis=0)
             count += len(pixels)
         mean = total / count
-        std = np.sqrt(squares / count - mean ** 2)
-        statistics[pol] = {"mean": tuple(round(float(v), 4) for v in mean),
-                           "std": tuple(round(float(v), 4) for v in std)}
+        std = np.sqrt(squares / count - mean**2)
+        statistics[pol] = {
+            "mean": tuple(round(float(v), 4) for v in mean),
+            "std": tuple(round(float(v), 4) for v in std),
+        }
     return statistics

@@ -17,17 +17,21 @@ def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="synthetic_domain_gap.py",
         description="Measure how fair a stand-in a dataset is: per-channel mean/std of its PPL and XPL "
-                    "images beside the real dataset's published figures, and the mixed vs "
-                    "leave-one-river-out accuracy of a colour-histogram + RBF-SVM model (fixed "
-                    "hyper-parameters, stratified 7:3 split per river). Works on any tree in the published "
-                    "layout. Exit codes: 0 done, 2 bad arguments or data.")
-    parser.add_argument("root", type=Path, metavar="ROOT",
-                        help="dataset folder, e.g. one written by make_synthetic.py")
+        "images beside the real dataset's published figures, and the mixed vs "
+        "leave-one-river-out accuracy of a colour-histogram + RBF-SVM model (fixed "
+        "hyper-parameters, stratified 7:3 split per river). Works on any tree in the published "
+        "layout. Exit codes: 0 done, 2 bad arguments or data.",
+    )
+    parser.add_argument(
+        "root", type=Path, metavar="ROOT", help="dataset folder, e.g. one written by make_synthetic.py"
+    )
     parser.add_argument("--seed", type=int, default=0, help="split seed (default: 0)")
-    parser.add_argument("--bins", type=int, default=16,
-                        help="histogram bins per channel, 2..256 (default: 16)")
-    parser.add_argument("--json", type=Path, default=None, metavar="FILE.json",
-                        help="also write the figures to this file")
+    parser.add_argument(
+        "--bins", type=int, default=16, help="histogram bins per channel, 2..256 (default: 16)"
+    )
+    parser.add_argument(
+        "--json", type=Path, default=None, metavar="FILE.json", help="also write the figures to this file"
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser
 
@@ -50,17 +54,28 @@ def main(argv: list[str] | None = None) -> int:
     print("per-channel statistics (RGB, 0-1): this set | published real set")
     for pol in ("plane", "cross"):
         for moment in ("mean", "std"):
-            print(f"  {pol:5s} {moment:4s} {_triplet(statistics[pol][moment])} | "
-                  f"{_triplet(PUBLISHED_CHANNEL_STATS[pol][moment])}")
+            print(
+                f"  {pol:5s} {moment:4s} {_triplet(statistics[pol][moment])} | "
+                f"{_triplet(PUBLISHED_CHANNEL_STATS[pol][moment])}"
+            )
     print("colour-histogram + RBF-SVM accuracy")
-    print(f"  mixed (pooled test parts): {gap.mixed:.3f}   per river: "
-          + ", ".join(f"{river} {accuracy:.3f}" for river, accuracy in gap.mixed_per_river.items()))
+    print(
+        f"  mixed (pooled test parts): {gap.mixed:.3f}   per river: "
+        + ", ".join(f"{river} {accuracy:.3f}" for river, accuracy in gap.mixed_per_river.items())
+    )
     for river, accuracy in gap.leave_one_out.items():
-        print(f"  leave-one-river-out, target {river:8s}: {accuracy:.3f}   "
-              f"(sources' test parts: {gap.in_domain[river]:.3f})")
+        print(
+            f"  leave-one-river-out, target {river:8s}: {accuracy:.3f}   "
+            f"(sources' test parts: {gap.in_domain[river]:.3f})"
+        )
     print(f"  mean leave-one-river-out: {gap.leave_one_out_mean:.3f}   gap (mixed - mean): {gap.gap:+.3f}")
     if args.json is not None:
-        report = {"root": str(args.root), "seed": args.seed, "bins": args.bins,
-                  "channel_statistics": statistics, "domain_gap": gap.as_dict()}
+        report = {
+            "root": str(args.root),
+            "seed": args.seed,
+            "bins": args.bins,
+            "channel_statistics": statistics,
+            "domain_gap": gap.as_dict(),
+        }
         args.json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     return EXIT_OK

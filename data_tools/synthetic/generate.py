@@ -35,8 +35,10 @@ GENERATOR_VERSION = 1
 LAYOUT = "{domain}/{pol}/{label}/{name}"
 MIN_SIZE, MAX_SIZE = 32, 1024
 CHUNK = 8  # pairs per job sent to a worker process
-README_LINE = ("SYNTHETIC DATA: these grain images were rendered by data_tools.synthetic "
-               "(generator v{version}, seed {seed}); they are not real micrographs.\n")
+README_LINE = (
+    "SYNTHETIC DATA: these grain images were rendered by data_tools.synthetic "
+    "(generator v{version}, seed {seed}); they are not real micrographs.\n"
+)
 
 Task = tuple[str, str, int]  # (river, class, index)
 
@@ -66,10 +68,17 @@ def class_counts(scale: float = 1.0) -> dict[str, dict[str, int]]:
         ValueError: scale is not a finite number > 0.
     """
     _check_scale(scale)
-    return {river: {mineral: (max(1, math.floor(PUBLISHED_COUNTS[river][mineral] * scale + 0.5))
-                              if PUBLISHED_COUNTS[river][mineral] > 0 else 0)
-                    for mineral in CANONICAL_CLASSES}
-            for river in CANONICAL_RIVERS}
+    return {
+        river: {
+            mineral: (
+                max(1, math.floor(PUBLISHED_COUNTS[river][mineral] * scale + 0.5))
+                if PUBLISHED_COUNTS[river][mineral] > 0
+                else 0
+            )
+            for mineral in CANONICAL_CLASSES
+        }
+        for river in CANONICAL_RIVERS
+    }
 
 
 def sample_rng(seed: int, river: str, mineral: str, index: int) -> np.random.Generator:
@@ -98,8 +107,16 @@ def _render_chunk(out: Path, tasks: list[Task], seed: int, size: int, shift: flo
     return len(tasks)
 
 
-def generate_dataset(out: Path, *, seed: int = 0, scale: float = 1.0, size: int = 128, shift: float = 1.0,
-                     workers: int | None = None, progress: bool = True) -> dict:
+def generate_dataset(
+    out: Path,
+    *,
+    seed: int = 0,
+    scale: float = 1.0,
+    size: int = 128,
+    shift: float = 1.0,
+    workers: int | None = None,
+    progress: bool = True,
+) -> dict:
     """Render the synthetic dataset into the folder ``out`` (created; must be absent or empty).
 
     ``dataset.json`` is written last: a folder without it is an interrupted run.
@@ -127,8 +144,12 @@ def generate_dataset(out: Path, *, seed: int = 0, scale: float = 1.0, size: int 
         raise FileExistsError(f"output folder {str(out)!r} exists and is not empty; choose a new folder")
     out.mkdir(parents=True, exist_ok=True)
     counts = class_counts(scale)
-    tasks = [(river, mineral, index) for river in CANONICAL_RIVERS for mineral in CANONICAL_CLASSES
-             for index in range(counts[river][mineral])]
+    tasks = [
+        (river, mineral, index)
+        for river in CANONICAL_RIVERS
+        for mineral in CANONICAL_CLASSES
+        for index in range(counts[river][mineral])
+    ]
     workers = min(workers or os.cpu_count() or 1, len(tasks))
     bar = tqdm(total=len(tasks), desc="rendering grain pairs", unit="pair", disable=not progress)
     if workers == 1:
@@ -136,7 +157,7 @@ def generate_dataset(out: Path, *, seed: int = 0, scale: float = 1.0, size: int 
             _render_and_write(out, task, seed, size, shift)
             bar.update()
     else:
-        chunks = [tasks[i:i + CHUNK] for i in range(0, len(tasks), CHUNK)]
+        chunks = [tasks[i : i + CHUNK] for i in range(0, len(tasks), CHUNK)]
         # spawn, not fork: the caller may hold threads (torch, tqdm) that a forked child would inherit locked
         with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
             futures = [pool.submit(_render_chunk, out, chunk, seed, size, shift) for chunk in chunks]
@@ -152,7 +173,10 @@ def generate_dataset(out: Path, *, seed: int = 0, scale: float = 1.0, size: int 
         "synthetic": True,
         "generator": "data_tools.synthetic",
         "generator_version": GENERATOR_VERSION,
-        "seed": int(seed), "scale": float(scale), "size": int(size), "shift": float(shift),
+        "seed": int(seed),
+        "scale": float(scale),
+        "size": int(size),
+        "shift": float(shift),
         "layout": LAYOUT,
         "total_pairs": len(tasks),
         "counts": counts,
@@ -181,8 +205,10 @@ def default_dataset(root: Path | None = None) -> Path:
     if (target / "dataset.json").is_file():
         return target
     if target.exists():
-        raise FileExistsError(f"{str(target)!r} exists but holds no dataset.json (not a finished synthetic "
-                              "set); delete it to regenerate")
+        raise FileExistsError(
+            f"{str(target)!r} exists but holds no dataset.json (not a finished synthetic "
+            "set); delete it to regenerate"
+        )
     root.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=root))
     try:

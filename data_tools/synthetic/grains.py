@@ -20,26 +20,56 @@ def _prism(rng: np.random.Generator, aspect: float, termination: str) -> np.ndar
     half_width = 1.0 / aspect
     if termination == "pyramid":
         tip = half_width * rng.uniform(0.6, 1.3)
-        return np.array([(-1, 0), (-1 + tip, half_width), (1 - tip, half_width), (1, 0),
-                         (1 - tip, -half_width), (-1 + tip, -half_width)], dtype=float)
+        return np.array(
+            [
+                (-1, 0),
+                (-1 + tip, half_width),
+                (1 - tip, half_width),
+                (1, 0),
+                (1 - tip, -half_width),
+                (-1 + tip, -half_width),
+            ],
+            dtype=float,
+        )
     if termination == "oblique":
         slant = half_width * rng.uniform(-0.8, 0.8)
         bevel = half_width * rng.uniform(0.1, 0.4)
-        return np.array([(-1 - slant, half_width - bevel), (-1 - slant + bevel, half_width),
-                         (1 - slant - bevel, half_width), (1 - slant, half_width - bevel),
-                         (1 + slant, -half_width + bevel), (1 + slant - bevel, -half_width),
-                         (-1 + slant + bevel, -half_width), (-1 + slant, -half_width + bevel)], dtype=float)
+        return np.array(
+            [
+                (-1 - slant, half_width - bevel),
+                (-1 - slant + bevel, half_width),
+                (1 - slant - bevel, half_width),
+                (1 - slant, half_width - bevel),
+                (1 + slant, -half_width + bevel),
+                (1 + slant - bevel, -half_width),
+                (-1 + slant + bevel, -half_width),
+                (-1 + slant, -half_width + bevel),
+            ],
+            dtype=float,
+        )
     if termination == "ragged":  # saw-tooth cleavage steps at both ends
+
         def end(sign: float) -> list[tuple[float, float]]:
             steps = int(rng.integers(3, 7))
             ys = np.linspace(half_width, -half_width, steps + 1) * sign
             xs = sign * (1 - rng.uniform(0.0, 0.35, steps + 1))
             return list(zip(xs, ys, strict=True))
+
         return np.array(end(1.0) + end(-1.0), dtype=float)
     bevel = half_width * rng.uniform(0.15, 0.45)  # flat: hexagonal prism seen side-on, bevelled corners
-    return np.array([(-1, half_width - bevel), (-1 + bevel, half_width), (1 - bevel, half_width),
-                     (1, half_width - bevel), (1, -half_width + bevel), (1 - bevel, -half_width),
-                     (-1 + bevel, -half_width), (-1, -half_width + bevel)], dtype=float)
+    return np.array(
+        [
+            (-1, half_width - bevel),
+            (-1 + bevel, half_width),
+            (1 - bevel, half_width),
+            (1, half_width - bevel),
+            (1, -half_width + bevel),
+            (1 - bevel, -half_width),
+            (-1 + bevel, -half_width),
+            (-1, -half_width + bevel),
+        ],
+        dtype=float,
+    )
 
 
 def _plate(rng: np.random.Generator, aspect: float, roughness: float) -> np.ndarray:
@@ -87,8 +117,9 @@ def _octahedral(rng: np.random.Generator) -> np.ndarray:
     return np.stack([np.cos(angles) * radius, np.sin(angles) * radius], axis=1)
 
 
-def outline(rng: np.random.Generator, habit: str, termination: str, aspect: float,
-            roughness: float) -> np.ndarray:
+def outline(
+    rng: np.random.Generator, habit: str, termination: str, aspect: float, roughness: float
+) -> np.ndarray:
     """A closed outline in grain coordinates (long axis on x, about -1..1), shape (N, 2).
 
     Raises:
@@ -133,8 +164,14 @@ class Placement:
     angle: float  # long-axis direction in radians (x to the right, y down)
 
 
-def place(rng: np.random.Generator, points: np.ndarray, frame: int, length_fraction: float,
-          angle: float, fit: float = 1.3) -> tuple[np.ndarray, Placement]:
+def place(
+    rng: np.random.Generator,
+    points: np.ndarray,
+    frame: int,
+    length_fraction: float,
+    angle: float,
+    fit: float = 1.3,
+) -> tuple[np.ndarray, Placement]:
     """Rotate and scale an outline so its long axis spans ``length_fraction`` of the frame.
 
     The grain is shrunk if its bounding box exceeds ``fit`` frames (a tight crop may clip the
@@ -172,7 +209,7 @@ def fracture(rng: np.random.Generator, mask: np.ndarray, placement: Placement) -
     cut = placement.half_length * rng.uniform(0.25, 0.7)  # distance of the break from the centre
     radius = placement.half_length * rng.uniform(1.5, 5.0)  # curvature of the fracture surface
     centre = np.array(placement.centre) + unit * (cut - radius)
-    kept = (xs - centre[0]) ** 2 + (ys - centre[1]) ** 2 <= radius ** 2
+    kept = (xs - centre[0]) ** 2 + (ys - centre[1]) ** 2 <= radius**2
     broken = mask & kept
     return broken if broken.sum() > 0.5 * mask.sum() else mask
 
@@ -209,4 +246,4 @@ def thickness_profile(distance: np.ndarray, habit: str, edge_px: float) -> np.nd
     if habit == "plate":
         return np.clip(inside / max(edge_px, 1.0), 0.0, 1.0) ** 0.5
     depth = np.clip(inside / max(PLATEAU.get(habit, 1.0) * float(inside.max()), 1.0), 0.0, 1.0)
-    return np.sqrt(2.0 * depth - depth ** 2)
+    return np.sqrt(2.0 * depth - depth**2)

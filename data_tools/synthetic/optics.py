@@ -19,11 +19,13 @@ MAX_RETARDATION_NM = 40_000
 LAMP_TEMPERATURE_K = 6500.0
 """Blackbody temperature of the microscope lamp behind its daylight filter."""
 
-_XYZ_TO_LINEAR_SRGB = np.array([
-    [3.2406, -1.5372, -0.4986],
-    [-0.9689, 1.8758, 0.0415],
-    [0.0557, -0.2040, 1.0570],
-])
+_XYZ_TO_LINEAR_SRGB = np.array(
+    [
+        [3.2406, -1.5372, -0.4986],
+        [-0.9689, 1.8758, 0.0415],
+        [0.0557, -0.2040, 1.0570],
+    ]
+)
 
 # (weight, mean nm, sigma below the mean, sigma above the mean) for x-bar, y-bar, z-bar.
 _CMF_LOBES: tuple[tuple[tuple[float, float, float, float], ...], ...] = (
@@ -58,7 +60,7 @@ def blackbody_spectrum(wavelengths_nm: np.ndarray, temperature_k: float) -> np.n
     """Planck's law, normalised to a maximum of 1 over the given wavelengths."""
     metres = np.asarray(wavelengths_nm, dtype=np.float64) * 1e-9
     second_radiation_constant = 1.4388e-2  # h c / k_B in m K
-    radiance = metres ** -5 / np.expm1(second_radiation_constant / (metres * temperature_k))
+    radiance = metres**-5 / np.expm1(second_radiation_constant / (metres * temperature_k))
     return radiance / radiance.max()
 
 

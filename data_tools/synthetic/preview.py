@@ -32,9 +32,14 @@ def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
         return ImageFont.load_default()
 
 
-def contact_sheet(root: Path, *, per_river: int = 3, tile: int = 96,
-                  rivers: tuple[str, ...] = CANONICAL_RIVERS,
-                  classes: tuple[str, ...] = CANONICAL_CLASSES) -> Image.Image:
+def contact_sheet(
+    root: Path,
+    *,
+    per_river: int = 3,
+    tile: int = 96,
+    rivers: tuple[str, ...] = CANONICAL_RIVERS,
+    classes: tuple[str, ...] = CANONICAL_CLASSES,
+) -> Image.Image:
     """Build the contact sheet of the first ``per_river`` pairs of each river and class.
 
     Returns:
@@ -79,8 +84,9 @@ def contact_sheet(root: Path, *, per_river: int = 3, tile: int = 96,
     return sheet
 
 
-def write_preview(root: Path, path: Path, *, per_river: int = 3, tile: int = 96,
-                  colours: int | None = None) -> Path:
+def write_preview(
+    root: Path, path: Path, *, per_river: int = 3, tile: int = 96, colours: int | None = None
+) -> Path:
     """Write the contact sheet of ``root`` as a PNG; ``colours`` (e.g. 256) makes a small palette PNG.
 
     Returns:
@@ -89,8 +95,9 @@ def write_preview(root: Path, path: Path, *, per_river: int = 3, tile: int = 96,
     sheet = contact_sheet(root, per_river=per_river, tile=tile)
     if colours:
         # octree + error diffusion: no posterised bands in smooth interference colours
-        sheet = sheet.quantize(colors=colours, method=Image.Quantize.FASTOCTREE,
-                               dither=Image.Dither.FLOYDSTEINBERG)
+        sheet = sheet.quantize(
+            colors=colours, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.FLOYDSTEINBERG
+        )
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     sheet.save(path, format="PNG", optimize=True)

@@ -46,8 +46,12 @@ def _absorbance(colour: tuple[int, int, int]) -> np.ndarray:
 
 
 def _pick_variant(spec: MineralSpec, river: str, shift: float, rng: np.random.Generator) -> ColourVariant:
-    logits = np.array([np.log(variant.weight) + variant_logit(river, spec.code, variant.name, shift)
-                       for variant in spec.variants])
+    logits = np.array(
+        [
+            np.log(variant.weight) + variant_logit(river, spec.code, variant.name, shift)
+            for variant in spec.variants
+        ]
+    )
     weights = np.exp(logits - logits.max())
     return spec.variants[int(rng.choice(len(spec.variants), p=weights / weights.sum()))]
 
@@ -69,8 +73,9 @@ def _orientation_factor(habit: str, basal: bool, rng: np.random.Generator) -> fl
     return 1.0 - rng.uniform(0.0, 0.9) ** 2  # random direction of an equant grain's optic axis
 
 
-def draw_recipe(mineral: str, river: str, shift: float, style: RiverStyle,
-                rng: np.random.Generator) -> GrainRecipe:
+def draw_recipe(
+    mineral: str, river: str, shift: float, style: RiverStyle, rng: np.random.Generator
+) -> GrainRecipe:
     """Draw one grain of class ``mineral`` as it occurs in ``river`` (styled at ``shift``).
 
     Raises:
@@ -109,11 +114,20 @@ def draw_recipe(mineral: str, river: str, shift: float, style: RiverStyle,
     long_axis = vibration + extinction + (np.pi / 2 if rng.random() < 0.5 else 0.0)
     twin = vibration + rng.uniform(0.4, 1.2) if rng.random() < spec.texture.twin_probability else None
     return GrainRecipe(
-        mineral=mineral, variant=variant.name, habit=habit, aspect=float(aspect),
-        length_fraction=float(length_fraction), rounding=float(np.clip(rounding, 0, 1)),
-        fractured=bool(fractured), relief=relief,
-        absorbance_along=along * depth, absorbance_across=across * depth,
-        retardation_nm=float(retardation), long_axis_angle=float(long_axis),
-        vibration_angle=float(vibration), twin_angle=None if twin is None else float(twin), basal=bool(basal),
+        mineral=mineral,
+        variant=variant.name,
+        habit=habit,
+        aspect=float(aspect),
+        length_fraction=float(length_fraction),
+        rounding=float(np.clip(rounding, 0, 1)),
+        fractured=bool(fractured),
+        relief=relief,
+        absorbance_along=along * depth,
+        absorbance_across=across * depth,
+        retardation_nm=float(retardation),
+        long_axis_angle=float(long_axis),
+        vibration_angle=float(vibration),
+        twin_angle=None if twin is None else float(twin),
+        basal=bool(basal),
         weathering=float(np.clip(style.weathering * rng.uniform(0.3, 1.7), 0, 1)),
     )

@@ -78,20 +78,28 @@ def _geometry(recipe: GrainRecipe, spec: MineralSpec, frame: int, rng: np.random
     return _Geometry(mask, distance, thickness, placement, half_width)
 
 
-def _texture_darkness(recipe: GrainRecipe, spec: MineralSpec, geometry: _Geometry, frame: int,
-                      rng: np.random.Generator) -> np.ndarray:
+def _texture_darkness(
+    recipe: GrainRecipe, spec: MineralSpec, geometry: _Geometry, frame: int, rng: np.random.Generator
+) -> np.ndarray:
     """Darkness (0..1) of cleavage traces, striations, fractures, inclusions and dirt on the grain."""
     texture, scale = spec.texture, frame / 256.0
     darkness = np.zeros((frame, frame), dtype=np.float32)
     if texture.cleavage > 0 and not recipe.basal:
         for angle_deg in texture.cleavage_angles_deg:
             angle = recipe.long_axis_angle + np.deg2rad(angle_deg)
-            traces = textures.parallel_traces(rng, frame, angle, spacing_px=frame * rng.uniform(0.04, 0.08),
-                                              width_px=0.9 * scale, continuity=rng.uniform(0.35, 0.7))
+            traces = textures.parallel_traces(
+                rng,
+                frame,
+                angle,
+                spacing_px=frame * rng.uniform(0.04, 0.08),
+                width_px=0.9 * scale,
+                continuity=rng.uniform(0.35, 0.7),
+            )
             darkness = np.maximum(darkness, texture.cleavage * traces)
     if texture.striations > 0 and not recipe.basal:
-        traces = textures.parallel_traces(rng, frame, recipe.long_axis_angle, spacing_px=frame * 0.025,
-                                          width_px=0.7 * scale, continuity=0.6)
+        traces = textures.parallel_traces(
+            rng, frame, recipe.long_axis_angle, spacing_px=frame * 0.025, width_px=0.7 * scale, continuity=0.6
+        )
         darkness = np.maximum(darkness, texture.striations * traces)
     fractures = int(rng.integers(texture.conchoidal_fractures[0], texture.conchoidal_fractures[1] + 1))
     if fractures:
@@ -99,8 +107,9 @@ def _texture_darkness(recipe: GrainRecipe, spec: MineralSpec, geometry: _Geometr
         darkness = np.maximum(darkness, 0.55 * arcs)
     interior = geometry.distance > 0.12 * geometry.half_width
     inclusions = int(rng.integers(texture.inclusions[0], texture.inclusions[1] + 1))
-    inclusion_map = textures.blobs(rng, frame, interior, inclusions, (1.2 * scale, 3.5 * scale),
-                                   elongation=2.5)
+    inclusion_map = textures.blobs(
+        rng, frame, interior, inclusions, (1.2 * scale, 3.5 * scale), elongation=2.5
+    )
     dirt = int(rng.poisson(8 * recipe.weathering))
     dirt_map = textures.blobs(rng, frame, geometry.mask, dirt, (0.8 * scale, 2.5 * scale))
     return np.maximum(darkness, np.maximum(0.8 * inclusion_map, 0.5 * dirt_map))
@@ -118,8 +127,9 @@ class _Surface:
     surface: np.ndarray  # transmission of the textures, weathering and relief scattering
 
 
-def _surface(recipe: GrainRecipe, spec: MineralSpec, geometry: _Geometry, frame: int,
-             rng: np.random.Generator) -> _Surface:
+def _surface(
+    recipe: GrainRecipe, spec: MineralSpec, geometry: _Geometry, frame: int, rng: np.random.Generator
+) -> _Surface:
     darkness = _texture_darkness(recipe, spec, geometry, frame, rng)
     zoning = np.zeros((frame, frame), np.float32)
     if spec.texture.zoning > 0:
@@ -128,7 +138,7 @@ def _surface(recipe: GrainRecipe, spec: MineralSpec, geometry: _Geometry, frame:
     weathering = recipe.weathering * 0.12 * textures.smooth_noise(rng, frame, geometry.half_width * 0.35)
     colour_depth = (geometry.thickness * np.clip(1 + 0.6 * mottling + 0.1 * zoning, 0.2, None))[..., None]
     # Relief: a dark rim whose width and darkness grow with the index contrast, uneven along the edge.
-    rim_width = frame * (0.004 + 0.07 * recipe.relief ** 2)
+    rim_width = frame * (0.004 + 0.07 * recipe.relief**2)
     rim_unevenness = np.clip(1 + 0.35 * textures.smooth_noise(rng, frame, frame * 0.08), 0.3, 1.6)
     inside = np.clip(geometry.distance, 0, None)
     rim = np.clip(1.3 * np.exp(-inside / rim_width) * rim_unevenness, 0, 1)
@@ -136,16 +146,24 @@ def _surface(recipe: GrainRecipe, spec: MineralSpec, geometry: _Geometry, frame:
     return _Surface(colour_depth, zoning, rim, 0.15 + 0.8 * recipe.relief, rim_width, surface)
 
 
-def _plane_scene(recipe: GrainRecipe, style: RiverStyle, geometry: _Geometry, maps: _Surface, frame: int,
-                 rng: np.random.Generator) -> np.ndarray:
+def _plane_scene(
+    recipe: GrainRecipe,
+    style: RiverStyle,
+    geometry: _Geometry,
+    maps: _Surface,
+    frame: int,
+    rng: np.random.Generator,
+) -> np.ndarray:
     """PPL in linear light, empty field = 1 (before lamp and camera): medium, grain, relief, dust."""
     shagreen = 1 + 0.08 * recipe.relief * textures.smooth_noise(rng, frame, 2.0 * SUPERSAMPLE)
-    lens = 1 + LENS_BRIGHTENING * recipe.relief * geometry.thickness ** 6  # a rounded grain focuses the lamp
+    lens = 1 + LENS_BRIGHTENING * recipe.relief * geometry.thickness**6  # a rounded grain focuses the lamp
     # The polarizer vibrates along x: the body colour mixes the along/across absorbances (pleochroism).
     along_share = np.cos(recipe.long_axis_angle) ** 2
     absorbance = along_share * recipe.absorbance_along + (1 - along_share) * recipe.absorbance_across
-    grain = (np.exp(-absorbance[None, None, :] * maps.colour_depth)
-             * ((1 - maps.rim_darkness * maps.rim) * maps.surface * shagreen * lens)[..., None])
+    grain = (
+        np.exp(-absorbance[None, None, :] * maps.colour_depth)
+        * ((1 - maps.rim_darkness * maps.rim) * maps.surface * shagreen * lens)[..., None]
+    )
     medium = np.exp(np.asarray(style.medium_tint, np.float32))
     illumination = 1 + 0.04 * textures.smooth_noise(rng, frame, frame * 0.5)
     outside = np.clip(-geometry.distance, 0, None)
@@ -162,14 +180,23 @@ def _extinction(recipe: GrainRecipe, geometry: _Geometry, frame: int, rng: np.ra
     if recipe.twin_angle is not None:
         xs, ys = textures.pixel_grid(frame)
         normal = recipe.long_axis_angle + np.pi / 2
-        across = ((xs - geometry.placement.centre[0]) * np.cos(normal)
-                  + (ys - geometry.placement.centre[1]) * np.sin(normal))
+        across = (xs - geometry.placement.centre[0]) * np.cos(normal) + (
+            ys - geometry.placement.centre[1]
+        ) * np.sin(normal)
         extinction[across > rng.normal(0, 0.2 * geometry.half_width)] = np.sin(2 * recipe.twin_angle) ** 2
     return extinction
 
 
-def _cross_scene(recipe: GrainRecipe, spec: MineralSpec, style: RiverStyle, geometry: _Geometry,
-                 maps: _Surface, plane: np.ndarray, frame: int, rng: np.random.Generator) -> np.ndarray:
+def _cross_scene(
+    recipe: GrainRecipe,
+    spec: MineralSpec,
+    style: RiverStyle,
+    geometry: _Geometry,
+    maps: _Surface,
+    plane: np.ndarray,
+    frame: int,
+    rng: np.random.Generator,
+) -> np.ndarray:
     """XPL in linear light: interference colour x extinction x body colour, plus polarizer leakage."""
     undulation = 1 + spec.thickness_noise * textures.smooth_noise(rng, frame, geometry.half_width * 0.6)
     retardation = recipe.retardation_nm * geometry.thickness * undulation * (1 + 0.1 * maps.zoning)
@@ -179,8 +206,11 @@ def _cross_scene(recipe: GrainRecipe, spec: MineralSpec, style: RiverStyle, geom
     along = np.exp(-0.5 * recipe.absorbance_along[None, None, :] * maps.colour_depth)
     across = np.exp(-0.5 * recipe.absorbance_across[None, None, :] * maps.colour_depth)
     interference = interference_colour(retardation) * along * across + 0.25 * (along - across) ** 2
-    grain = (interference * _extinction(recipe, geometry, frame, rng)[..., None]
-             * ((1 - 0.85 * maps.rim_darkness * maps.rim) * maps.surface)[..., None])
+    grain = (
+        interference
+        * _extinction(recipe, geometry, frame, rng)[..., None]
+        * ((1 - 0.85 * maps.rim_darkness * maps.rim) * maps.surface)[..., None]
+    )
     inside = np.clip(geometry.distance, 0, None)
     edge_glow = (EDGE_DEPOLARIZATION * recipe.relief * np.exp(-inside / maps.rim_width))[..., None]
     alpha = geometry.mask.astype(np.float32)[..., None]
@@ -188,8 +218,9 @@ def _cross_scene(recipe: GrainRecipe, spec: MineralSpec, style: RiverStyle, geom
     return alpha * (grain + edge_glow * medium) + style.cross_leak * plane * LEAK_TINT
 
 
-def _compose(recipe: GrainRecipe, spec: MineralSpec, style: RiverStyle, size: int,
-             rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _compose(
+    recipe: GrainRecipe, spec: MineralSpec, style: RiverStyle, size: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Linear-light PPL and XPL images (size x size x 3) and the supersampled grain mask."""
     frame = size * SUPERSAMPLE
     geometry = _geometry(recipe, spec, frame, rng)
@@ -208,8 +239,9 @@ def _downsample(image: np.ndarray) -> np.ndarray:
     return image.reshape(size, SUPERSAMPLE, size, SUPERSAMPLE, -1).mean(axis=(1, 3)).astype(np.float32)
 
 
-def render_pair(mineral: str, river: str, *, size: int, shift: float,
-                rng: np.random.Generator) -> RenderedPair:
+def render_pair(
+    mineral: str, river: str, *, size: int, shift: float, rng: np.random.Generator
+) -> RenderedPair:
     """Draw and render one grain of ``mineral`` from ``river``.
 
     Returns:

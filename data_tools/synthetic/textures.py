@@ -31,8 +31,9 @@ def _line_profile(distance: np.ndarray, width_px: float) -> np.ndarray:
     return np.exp(-0.5 * (distance / width_px) ** 2)
 
 
-def parallel_traces(rng: np.random.Generator, frame: int, angle: float, spacing_px: float,
-                    width_px: float, continuity: float) -> np.ndarray:
+def parallel_traces(
+    rng: np.random.Generator, frame: int, angle: float, spacing_px: float, width_px: float, continuity: float
+) -> np.ndarray:
     """A family of parallel, broken lines (cleavage traces, striations) at ``angle`` radians.
 
     ``continuity`` in [0, 1] is the share of each line that is visible.
@@ -48,8 +49,9 @@ def parallel_traces(rng: np.random.Generator, frame: int, angle: float, spacing_
     return _line_profile(distance, width_px) * visible
 
 
-def conchoidal_fractures(rng: np.random.Generator, frame: int, placement: Placement, count: int,
-                         width_px: float) -> np.ndarray:
+def conchoidal_fractures(
+    rng: np.random.Generator, frame: int, placement: Placement, count: int, width_px: float
+) -> np.ndarray:
     """Curved fracture traces: arcs of random circles crossing the grain."""
     xs, ys = pixel_grid(frame)
     darkness = np.zeros((frame, frame), dtype=np.float32)
@@ -74,8 +76,14 @@ def growth_zoning(rng: np.random.Generator, distance: np.ndarray, period_px: flo
     return np.sin(2 * np.pi * (np.clip(distance, 0, None) + wobble) / period + rng.uniform(0, 2 * np.pi))
 
 
-def blobs(rng: np.random.Generator, frame: int, mask: np.ndarray, count: int, radius_px: tuple[float, float],
-          elongation: float = 1.0) -> np.ndarray:
+def blobs(
+    rng: np.random.Generator,
+    frame: int,
+    mask: np.ndarray,
+    count: int,
+    radius_px: tuple[float, float],
+    elongation: float = 1.0,
+) -> np.ndarray:
     """Small dark ellipses (inclusions, dust, dirt) centred inside ``mask``; darkness map."""
     darkness = np.zeros((frame, frame), dtype=np.float32)
     candidates = np.flatnonzero(mask)
@@ -89,11 +97,13 @@ def blobs(rng: np.random.Generator, frame: int, mask: np.ndarray, count: int, ra
         strength = rng.uniform(0.5, 1.0)
         reach = int(np.ceil(1.5 * radius * stretch)) + 1  # only the blob's neighbourhood is computed
         top, left = max(cy - reach, 0), max(cx - reach, 0)
-        ys, xs = np.mgrid[top:min(cy + reach + 1, frame), left:min(cx + reach + 1, frame)].astype(np.float32)
+        ys, xs = np.mgrid[top : min(cy + reach + 1, frame), left : min(cx + reach + 1, frame)].astype(
+            np.float32
+        )
         u = (xs - cx) * np.cos(angle) + (ys - cy) * np.sin(angle)
         v = -(xs - cx) * np.sin(angle) + (ys - cy) * np.cos(angle)
         blob = np.clip(1.5 - np.hypot(u / stretch, v) / radius, 0, 1) * strength
-        window = darkness[top:top + blob.shape[0], left:left + blob.shape[1]]
+        window = darkness[top : top + blob.shape[0], left : left + blob.shape[1]]
         np.maximum(window, blob, out=window)
     return darkness
 

@@ -21,21 +21,22 @@ from torch import Tensor, nn
 Batch = Mapping[str, Tensor]
 
 OPTIMIZER_HPARAMS: dict[str, Any] = {
-    "optimizer": "sgd",      # 'sgd' (with momentum) or 'adamw'
-    "lr": 0.01,              # suits SGD; AdamW usually wants ~1e-3 or lower
-    "momentum": 0.9,         # SGD only
-    "nesterov": False,       # SGD only
+    "optimizer": "sgd",  # 'sgd' (with momentum) or 'adamw'
+    "lr": 0.01,  # suits SGD; AdamW usually wants ~1e-3 or lower
+    "momentum": 0.9,  # SGD only
+    "nesterov": False,  # SGD only
     "weight_decay": 1e-4,
     "label_smoothing": 0.0,
-    "class_weights": None,   # None or one float per class: CrossEntropyLoss weight
-    "grad_clip": None,       # max global gradient norm; None or 0 = off
-    "amp": True,             # mixed precision + channels_last; takes effect only on a CUDA device
+    "class_weights": None,  # None or one float per class: CrossEntropyLoss weight
+    "grad_clip": None,  # max global gradient norm; None or 0 = off
+    "amp": True,  # mixed precision + channels_last; takes effect only on a CUDA device
 }
 OPTIMIZERS = ("sgd", "adamw")
 
 
-def resolve_hparams(owner: str, defaults: Mapping[str, Any],
-                    overrides: Mapping[str, Any] | None) -> dict[str, Any]:
+def resolve_hparams(
+    owner: str, defaults: Mapping[str, Any], overrides: Mapping[str, Any] | None
+) -> dict[str, Any]:
     """``defaults`` updated with ``overrides`` (deep-copied, so callers' dicts stay untouched).
 
     Raises:
@@ -57,8 +58,13 @@ def build_optimizer(param_groups: list[dict[str, Any]], hparams: Mapping[str, An
     """
     name = hparams["optimizer"]
     if name == "sgd":
-        return torch.optim.SGD(param_groups, lr=hparams["lr"], momentum=hparams["momentum"],
-                               nesterov=hparams["nesterov"], weight_decay=hparams["weight_decay"])
+        return torch.optim.SGD(
+            param_groups,
+            lr=hparams["lr"],
+            momentum=hparams["momentum"],
+            nesterov=hparams["nesterov"],
+            weight_decay=hparams["weight_decay"],
+        )
     if name == "adamw":
         return torch.optim.AdamW(param_groups, lr=hparams["lr"], weight_decay=hparams["weight_decay"])
     raise ValueError(f"unknown optimizer {name!r}; expected one of {', '.join(OPTIMIZERS)}")
@@ -151,8 +157,10 @@ class Algorithm(nn.Module):
         logs = {"loss": loss.item(), **{name: float(value) for name, value in terms.items()}}
         if not math.isfinite(logs["loss"]):
             details = ", ".join(f"{name}={value:.6g}" for name, value in logs.items())
-            raise FloatingPointError(f"non-finite training loss {logs['loss']} ({details}); lower the "
-                                     f"learning rate, set grad_clip, or check the inputs for NaN")
+            raise FloatingPointError(
+                f"non-finite training loss {logs['loss']} ({details}); lower the "
+                f"learning rate, set grad_clip, or check the inputs for NaN"
+            )
         scaler = self.scaler if use_amp else None
         (scaler.scale(loss) if scaler else loss).backward()
         if self.hparams["grad_clip"]:
@@ -178,16 +186,19 @@ class Algorithm(nn.Module):
         """
         missing = sorted({"optimizer", "grad_scaler"} - set(state))
         if missing:
-            raise ValueError(f"{type(self).__name__}: training state lacks {missing}; "
-                             f"expected the output of training_state()")
+            raise ValueError(
+                f"{type(self).__name__}: training state lacks {missing}; "
+                f"expected the output of training_state()"
+            )
         self.optimizer.load_state_dict(state["optimizer"])
         self.scaler.load_state_dict(state["grad_scaler"])
 
     # --- helpers for subclasses -------------------------------------------------------------
     def class_loss(self, logits: Tensor, labels: Tensor) -> Tensor:
         """Cross-entropy with the configured label smoothing and class weights."""
-        return F.cross_entropy(logits, labels, weight=self.class_weights,
-                               label_smoothing=self.hparams["label_smoothing"])
+        return F.cross_entropy(
+            logits, labels, weight=self.class_weights, label_smoothing=self.hparams["label_smoothing"]
+        )
 
     def images(self, batch: Batch) -> tuple[Tensor, Tensor]:
         """The (plane, cross) images of ``batch``, channels-last when AMP is active."""
@@ -213,11 +224,15 @@ class Algorithm(nn.Module):
         if weights is None:
             return None
         if len(weights) != self.num_classes or any(float(w) < 0 for w in weights):
-            raise ValueError(f"{type(self).__name__}: class_weights must hold {self.num_classes} "
-                             f"non-negative floats (one per class), got {weights}")
+            raise ValueError(
+                f"{type(self).__name__}: class_weights must hold {self.num_classes} "
+                f"non-negative floats (one per class), got {weights}"
+            )
         return torch.tensor([float(w) for w in weights], dtype=torch.float32)
 
     def _check_labels(self, labels: Tensor) -> None:
         if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= self.num_classes):
-            raise ValueError(f"{type(self).__name__}: batch labels must be in [0, {self.num_classes}), "
-                             f"got values from {int(labels.min())} to {int(labels.max())}")
+            raise ValueError(
+                f"{type(self).__name__}: batch labels must be in [0, {self.num_classes}), "
+                f"got values from {int(labels.min())} to {int(labels.max())}"
+            )

@@ -7,18 +7,18 @@ from typing import Any, ClassVar
 from torch import Tensor, nn
 
 from san.algorithms.base import OPTIMIZER_HPARAMS, Algorithm, Batch, accuracy
-from san.models.networks import PairClassifier, SiameseEncoder, build_fusion
 from san.algorithms.registry import register_algorithm
+from san.models.networks import PairClassifier, SiameseEncoder, build_fusion
 
 PAIR_NETWORK_HPARAMS: dict[str, Any] = {
-    "backbone": "resnet18",   # see san.models.backbones.BACKBONES
-    "pretrained": False,      # torchvision's ImageNet weights (needs internet or a warm cache)
-    "weights": None,          # path to a local torchvision state dict; wins over pretrained
+    "backbone": "resnet18",  # see san.models.backbones.BACKBONES
+    "pretrained": False,  # torchvision's ImageNet weights (needs internet or a warm cache)
+    "weights": None,  # path to a local torchvision state dict; wins over pretrained
     "shared_encoder": True,  # True (default): one backbone for both polarizations, a true Siamese network;
     # False: two separate backbones, the published "pseudo-Siamese" variant
-    "fusion": "concat",       # 'concat' (published), 'sum' or 'gate'; see san.models.networks.FUSIONS
+    "fusion": "concat",  # 'concat' (published), 'sum' or 'gate'; see san.models.networks.FUSIONS
     "fused_dim": 512,
-    "dropout": 0.0,           # on the fused features, before the class head
+    "dropout": 0.0,  # on the fused features, before the class head
 }
 
 
@@ -43,8 +43,12 @@ class ERM(Algorithm):
     def build_network(self) -> nn.Module:
         """The module mapping (plane, cross) to (class logits N x C, features N x d)."""
         hp = self.hparams
-        encoder = SiameseEncoder(self.backbone_name, shared=hp["shared_encoder"],
-                                 pretrained=hp["pretrained"], weights=hp["weights"])
+        encoder = SiameseEncoder(
+            self.backbone_name,
+            shared=hp["shared_encoder"],
+            pretrained=hp["pretrained"],
+            weights=hp["weights"],
+        )
         fusion = build_fusion(hp["fusion"], encoder.feature_dim, hp["fused_dim"])
         return PairClassifier(encoder, fusion, self.num_classes, dropout=hp["dropout"])
 

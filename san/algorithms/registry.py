@@ -27,8 +27,10 @@ def register_algorithm(name: str) -> Callable[[type[Algorithm]], type[Algorithm]
 
     def register(cls: type[Algorithm]) -> type[Algorithm]:
         if name in _ALGORITHMS:
-            raise ValueError(f"algorithm {name!r} is already registered "
-                             f"(by {_ALGORITHMS[name].__module__}.{_ALGORITHMS[name].__qualname__})")
+            raise ValueError(
+                f"algorithm {name!r} is already registered "
+                f"(by {_ALGORITHMS[name].__module__}.{_ALGORITHMS[name].__qualname__})"
+            )
         _ALGORITHMS[name] = cls
         return cls
 
@@ -66,8 +68,10 @@ def algorithm_class(name: str) -> type[Algorithm]:
     if name not in _ALGORITHMS and name in _LAZY:
         importlib.import_module(_LAZY[name])
     if name not in _ALGORITHMS:
-        raise ValueError(f"unknown algorithm {name!r}; registered: {', '.join(sorted(_ALGORITHMS))} "
-                         f"(the CNN baselines register on `import baselines`)")
+        raise ValueError(
+            f"unknown algorithm {name!r}; registered: {', '.join(sorted(_ALGORITHMS))} "
+            f"(the CNN baselines register on `import baselines`)"
+        )
     return _ALGORITHMS[name]
 
 
@@ -80,8 +84,9 @@ def default_hparams(name: str) -> dict[str, Any]:
     return copy.deepcopy(algorithm_class(name).DEFAULT_HPARAMS)
 
 
-def build_algorithm(name: str, num_classes: int, num_domains: int,
-                    hparams: Mapping[str, Any] | None = None) -> Algorithm:
+def build_algorithm(
+    name: str, num_classes: int, num_domains: int, hparams: Mapping[str, Any] | None = None
+) -> Algorithm:
     """Algorithm ``name`` with ``hparams`` merged over its defaults.
 
     Raises:

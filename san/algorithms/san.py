@@ -10,18 +10,18 @@ from torch import Tensor
 
 from san.algorithms.base import Batch, accuracy
 from san.algorithms.erm import ERM
+from san.algorithms.registry import register_algorithm
 from san.models.gradient_reversal import GradientReversal, dann_lambda
 from san.models.networks import DomainDiscriminator
-from san.algorithms.registry import register_algorithm
 
 logger = logging.getLogger(__name__)
 
 ADVERSARY_HPARAMS: dict[str, Any] = {
-    "adversary": True,      # False: no discriminator, identical to ERM
-    "lambda_max": 1.0,      # limit of the gradient-reversal coefficient
-    "gamma": 10.0,          # steepness of its warm-up, see san.models.gradient_reversal.dann_lambda
-    "disc_hidden": 256,     # hidden width of the domain discriminator
-    "disc_lr_mult": 1.0,    # the discriminator's learning rate = lr * disc_lr_mult
+    "adversary": True,  # False: no discriminator, identical to ERM
+    "lambda_max": 1.0,  # limit of the gradient-reversal coefficient
+    "gamma": 10.0,  # steepness of its warm-up, see san.models.gradient_reversal.dann_lambda
+    "disc_hidden": 256,  # hidden width of the domain discriminator
+    "disc_lr_mult": 1.0,  # the discriminator's learning rate = lr * disc_lr_mult
 }
 
 
@@ -54,16 +54,19 @@ class SAN(ERM):
             logger.warning("one source domain: training SAN without the adversary, identical to ERM")
             return
         self.gradient_reversal = GradientReversal(0.0)
-        self.discriminator = DomainDiscriminator(self.network.fusion.out_features, self.num_domains,
-                                                 hidden=self.hparams["disc_hidden"])
+        self.discriminator = DomainDiscriminator(
+            self.network.fusion.out_features, self.num_domains, hidden=self.hparams["disc_hidden"]
+        )
 
     def param_groups(self) -> list[dict[str, Any]]:
         if self.discriminator is None:
             return super().param_groups()
         return [
             {"params": list(self.network.parameters())},
-            {"params": list(self.discriminator.parameters()),
-             "lr": self.hparams["lr"] * self.hparams["disc_lr_mult"]},
+            {
+                "params": list(self.discriminator.parameters()),
+                "lr": self.hparams["lr"] * self.hparams["disc_lr_mult"],
+            },
         ]
 
     def compute_loss(self, batch: Batch, progress: float) -> tuple[Tensor, dict[str, Tensor | float]]:
@@ -76,14 +79,21 @@ class SAN(ERM):
         self.gradient_reversal.lambda_ = dann_lambda(progress, hp["lambda_max"], hp["gamma"])
         domain_logits = self.discriminator(self.gradient_reversal(features))
         domain_loss = F.cross_entropy(domain_logits, domains)
-        terms.update(domain_loss=domain_loss.detach(), disc_acc=accuracy(domain_logits, domains),
-                     **{"lambda": self.gradient_reversal.lambda_})
+        terms.update(
+            domain_loss=domain_loss.detach(),
+            disc_acc=accuracy(domain_logits, domains),
+            **{"lambda": self.gradient_reversal.lambda_},
+        )
         return class_loss + domain_loss, terms
 
     def _check_domains(self, domains: Tensor) -> None:
         if len(domains) < 2:
-            raise ValueError("SAN: the domain discriminator's BatchNorm1d needs at least 2 samples per "
-                             "training batch, got 1 (use drop_last=True in the training DataLoader)")
+            raise ValueError(
+                "SAN: the domain discriminator's BatchNorm1d needs at least 2 samples per "
+                "training batch, got 1 (use drop_last=True in the training DataLoader)"
+            )
         if int(domains.min()) < 0 or int(domains.max()) >= self.num_domains:
-            raise ValueError(f"SAN: batch domains must be source-domain indices in [0, {self.num_domains}), "
-                             f"got values from {int(domains.min())} to {int(domains.max())}")
+            raise ValueError(
+                f"SAN: batch domains must be source-domain indices in [0, {self.num_domains}), "
+                f"got values from {int(domains.min())} to {int(domains.max())}"
+            )

@@ -1,5 +1,5 @@
-"""Benchmark figures from the tidy run table (:func:`san.benchmark.tables.load_runs`): accuracy bars with error
-bars per method and river, and a grid of row-normalised confusion matrices."""
+"""Benchmark figures from the tidy run table (:func:`san.benchmark.tables.load_runs`): accuracy
+bars with error bars per method and river, and a grid of row-normalised confusion matrices."""
 
 from __future__ import annotations
 
@@ -40,19 +40,25 @@ def plot_accuracy_bars(tidy: pd.DataFrame, path: str | Path, *, protocol: str = 
     width = 0.8 / len(methods)
     figure, axes = plt.subplots(figsize=(max(5.0, 0.5 * len(groups) * len(methods) + 2), 4.5))
     for offset, method in enumerate(methods):
-        stats = [stat_over_seeds(frame[(frame["method"] == method) & (frame[group_column] == g)]
-                                 .set_index("seed")["accuracy"]) for g in groups]
+        stats = [
+            stat_over_seeds(
+                frame[(frame["method"] == method) & (frame[group_column] == g)].set_index("seed")["accuracy"]
+            )
+            for g in groups
+        ]
         positions = np.arange(len(groups)) - 0.4 + width * (offset + 0.5)
         present = [i for i, s in enumerate(stats) if s is not None]  # a missing run gets no bar, not a zero
         errors = [0.0 if np.isnan(stats[i].std) else stats[i].std for i in present]
-        axes.bar(positions[present], [stats[i].mean for i in present], width, yerr=errors, capsize=2,
-                 label=method)
+        axes.bar(
+            positions[present], [stats[i].mean for i in present], width, yerr=errors, capsize=2, label=method
+        )
     axes.set_xticks(np.arange(len(groups)), groups)
     axes.set_ylim(0, 1)
     axes.set_ylabel("target accuracy" if protocol == "loro" else "test accuracy")
     axes.set_xlabel("held-out river" if protocol == "loro" else "river")
-    axes.set_title(("Leave-one-river-out" if protocol == "loro" else "Mixed protocol")
-                   + ": mean ± std over seeds")
+    axes.set_title(
+        ("Leave-one-river-out" if protocol == "loro" else "Mixed protocol") + ": mean ± std over seeds"
+    )
     axes.legend(fontsize="small", ncols=min(len(methods), 5), loc="upper center", bbox_to_anchor=(0.5, -0.15))
     axes.grid(axis="y", alpha=0.3)
     figure.tight_layout()
@@ -72,8 +78,12 @@ def plot_confusion_grid(tidy: pd.DataFrame, path: str | Path, *, protocol: str =
     methods = method_order(frame["method"])
     classes = ordered_classes(c for known in frame["classes"] for c in known)
     side = 0.25 * len(classes) + 1.2
-    figure, grid = plt.subplots(len(targets), len(methods), squeeze=False,
-                                figsize=(side * len(methods) + 1, side * len(targets) + 0.6))
+    figure, grid = plt.subplots(
+        len(targets),
+        len(methods),
+        squeeze=False,
+        figsize=(side * len(methods) + 1, side * len(targets) + 0.6),
+    )
     image = None
     for row, target in enumerate(targets):
         for column, method in enumerate(methods):
@@ -87,8 +97,12 @@ def plot_confusion_grid(tidy: pd.DataFrame, path: str | Path, *, protocol: str =
             else:
                 counts = np.sum(list(matrices), axis=0).astype(float)
                 totals = counts.sum(axis=1, keepdims=True)
-                image = axes.imshow(np.divide(counts, totals, out=np.zeros_like(counts), where=totals > 0),
-                                    vmin=0, vmax=1, cmap="Blues")
+                image = axes.imshow(
+                    np.divide(counts, totals, out=np.zeros_like(counts), where=totals > 0),
+                    vmin=0,
+                    vmax=1,
+                    cmap="Blues",
+                )
             if row == 0:
                 axes.set_title(method, fontsize="small")
             if column == 0:
@@ -114,8 +128,10 @@ def save_figures(tidy: pd.DataFrame, out_dir: str | Path) -> list[Path]:
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    written = [plot_accuracy_bars(tidy, out_dir / "target_accuracy.png", protocol="loro"),
-               plot_confusion_grid(tidy, out_dir / "confusion_grid.png", protocol="loro"),
-               plot_accuracy_bars(tidy, out_dir / "mixed_accuracy.png", protocol="mixed"),
-               plot_confusion_grid(tidy, out_dir / "mixed_confusion_grid.png", protocol="mixed")]
+    written = [
+        plot_accuracy_bars(tidy, out_dir / "target_accuracy.png", protocol="loro"),
+        plot_confusion_grid(tidy, out_dir / "confusion_grid.png", protocol="loro"),
+        plot_accuracy_bars(tidy, out_dir / "mixed_accuracy.png", protocol="mixed"),
+        plot_confusion_grid(tidy, out_dir / "mixed_confusion_grid.png", protocol="mixed"),
+    ]
     return [p for p in written if p is not None]

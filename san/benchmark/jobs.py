@@ -24,8 +24,13 @@ CLASSICAL_METHODS: tuple[str, ...] = ("svm", "rf", "knn", "dt", "cart")
 DEEP_METHODS: tuple[str, ...] = ("vgg16", "resnet34", "erm", "san")
 ALL_METHODS: tuple[str, ...] = CLASSICAL_METHODS + DEEP_METHODS
 # ERM is SAN's network without the adversary: its own family, so it is never "the best CNN".
-METHOD_FAMILIES: dict[str, str] = {**dict.fromkeys(CLASSICAL_METHODS, "classical"),
-                                   "vgg16": "cnn", "resnet34": "cnn", "erm": "erm", "san": "san"}
+METHOD_FAMILIES: dict[str, str] = {
+    **dict.fromkeys(CLASSICAL_METHODS, "classical"),
+    "vgg16": "cnn",
+    "resnet34": "cnn",
+    "erm": "erm",
+    "san": "san",
+}
 BENCHMARK_PROTOCOLS: tuple[str, ...] = ("mixed", "loro")
 PRESETS: tuple[str, ...] = ("cpu", "paper")
 
@@ -78,8 +83,9 @@ def parse_methods(text: str) -> list[str]:
     if names == ["all"]:
         return list(ALL_METHODS)
     if unknown := [n for n in names if n not in ALL_METHODS]:
-        raise GridError(f"--methods: unknown method(s) {', '.join(unknown)}; "
-                        f"known: all, {', '.join(ALL_METHODS)}")
+        raise GridError(
+            f"--methods: unknown method(s) {', '.join(unknown)}; known: all, {', '.join(ALL_METHODS)}"
+        )
     if not names:
         raise GridError(f"--methods: expected 'all' or some of {', '.join(ALL_METHODS)}, got {text!r}")
     return list(dict.fromkeys(names))
@@ -126,8 +132,13 @@ def _canonical_rivers(names: Sequence[str], rivers: Sequence[str], flag: str) ->
     return chosen
 
 
-def expand_grid(methods: Sequence[str], protocols: Sequence[tuple[str, str | None]], rivers: Sequence[str],
-                seeds: Sequence[int], targets: Sequence[str] | None = None) -> list[Job]:
+def expand_grid(
+    methods: Sequence[str],
+    protocols: Sequence[tuple[str, str | None]],
+    rivers: Sequence[str],
+    seeds: Sequence[int],
+    targets: Sequence[str] | None = None,
+) -> list[Job]:
     """Every job of the grid, seed by seed (so early results cover every method), methods in the given order.
 
     Args:
@@ -148,13 +159,17 @@ def expand_grid(methods: Sequence[str], protocols: Sequence[tuple[str, str | Non
             tasks.append(("mixed", None))
             continue
         if len(rivers) < 2:
-            raise GridError("leave-one-river-out needs at least two rivers; "
-                            f"the data hold only {', '.join(rivers)}")
+            raise GridError(
+                f"leave-one-river-out needs at least two rivers; the data hold only {', '.join(rivers)}"
+            )
         held_out = _canonical_rivers([river], rivers, "--protocols") if river else rivers
         tasks.extend(("loro", r) for r in held_out if r in allowed)
-    return [Job(method, protocol, target, seed, tuple(r for r in rivers if r != target))
-            for seed in dict.fromkeys(seeds) for protocol, target in dict.fromkeys(tasks)
-            for method in dict.fromkeys(methods)]
+    return [
+        Job(method, protocol, target, seed, tuple(r for r in rivers if r != target))
+        for seed in dict.fromkeys(seeds)
+        for protocol, target in dict.fromkeys(tasks)
+        for method in dict.fromkeys(methods)
+    ]
 
 
 @dataclass(frozen=True)
@@ -180,8 +195,9 @@ def open_benchmark_data(data: str | None) -> BenchmarkData:
     else:
         dataset = load_dataset(data, progress=False)
     manifest = dataset.manifest
-    return BenchmarkData(ordered_domains(manifest["domain"]), manifest_hash(manifest), len(manifest),
-                         synthetic=data is None)
+    return BenchmarkData(
+        ordered_domains(manifest["domain"]), manifest_hash(manifest), len(manifest), synthetic=data is None
+    )
 
 
 def preset_file(preset: str) -> Path:
@@ -197,9 +213,9 @@ def preset_file(preset: str) -> Path:
 
 @dataclass(frozen=True)
 class JobExecutor:
-    """Runs one job and returns its record: deep methods through :mod:`san.training.experiment`, classical ones
-    through ``classical`` (``baselines.experiment.run_classical_experiment``, passed in because san
-    never imports baselines). Picklable, so worker processes can run it.
+    """Runs one job and returns its record: deep methods through :mod:`san.training.experiment`,
+    classical ones through ``classical`` (``baselines.experiment.run_classical_experiment``, passed in
+    because san never imports baselines). Picklable, so worker processes can run it.
     """
 
     data: str | None
@@ -213,12 +229,21 @@ class JobExecutor:
     def request(self, job: Job, run_dir: Path) -> RunRequest:
         """The RunRequest of a job (the same a user would build with train_san.py's flags)."""
         return RunRequest(
-            method=job.method, data=self.data, domains=list(job.sources),
+            method=job.method,
+            data=self.data,
+            domains=list(job.sources),
             targets=[job.target] if job.target else None,
-            protocol="cross" if job.protocol == "loro" else "mixed", seed=job.seed,
-            config_file=str(preset_file(self.preset)), overrides=list(self.overrides), out=self.out,
-            run_dir=str(run_dir), wandb_mode=self.wandb_mode, tags=["benchmark"], device=self.device,
-            progress=False)
+            protocol="cross" if job.protocol == "loro" else "mixed",
+            seed=job.seed,
+            config_file=str(preset_file(self.preset)),
+            overrides=list(self.overrides),
+            out=self.out,
+            run_dir=str(run_dir),
+            wandb_mode=self.wandb_mode,
+            tags=["benchmark"],
+            device=self.device,
+            progress=False,
+        )
 
     def changed_settings(self, job: Job, record: dict[str, Any]) -> list[str]:
         """How the config recorded by a finished run of ``job`` differs from what the job would use now

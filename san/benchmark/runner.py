@@ -30,8 +30,8 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from data_tools.atomic import atomic_write_text
 from san.benchmark.jobs import Job
-from san.runs.records import read_record
 from san.runs.lifecycle import CHECKPOINT_FILE, REQUEST_FILE
+from san.runs.records import read_record
 
 Executor = Callable[[Job, Path, bool], dict[str, Any]]
 
@@ -59,8 +59,9 @@ def plan(jobs: Iterable[Job], out: str | Path) -> list[tuple[Job, str]]:
     return [(job, job_state(job.run_dir(out))) for job in jobs]
 
 
-def stale_jobs(planned: Iterable[tuple[Job, str]], out: str | Path,
-               changed: Callable[[Job, dict[str, Any]], list[str]]) -> list[tuple[Job, list[str]]]:
+def stale_jobs(
+    planned: Iterable[tuple[Job, str]], out: str | Path, changed: Callable[[Job, dict[str, Any]], list[str]]
+) -> list[tuple[Job, list[str]]]:
     """Complete jobs whose recorded settings differ from what they would use now, with the differences.
 
     ``planned`` is :func:`plan`'s output; ``changed(job, record)`` lists the differences (see
@@ -75,14 +76,19 @@ def stale_jobs(planned: Iterable[tuple[Job, str]], out: str | Path,
 
 def format_stale(stale: Sequence[tuple[Job, list[str]]], out: str | Path, shown: int = 10) -> str:
     """The error for runs made with other settings: which, how they differ, and what to do."""
-    lines = [f"{len(stale)} complete run(s) in {out} were made with settings that differ from the current "
-             "config files, so they would be skipped and mixed into the tables:"]
-    lines += [f"  {job.name}: {'; '.join(changes[:3])}{' ...' * (len(changes) > 3)}"
-              for job, changes in stale[:shown]]
+    lines = [
+        f"{len(stale)} complete run(s) in {out} were made with settings that differ from the current "
+        "config files, so they would be skipped and mixed into the tables:"
+    ]
+    lines += [
+        f"  {job.name}: {'; '.join(changes[:3])}{' ...' * (len(changes) > 3)}"
+        for job, changes in stale[:shown]
+    ]
     if len(stale) > shown:
         lines.append(f"  ... and {len(stale) - shown} more")
-    lines.append("use another --out, or delete those run directories to re-run them with the current "
-                 "settings")
+    lines.append(
+        "use another --out, or delete those run directories to re-run them with the current settings"
+    )
     return "\n".join(lines)
 
 
@@ -104,9 +110,14 @@ def _one_line(error: BaseException) -> str:
 def write_failure(run_dir: Path, job: Job, error: BaseException, seconds: float) -> Path:
     """Write ``failure.json`` (job, error, traceback, host, time) atomically; returns its path."""
     failure = {
-        "status": "failed", "job": job.as_dict(), "error_type": type(error).__name__, "message": str(error),
-        "traceback": "".join(traceback.format_exception(error)), "seconds": round(seconds, 2),
-        "host": platform.node(), "time": datetime.now(UTC).isoformat(timespec="seconds"),
+        "status": "failed",
+        "job": job.as_dict(),
+        "error_type": type(error).__name__,
+        "message": str(error),
+        "traceback": "".join(traceback.format_exception(error)),
+        "seconds": round(seconds, 2),
+        "host": platform.node(),
+        "time": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     return atomic_write_text(run_dir / FAILURE_FILE, json.dumps(failure, indent=2) + "\n")
 
@@ -168,11 +179,20 @@ def _collect(future: Future, job: Job, out: str | Path) -> JobOutcome:
         return JobOutcome(job, "failed", 0.0, _one_line(error))
 
 
-def _run_in_processes(jobs: Sequence[Job], out: str | Path, execute: Executor, workers: int,
-                      finish: Callable[[JobOutcome], None]) -> None:
+def _run_in_processes(
+    jobs: Sequence[Job],
+    out: str | Path,
+    execute: Executor,
+    workers: int,
+    finish: Callable[[JobOutcome], None],
+) -> None:
     """Run jobs in ``workers`` spawned processes, each limited to its share of the cores."""
-    with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=limit_threads,
-                             initargs=(threads_per_worker(workers),)) as pool:
+    with ProcessPoolExecutor(
+        workers,
+        mp_context=get_context("spawn"),
+        initializer=limit_threads,
+        initargs=(threads_per_worker(workers),),
+    ) as pool:
         futures = {pool.submit(run_job, job, out, execute): job for job in jobs}
         try:
             for future in as_completed(futures):
@@ -212,8 +232,10 @@ class BenchmarkSummary:
         counts = self.counts()
         ran = counts["ran"] + counts["resumed"]
         resumed = f" ({counts['resumed']} resumed)" if counts["resumed"] else ""
-        lines = [f"{len(self.outcomes)} job(s): {ran} ran{resumed}, {counts['skipped']} skipped "
-                 f"(already complete), {counts['failed']} failed"]
+        lines = [
+            f"{len(self.outcomes)} job(s): {ran} ran{resumed}, {counts['skipped']} skipped "
+            f"(already complete), {counts['failed']} failed"
+        ]
         if self.failed:
             lines.append("failed (details in each run directory's failure.json):")
             width = max(len(o.job.name) for o in self.failed)
@@ -222,8 +244,10 @@ class BenchmarkSummary:
         if per_method := self.method_seconds():
             width = max(len(m) for m in per_method)
             lines.append("time per method (sum over its jobs; with --jobs N they overlap):")
-            lines += [f"  {method:<{width}}  {format_duration(seconds)}  ({jobs} job{'s' * (jobs != 1)})"
-                      for method, (seconds, jobs) in per_method.items()]
+            lines += [
+                f"  {method:<{width}}  {format_duration(seconds)}  ({jobs} job{'s' * (jobs != 1)})"
+                for method, (seconds, jobs) in per_method.items()
+            ]
         lines.append(f"results: {out}  (tables: python scripts/make_tables.py {out})")
         return "\n".join(lines)
 
@@ -239,8 +263,9 @@ def format_duration(seconds: float) -> str:
     return f"{hours} h {minutes:02d} min"
 
 
-def run_jobs(jobs: Sequence[Job], out: str | Path, execute: Executor, *, workers: int = 1,
-             progress: bool = True) -> BenchmarkSummary:
+def run_jobs(
+    jobs: Sequence[Job], out: str | Path, execute: Executor, *, workers: int = 1, progress: bool = True
+) -> BenchmarkSummary:
     """Run every job that is not complete; returns the outcomes (never raises for a failing job).
 
     Args:
@@ -265,8 +290,16 @@ def run_jobs(jobs: Sequence[Job], out: str | Path, execute: Executor, *, workers
             outcomes[job] = JobOutcome(job, "skipped")
         else:
             pending.append(job)
-    with tqdm(total=len(jobs), initial=len(jobs) - len(pending), unit="job", desc="benchmark",
-              disable=not progress) as bar, logging_redirect_tqdm():
+    with (
+        tqdm(
+            total=len(jobs),
+            initial=len(jobs) - len(pending),
+            unit="job",
+            desc="benchmark",
+            disable=not progress,
+        ) as bar,
+        logging_redirect_tqdm(),
+    ):
 
         def finish(outcome: JobOutcome) -> None:
             outcomes[outcome.job] = outcome
@@ -298,8 +331,10 @@ def claim_output_dir(out: str | Path, settings: Mapping[str, Any], *, record: bo
         saved = json.loads(path.read_text(encoding="utf-8"))
         if differing := {k: (saved.get(k), v) for k, v in settings.items() if saved.get(k) != v}:
             details = "; ".join(f"{k}: {old!r} there, {new!r} now" for k, (old, new) in differing.items())
-            raise ValueError(f"{out} holds benchmark runs made with other settings ({details}); "
-                             "use another --out (or delete that folder)")
+            raise ValueError(
+                f"{out} holds benchmark runs made with other settings ({details}); "
+                "use another --out (or delete that folder)"
+            )
         return
     if record:
         atomic_write_text(path, json.dumps(settings, indent=2) + "\n")

@@ -22,8 +22,8 @@ import pandas as pd
 
 from data_tools.names import ordered_classes, ordered_domains
 from san.benchmark.jobs import ALL_METHODS, METHOD_FAMILIES
-from san.runs.records import RESULTS_FILE
 from san.benchmark.runner import FAILURE_FILE
+from san.runs.records import RESULTS_FILE
 
 log = logging.getLogger(__name__)
 
@@ -31,20 +31,45 @@ OVERALL = "overall"
 AVERAGE = "average"
 MISSING = "—"
 FORMATS = ("md", "csv", "tex")
-TIDY_COLUMNS = ("method", "protocol", "target", "sources", "seed", "split", "river", "accuracy", "macro_f1",
-                "n", "selection", "classes", "per_class_f1", "confusion", "path")
+TIDY_COLUMNS = (
+    "method",
+    "protocol",
+    "target",
+    "sources",
+    "seed",
+    "split",
+    "river",
+    "accuracy",
+    "macro_f1",
+    "n",
+    "selection",
+    "classes",
+    "per_class_f1",
+    "confusion",
+    "path",
+)
 FAILURE_COLUMNS = ("method", "protocol", "target", "seed", "name", "error", "path")
 CSV_COLUMNS = ("table", "row", "method", "group", "metric", "mean", "std", "n_seeds", "best")
 # Column metric -> its label and, for leave-one-river-out, the (split, record metric) it reads.
-METRIC_LABELS = {"accuracy": "acc", "macro_f1": "macro-F1", "target_accuracy": "target acc",
-                 "target_macro_f1": "target macro-F1", "in_domain_accuracy": "in-domain acc", "f1": ""}
-LORO_METRICS = {"target_accuracy": ("target", "accuracy"), "target_macro_f1": ("target", "macro_f1"),
-                "in_domain_accuracy": ("test", "accuracy")}
+METRIC_LABELS = {
+    "accuracy": "acc",
+    "macro_f1": "macro-F1",
+    "target_accuracy": "target acc",
+    "target_macro_f1": "target macro-F1",
+    "in_domain_accuracy": "in-domain acc",
+    "f1": "",
+}
+LORO_METRICS = {
+    "target_accuracy": ("target", "accuracy"),
+    "target_macro_f1": ("target", "macro_f1"),
+    "in_domain_accuracy": ("test", "accuracy"),
+}
 # Rows of the per-class tables: (family, label); a family with several methods shows its best one.
 PER_CLASS_ROWS = (("classical", "best classical"), ("cnn", "best CNN"), ("erm", "erm"), ("san", "san"))
 
 
 # ---------------------------------------------------------------------------------------------- loading
+
 
 def _record_paths(dirs: Iterable[str | Path]) -> list[Path]:
     paths: dict[Path, None] = {}
@@ -60,12 +85,19 @@ def _run_entry(path: Path, record: dict[str, Any]) -> dict[str, Any]:
     """One run's identity; ``cross`` with a single target river is leave-one-river-out (``loro``)."""
     targets = list(record.get("targets") or [])
     protocol = "loro" if record["protocol"] == "cross" and len(targets) == 1 else record["protocol"]
-    return {"method": record["method"], "protocol": protocol, "target": "+".join(targets),
-            "sources": "+".join(record["sources"]), "seed": int(record["seed"]),
-            "selection": (record.get("selection") or {}).get("rule", "not recorded"),
-            "path": str(path), "mtime": path.stat().st_mtime, "record": record,
-            "config": _fingerprint(record.get("config")),
-            "manifest_hash": (record.get("data") or {}).get("manifest_hash")}
+    return {
+        "method": record["method"],
+        "protocol": protocol,
+        "target": "+".join(targets),
+        "sources": "+".join(record["sources"]),
+        "seed": int(record["seed"]),
+        "selection": (record.get("selection") or {}).get("rule", "not recorded"),
+        "path": str(path),
+        "mtime": path.stat().st_mtime,
+        "record": record,
+        "config": _fingerprint(record.get("config")),
+        "manifest_hash": (record.get("data") or {}).get("manifest_hash"),
+    }
 
 
 def _keep_one(runs: pd.DataFrame, key: list[str], order: list[str], why: str) -> pd.DataFrame:
@@ -76,9 +108,17 @@ def _keep_one(runs: pd.DataFrame, key: list[str], order: list[str], why: str) ->
         if len(group) > 1:
             first = group.iloc[0]
             target = f" -> {first['target']}" if first["target"] else ""
-            log.warning("%d runs of %s, %s%s, seed %d (%s): keeping %s, ignoring %s", len(group),
-                        first["method"], first["protocol"], target, first["seed"], why, first["path"],
-                        ", ".join(group["path"].iloc[1:]))
+            log.warning(
+                "%d runs of %s, %s%s, seed %d (%s): keeping %s, ignoring %s",
+                len(group),
+                first["method"],
+                first["protocol"],
+                target,
+                first["seed"],
+                why,
+                first["path"],
+                ", ".join(group["path"].iloc[1:]),
+            )
         kept.append(group.iloc[:1])
     return pd.concat(kept, ignore_index=True)
 
@@ -91,8 +131,13 @@ def _warn_if_mixed(runs: pd.DataFrame, column: str, what: str) -> None:
     """Warn when one method's runs differ in ``column`` (a table should compare like with like)."""
     for method, group in runs.groupby("method"):
         if group[column].nunique() > 1:
-            log.warning("the runs of %s were made with %d different %s; the tables mix them (%s)", method,
-                        group[column].nunique(), what, ", ".join(group.drop_duplicates(column)["path"]))
+            log.warning(
+                "the runs of %s were made with %d different %s; the tables mix them (%s)",
+                method,
+                group[column].nunique(),
+                what,
+                ", ".join(group.drop_duplicates(column)["path"]),
+            )
 
 
 def _tidy_rows(run: pd.Series) -> list[dict[str, Any]]:
@@ -100,13 +145,29 @@ def _tidy_rows(run: pd.Series) -> list[dict[str, Any]]:
     base = {k: run[k] for k in ("method", "protocol", "target", "sources", "seed", "selection", "path")}
     for split, metrics in record["metrics"].items():
         common = {**base, "split": split, "classes": list(record["classes"])}
-        rows.append({**common, "river": OVERALL, "accuracy": metrics["accuracy"],
-                     "macro_f1": metrics["macro_f1"], "n": metrics["n"],
-                     "per_class_f1": {c: v["f1"] for c, v in metrics["per_class"].items()},
-                     "confusion": metrics["confusion"]})
-        rows += [{**common, "river": river, "accuracy": values["accuracy"], "macro_f1": values["macro_f1"],
-                  "n": values["n"], "per_class_f1": None, "confusion": None}
-                 for river, values in metrics.get("per_domain", {}).items()]
+        rows.append(
+            {
+                **common,
+                "river": OVERALL,
+                "accuracy": metrics["accuracy"],
+                "macro_f1": metrics["macro_f1"],
+                "n": metrics["n"],
+                "per_class_f1": {c: v["f1"] for c, v in metrics["per_class"].items()},
+                "confusion": metrics["confusion"],
+            }
+        )
+        rows += [
+            {
+                **common,
+                "river": river,
+                "accuracy": values["accuracy"],
+                "macro_f1": values["macro_f1"],
+                "n": values["n"],
+                "per_class_f1": None,
+                "confusion": None,
+            }
+            for river, values in metrics.get("per_domain", {}).items()
+        ]
     return rows
 
 
@@ -145,23 +206,29 @@ def load_runs(dirs: Sequence[str | Path]) -> pd.DataFrame:
         except (json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
             skipped.append(f"{path} (unreadable: {type(error).__name__} {error})")
     if skipped:
-        log.warning("ignored %d result file(s) that are not complete runs: %s", len(skipped),
-                    "; ".join(skipped))
+        log.warning(
+            "ignored %d result file(s) that are not complete runs: %s", len(skipped), "; ".join(skipped)
+        )
     if not entries:
         return pd.DataFrame(columns=list(TIDY_COLUMNS))
-    runs = _keep_one(pd.DataFrame(entries), ["method", "protocol", "sources", "target", "seed"], ["mtime"],
-                     "duplicates")
+    runs = _keep_one(
+        pd.DataFrame(entries), ["method", "protocol", "sources", "target", "seed"], ["mtime"], "duplicates"
+    )
     runs["n_sources"] = runs["sources"].str.count(r"\+") + 1
-    runs = _keep_one(runs, ["method", "protocol", "target", "seed"], ["n_sources", "mtime"],
-                     "trained on different rivers")
+    runs = _keep_one(
+        runs, ["method", "protocol", "target", "seed"], ["n_sources", "mtime"], "trained on different rivers"
+    )
     _warn_if_mixed(runs, "config", "configurations")
     _warn_if_mixed(runs, "manifest_hash", "datasets (manifest hashes)")
     rows = [row for _, run in runs.iterrows() for row in _tidy_rows(run)]
     tidy = pd.DataFrame(rows, columns=list(TIDY_COLUMNS))
     rank = {m: i for i, m in enumerate(method_order(tidy["method"]))}
-    return tidy.sort_values(["method", "protocol", "target", "seed", "split", "river"],
-                            key=lambda c: c.map(rank) if c.name == "method" else c, kind="stable",
-                            ignore_index=True)
+    return tidy.sort_values(
+        ["method", "protocol", "target", "seed", "split", "river"],
+        key=lambda c: c.map(rank) if c.name == "method" else c,
+        kind="stable",
+        ignore_index=True,
+    )
 
 
 def load_failures(dirs: Sequence[str | Path], tidy: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -170,17 +237,26 @@ def load_failures(dirs: Sequence[str | Path], tidy: pd.DataFrame | None = None) 
     Returns:
         A DataFrame with :data:`FAILURE_COLUMNS`, one row per failed job.
     """
-    done = set() if tidy is None else set(zip(tidy["method"], tidy["protocol"], tidy["target"], tidy["seed"],
-                                              strict=True))
+    done = (
+        set()
+        if tidy is None
+        else set(zip(tidy["method"], tidy["protocol"], tidy["target"], tidy["seed"], strict=True))
+    )
     rows = []
     for directory in map(Path, dirs):
         for path in sorted(directory.rglob(FAILURE_FILE)) if directory.is_dir() else []:
             try:
                 failure = json.loads(path.read_text(encoding="utf-8"))
                 job = failure["job"]
-                row = {"method": job["method"], "protocol": job["protocol"], "target": job["target"] or "",
-                       "seed": int(job["seed"]), "name": job["name"],
-                       "error": f"{failure['error_type']}: {failure['message']}", "path": str(path)}
+                row = {
+                    "method": job["method"],
+                    "protocol": job["protocol"],
+                    "target": job["target"] or "",
+                    "seed": int(job["seed"]),
+                    "name": job["name"],
+                    "error": f"{failure['error_type']}: {failure['message']}",
+                    "path": str(path),
+                }
             except (json.JSONDecodeError, KeyError, TypeError, ValueError):
                 log.warning("ignored an unreadable failure record: %s", path)
                 continue
@@ -195,6 +271,7 @@ def count_runs(tidy: pd.DataFrame) -> int:
 
 
 # ------------------------------------------------------------------------------------------ aggregation
+
 
 @dataclass(frozen=True)
 class Stat:
@@ -273,8 +350,10 @@ def _seed_note(seeds: Sequence[int]) -> str:
     listed = ", ".join(map(str, seeds))
     if len(seeds) == 1:
         return f"1 seed ({listed}): single values, no spread."
-    return (f"Mean ± std over {len(seeds)} seeds ({listed}); std is the sample standard deviation; "
-            "a cell from fewer seeds says how many.")
+    return (
+        f"Mean ± std over {len(seeds)} seeds ({listed}); std is the sample standard deviation; "
+        "a cell from fewer seeds says how many."
+    )
 
 
 BEST_NOTE = f"Best value per column in bold; {MISSING} = no complete run (never counted as zero)."
@@ -290,10 +369,21 @@ def mixed_table(tidy: pd.DataFrame, methods: Sequence[str]) -> Table | None:
     columns = [Column(g, m) for g in groups for m in ("accuracy", "macro_f1")]
     seeds = sorted(test["seed"].unique())
     samples = ", ".join(f"{g} {_range_text(test.loc[test['river'] == g, 'n'])}" for g in groups)
-    notes = [_selection_note(test), _seed_note(seeds),
-             f"Trained on the train part of every river; samples per run (test split): {samples}.", BEST_NOTE]
-    table = Table("mixed", "Mixed protocol: test accuracy and macro-F1 per river", notes, list(methods),
-                  columns, len(seeds), headline=columns.index(Column(groups[-1], "accuracy")))
+    notes = [
+        _selection_note(test),
+        _seed_note(seeds),
+        f"Trained on the train part of every river; samples per run (test split): {samples}.",
+        BEST_NOTE,
+    ]
+    table = Table(
+        "mixed",
+        "Mixed protocol: test accuracy and macro-F1 per river",
+        notes,
+        list(methods),
+        columns,
+        len(seeds),
+        headline=columns.index(Column(groups[-1], "accuracy")),
+    )
     for method in methods:
         for index, column in enumerate(columns):
             if stat := stat_over_seeds(_per_seed(test, method, column.metric, river=column.group)):
@@ -301,8 +391,9 @@ def mixed_table(tidy: pd.DataFrame, methods: Sequence[str]) -> Table | None:
     return table
 
 
-def _river_average(frame: pd.DataFrame, method: str, metric: str, split: str,
-                   rivers: Sequence[str]) -> Stat | None:
+def _river_average(
+    frame: pd.DataFrame, method: str, metric: str, split: str, rivers: Sequence[str]
+) -> Stat | None:
     """Per seed the mean over the held-out rivers (seeds with a run for every river only), then over seeds."""
     chosen = frame[(frame["method"] == method) & (frame["split"] == split)]
     wide = chosen.pivot_table(index="seed", columns="target", values=metric, aggfunc="first")
@@ -322,18 +413,31 @@ def loro_table(tidy: pd.DataFrame, methods: Sequence[str]) -> Table | None:
     columns = [Column(g, m) for g in [*rivers, AVERAGE] for m in LORO_METRICS]
     seeds = sorted(loro["seed"].unique())
     target_n = ", ".join(f"{r} {_range_text(target.loc[target['target'] == r, 'n'])}" for r in rivers)
-    test_n = ", ".join(f"{r} held out {_range_text(test.loc[test['target'] == r, 'n'])}" for r in rivers
-                       if (test["target"] == r).any())
-    notes = [_selection_note(loro), _seed_note(seeds),
-             "Each run trains on every other river. Target = all samples of the held-out river, never "
-             "used for training or model selection; in-domain = the same runs' test split of their "
-             "training rivers. "
-             f"Average = per seed the mean over the {len(rivers)} held-out rivers, then over seeds "
-             f"({MISSING} unless every river has a run).",
-             f"Samples per run: target {target_n}; in-domain test {test_n or MISSING}.", BEST_NOTE]
-    table = Table("loro", "Leave-one-river-out: target accuracy and macro-F1 per held-out river", notes,
-                  list(methods), columns, len(seeds),
-                  headline=columns.index(Column(AVERAGE, "target_accuracy")))
+    test_n = ", ".join(
+        f"{r} held out {_range_text(test.loc[test['target'] == r, 'n'])}"
+        for r in rivers
+        if (test["target"] == r).any()
+    )
+    notes = [
+        _selection_note(loro),
+        _seed_note(seeds),
+        "Each run trains on every other river. Target = all samples of the held-out river, never "
+        "used for training or model selection; in-domain = the same runs' test split of their "
+        "training rivers. "
+        f"Average = per seed the mean over the {len(rivers)} held-out rivers, then over seeds "
+        f"({MISSING} unless every river has a run).",
+        f"Samples per run: target {target_n}; in-domain test {test_n or MISSING}.",
+        BEST_NOTE,
+    ]
+    table = Table(
+        "loro",
+        "Leave-one-river-out: target accuracy and macro-F1 per held-out river",
+        notes,
+        list(methods),
+        columns,
+        len(seeds),
+        headline=columns.index(Column(AVERAGE, "target_accuracy")),
+    )
     for method in methods:
         for index, column in enumerate(columns):
             split, metric = LORO_METRICS[column.metric]
@@ -346,8 +450,9 @@ def loro_table(tidy: pd.DataFrame, methods: Sequence[str]) -> Table | None:
     return table
 
 
-def _aligned_confusion(confusion: Sequence[Sequence[int]], classes: Sequence[str],
-                       order: Sequence[str]) -> np.ndarray:
+def _aligned_confusion(
+    confusion: Sequence[Sequence[int]], classes: Sequence[str], order: Sequence[str]
+) -> np.ndarray:
     """A confusion matrix re-indexed to ``order`` (classes a run did not know stay zero)."""
     position = [order.index(c) for c in classes]
     aligned = np.zeros((len(order), len(order)), dtype=np.int64)
@@ -355,8 +460,9 @@ def _aligned_confusion(confusion: Sequence[Sequence[int]], classes: Sequence[str
     return aligned
 
 
-def pooled_confusions(frame: pd.DataFrame, method: str, split: str, classes: Sequence[str],
-                      rivers: Sequence[str] | None = None) -> dict[int, np.ndarray]:
+def pooled_confusions(
+    frame: pd.DataFrame, method: str, split: str, classes: Sequence[str], rivers: Sequence[str] | None = None
+) -> dict[int, np.ndarray]:
     """Per seed, the confusion matrix of ``split`` summed over the method's runs (over ``rivers`` for
     leave-one-river-out: a seed lacking any of them is left out). Rows true, columns predicted."""
     chosen = frame[(frame["method"] == method) & (frame["split"] == split) & (frame["river"] == OVERALL)]
@@ -379,8 +485,11 @@ def per_class_f1(confusion: np.ndarray) -> np.ndarray:
 
 def _best_of_family(headline: Table, methods: Sequence[str], family: str) -> str | None:
     """The family's method with the highest headline mean (None if none of them has one)."""
-    scored = {m: headline.cells[(m, headline.headline)].mean for m in methods
-              if METHOD_FAMILIES.get(m) == family and (m, headline.headline) in headline.cells}
+    scored = {
+        m: headline.cells[(m, headline.headline)].mean
+        for m in methods
+        if METHOD_FAMILIES.get(m) == family and (m, headline.headline) in headline.cells
+    }
     return max(scored, key=scored.get, default=None)
 
 
@@ -402,23 +511,39 @@ def per_class_table(tidy: pd.DataFrame, headline: Table | None, methods: Sequenc
         if best is not None:
             row_methods[row] = best
     pooled = {m: pooled_confusions(frame, m, split, classes, rivers) for m in row_methods.values()}
-    supports = [_range_text(matrix[i].sum() for per_seed in pooled.values() for matrix in per_seed.values())
-                for i in range(len(classes))]
-    where = (f"target split pooled per seed over the {len(rivers)} held-out rivers (seeds with every river)"
-             if loro else "test split of every river")
-    notes = [_selection_note(frame[frame["method"].isin(row_methods.values())]),
-             _seed_note(sorted(frame["seed"].unique())),
-             f"F1 per class on the {where}, from the runs' confusion matrices; best classical and best "
-             f"CNN = highest mean {headline.columns[headline.headline].label} in the table above. "
-             "Support per seed: "
-             + (", ".join(f"{c} {s}" for c, s in zip(classes, supports, strict=True) if s) or MISSING) + ".",
-             BEST_NOTE]
+    supports = [
+        _range_text(matrix[i].sum() for per_seed in pooled.values() for matrix in per_seed.values())
+        for i in range(len(classes))
+    ]
+    where = (
+        f"target split pooled per seed over the {len(rivers)} held-out rivers (seeds with every river)"
+        if loro
+        else "test split of every river"
+    )
+    notes = [
+        _selection_note(frame[frame["method"].isin(row_methods.values())]),
+        _seed_note(sorted(frame["seed"].unique())),
+        f"F1 per class on the {where}, from the runs' confusion matrices; best classical and best "
+        f"CNN = highest mean {headline.columns[headline.headline].label} in the table above. "
+        "Support per seed: "
+        + (", ".join(f"{c} {s}" for c, s in zip(classes, supports, strict=True) if s) or MISSING)
+        + ".",
+        BEST_NOTE,
+    ]
     title = f"Per-class F1 ({'leave-one-river-out' if loro else 'mixed protocol'})"
-    table = Table(f"per_class_{headline.key}", title, notes, rows, [Column(c, "f1") for c in classes],
-                  frame["seed"].nunique(), row_methods=row_methods)
+    table = Table(
+        f"per_class_{headline.key}",
+        title,
+        notes,
+        rows,
+        [Column(c, "f1") for c in classes],
+        frame["seed"].nunique(),
+        row_methods=row_methods,
+    )
     for row, method in row_methods.items():
-        scores = pd.DataFrame({seed: per_class_f1(matrix) for seed, matrix in pooled[method].items()},
-                              index=classes).T
+        scores = pd.DataFrame(
+            {seed: per_class_f1(matrix) for seed, matrix in pooled[method].items()}, index=classes
+        ).T
         for index, name in enumerate(classes):
             if stat := stat_over_seeds(scores[name]):
                 table.cells[(row, index)] = stat
@@ -451,6 +576,7 @@ def build_tables(tidy: pd.DataFrame, failures: pd.DataFrame | None = None) -> li
 
 # ------------------------------------------------------------------------------------------- rendering
 
+
 def best_rows(table: Table, index: int) -> set[str]:
     """Rows holding a column's best (highest at the 3 decimals shown) value; none with fewer than two."""
     means = {row: round(stat.mean, 3) for (row, i), stat in table.cells.items() if i == index}
@@ -473,8 +599,16 @@ def format_stat(stat: Stat | None, n_seeds: int) -> str:
 def _cell_texts(table: Table) -> list[list[tuple[str, bool]]]:
     """Per row: (row label, False) then each cell's (text, is the column's best)."""
     best = [best_rows(table, i) for i in range(len(table.columns))]
-    return [[(row, False), *((format_stat(table.cells.get((row, i)), table.n_seeds), row in best[i])
-                             for i in range(len(table.columns)))] for row in table.rows]
+    return [
+        [
+            (row, False),
+            *(
+                (format_stat(table.cells.get((row, i)), table.n_seeds), row in best[i])
+                for i in range(len(table.columns))
+            ),
+        ]
+        for row in table.rows
+    ]
 
 
 def _markdown(table: Table) -> str:
@@ -483,17 +617,44 @@ def _markdown(table: Table) -> str:
     widths = [max(len(line[i]) for line in grid) for i in range(len(grid[0]))]
 
     def line(cells: Sequence[str]) -> str:  # first column left-aligned, numbers right-aligned
-        return "| " + " | ".join(c.ljust(w) if i == 0 else c.rjust(w)
-                                 for i, (c, w) in enumerate(zip(cells, widths, strict=True))) + " |"
+        return (
+            "| "
+            + " | ".join(
+                c.ljust(w) if i == 0 else c.rjust(w)
+                for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+            )
+            + " |"
+        )
 
     rule = line([":" + "-" * (widths[0] - 1), *("-" * (w - 1) + ":" for w in widths[1:])])
-    return "\n".join([f"### {table.title}", "", *(f"- {note}" for note in table.notes), "",
-                      line(grid[0]), rule, *map(line, grid[1:])])
+    return "\n".join(
+        [
+            f"### {table.title}",
+            "",
+            *(f"- {note}" for note in table.notes),
+            "",
+            line(grid[0]),
+            rule,
+            *map(line, grid[1:]),
+        ]
+    )
 
 
-_LATEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
-                  "±": r"$\pm$", "—": "---", "–": "--"}
+_LATEX_ESCAPES = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+    "±": r"$\pm$",
+    "—": "---",
+    "–": "--",
+}
 
 
 def latex_escape(text: str) -> str:
@@ -503,12 +664,27 @@ def latex_escape(text: str) -> str:
 
 def _latex(table: Table) -> str:
     header = " & ".join(latex_escape(t) for t in ["method", *(c.label for c in table.columns)]) + r" \\"
-    body = [" & ".join(rf"\textbf{{{latex_escape(text)}}}" if best else latex_escape(text)
-                       for text, best in line) + r" \\" for line in _cell_texts(table)]
+    body = [
+        " & ".join(rf"\textbf{{{latex_escape(text)}}}" if best else latex_escape(text) for text, best in line)
+        + r" \\"
+        for line in _cell_texts(table)
+    ]
     caption = latex_escape(f"{table.title}. " + " ".join(table.notes))
-    return "\n".join([r"\begin{table}[ht]", r"\centering", rf"\caption{{{caption}}}",
-                      rf"\begin{{tabular}}{{l{'r' * len(table.columns)}}}", r"\toprule", header, r"\midrule",
-                      *body, r"\bottomrule", r"\end{tabular}", r"\end{table}"])
+    return "\n".join(
+        [
+            r"\begin{table}[ht]",
+            r"\centering",
+            rf"\caption{{{caption}}}",
+            rf"\begin{{tabular}}{{l{'r' * len(table.columns)}}}",
+            r"\toprule",
+            header,
+            r"\midrule",
+            *body,
+            r"\bottomrule",
+            r"\end{tabular}",
+            r"\end{table}",
+        ]
+    )
 
 
 def tables_frame(tables: Sequence[Table]) -> pd.DataFrame:
@@ -520,10 +696,19 @@ def tables_frame(tables: Sequence[Table]) -> pd.DataFrame:
         for row in table.rows:
             for index, column in enumerate(table.columns):
                 stat = table.cells.get((row, index))
-                rows.append({"table": table.key, "row": row, "method": table.row_methods.get(row, row),
-                             "group": column.group, "metric": column.metric,
-                             "mean": stat.mean if stat else math.nan, "std": stat.std if stat else math.nan,
-                             "n_seeds": stat.n_seeds if stat else 0, "best": row in best[index]})
+                rows.append(
+                    {
+                        "table": table.key,
+                        "row": row,
+                        "method": table.row_methods.get(row, row),
+                        "group": column.group,
+                        "metric": column.metric,
+                        "mean": stat.mean if stat else math.nan,
+                        "std": stat.std if stat else math.nan,
+                        "n_seeds": stat.n_seeds if stat else 0,
+                        "best": row in best[index],
+                    }
+                )
     return pd.DataFrame(rows, columns=list(CSV_COLUMNS))
 
 

@@ -12,11 +12,11 @@ from data_tools.images import ImageDecodeError
 from data_tools.layout import LayoutError
 from data_tools.manifest_io import ManifestError
 from data_tools.names import parse_name_list
-from san.runs.config import ConfigError
-from san.training.experiment import RunRequest, resume_experiment, run_experiment, summary_table
 from san.evaluation.protocols import PROTOCOLS, UsageError
-from san.runtime import DEVICE_CHOICES
+from san.runs.config import ConfigError
 from san.runs.tracking import MODES
+from san.runtime import DEVICE_CHOICES
+from san.training.experiment import RunRequest, resume_experiment, run_experiment, summary_table
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 

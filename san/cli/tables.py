@@ -16,16 +16,24 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="make_tables.py",
         description="Build the comparison tables from the run records (results.json) found under the "
-                    "given directories (searched recursively; results of several machines can be combined). "
-                    "Mixed protocol, leave-one-river-out and per-class F1; mean ± std over seeds; missing "
-                    "runs show as missing.")
+        "given directories (searched recursively; results of several machines can be combined). "
+        "Mixed protocol, leave-one-river-out and per-class F1; mean ± std over seeds; missing "
+        "runs show as missing.",
+    )
     parser.add_argument("dirs", nargs="+", metavar="DIR", help="folders holding run directories")
-    parser.add_argument("--format", choices=FORMATS, default="md",
-                        help="md (default), csv (numbers only: mean and std columns) or tex (booktabs)")
+    parser.add_argument(
+        "--format",
+        choices=FORMATS,
+        default="md",
+        help="md (default), csv (numbers only: mean and std columns) or tex (booktabs)",
+    )
     parser.add_argument("--out", metavar="FILE", help="write the tables here (default: print them)")
-    parser.add_argument("--figures", metavar="DIR",
-                        help="also write target_accuracy.png and confusion_grid.png (and their "
-                             "mixed-protocol versions) into DIR")
+    parser.add_argument(
+        "--figures",
+        metavar="DIR",
+        help="also write target_accuracy.png and confusion_grid.png (and their "
+        "mixed-protocol versions) into DIR",
+    )
     return parser
 
 
@@ -50,4 +58,3 @@ def main(argv: list[str] | None = None) -> int:
     for path in save_figures(runs, args.figures) if args.figures else []:
         print(f"wrote {path}", file=sys.stderr)
     return 0
-

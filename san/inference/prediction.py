@@ -29,9 +29,9 @@ from data_tools.images import ImageDecodeError
 from data_tools.inputs import UNLABELLED, PredictionInput, read_prediction_input
 from data_tools.manifest import Problem
 from data_tools.manifest_io import Dataset
-from san.inference.report import write_assemblage
-from san.inference.predictors import Predictor, load_predictor
 from san.evaluation.metrics import classification_metrics
+from san.inference.predictors import Predictor, load_predictor
+from san.inference.report import write_assemblage
 from san.runs.figures import save_confusion_matrix
 
 log = logging.getLogger(__name__)

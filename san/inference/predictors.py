@@ -24,8 +24,8 @@ import yaml
 from data_tools.images import CropMode, load_prepared
 from data_tools.transforms import ChannelStats, PairTransform
 from san.evaluation.calibration import TemperatureScaling, log_scores
-from san.runtime import resolve_device
 from san.inference.tta import pair_views
+from san.runtime import resolve_device
 
 log = logging.getLogger(__name__)
 

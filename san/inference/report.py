@@ -16,8 +16,8 @@ import pandas as pd
 from data_tools.atomic import atomic_write, atomic_write_text
 from data_tools.inputs import UNLABELLED
 from san.inference.assemblage import assemblage_table, composition_error, confusion_rates
-from san.inference.predictors import Predictor
 from san.inference.figures import save_assemblage_chart
+from san.inference.predictors import Predictor
 from san.runs.records import read_record
 
 if TYPE_CHECKING:

@@ -25,8 +25,9 @@ HEAD_PREFIXES = ("fc.", "classifier.")
 _VGG_CONFIG = {"vgg16": ("D", False), "vgg16_bn": ("D", True)}  # torchvision's layer table, batch norm
 
 
-def build_feature_extractor(arch: str, *, pretrained: bool = False,
-                            weights: str | Path | None = None) -> tuple[nn.Module, int]:
+def build_feature_extractor(
+    arch: str, *, pretrained: bool = False, weights: str | Path | None = None
+) -> tuple[nn.Module, int]:
     """A backbone mapping images N x 3 x H x W to globally average-pooled features N x d.
 
     ResNets are torchvision's models with ``fc`` replaced by the identity (d = 512 for
@@ -49,8 +50,9 @@ def build_feature_extractor(arch: str, *, pretrained: bool = False,
     """
     _check_arch(arch)
     if arch in _VGG_CONFIG:
-        body: nn.Module = nn.Sequential(OrderedDict(
-            features=_vgg_features(arch), pool=nn.AdaptiveAvgPool2d(1), flatten=nn.Flatten()))
+        body: nn.Module = nn.Sequential(
+            OrderedDict(features=_vgg_features(arch), pool=nn.AdaptiveAvgPool2d(1), flatten=nn.Flatten())
+        )
         dim = 512
     else:
         body = torchvision.models.get_model(arch, weights=None)
@@ -60,8 +62,14 @@ def build_feature_extractor(arch: str, *, pretrained: bool = False,
     return body, dim
 
 
-def build_classifier_model(arch: str, num_classes: int, *, pretrained: bool = False,
-                           weights: str | Path | None = None, **model_kwargs: object) -> nn.Module:
+def build_classifier_model(
+    arch: str,
+    num_classes: int,
+    *,
+    pretrained: bool = False,
+    weights: str | Path | None = None,
+    **model_kwargs: object,
+) -> nn.Module:
     """Torchvision's full model with a ``num_classes`` head (e.g. VGG's 4096-4096 classifier).
 
     Args:
@@ -82,8 +90,9 @@ def build_classifier_model(arch: str, num_classes: int, *, pretrained: bool = Fa
     return model
 
 
-def initialise_from_weights(module: nn.Module, arch: str, *, pretrained: bool,
-                            weights: str | Path | None) -> str | None:
+def initialise_from_weights(
+    module: nn.Module, arch: str, *, pretrained: bool, weights: str | Path | None
+) -> str | None:
     """Load the requested weights (if any) into ``module`` and log where it starts from.
 
     Returns:
@@ -134,10 +143,15 @@ def load_fitting_state_dict(module: nn.Module, state: Mapping[str, Tensor], *, s
         "of another shape": [key for key in mis_shaped if not key.startswith(HEAD_PREFIXES)],
     }
     if any(problems.values()):
-        details = "; ".join(f"{kind}: {', '.join(keys[:5])}{' ...' if len(keys) > 5 else ''}"
-                            for kind, keys in problems.items() if keys)
-        raise ValueError(f"{source}: the state dict does not fit the model ({details}); "
-                         f"expected a torchvision state dict of the same architecture")
+        details = "; ".join(
+            f"{kind}: {', '.join(keys[:5])}{' ...' if len(keys) > 5 else ''}"
+            for kind, keys in problems.items()
+            if keys
+        )
+        raise ValueError(
+            f"{source}: the state dict does not fit the model ({details}); "
+            f"expected a torchvision state dict of the same architecture"
+        )
     dropped = sorted(unexpected + mis_shaped)
     module.load_state_dict({key: value for key, value in state.items() if key not in dropped}, strict=False)
     return dropped
@@ -155,19 +169,29 @@ def widen_first_conv(module: nn.Module, in_channels: int, *, copy_weights: bool)
         ValueError: ``module`` has no convolution, or ``in_channels`` is not a multiple of
             its current input channels when copying.
     """
-    name, conv = next(((name, m) for name, m in module.named_modules() if isinstance(m, nn.Conv2d)),
-                      (None, None))
+    name, conv = next(
+        ((name, m) for name, m in module.named_modules() if isinstance(m, nn.Conv2d)), (None, None)
+    )
     if conv is None:
         raise ValueError(f"{type(module).__name__} has no Conv2d layer to widen")
-    wide = nn.Conv2d(in_channels, conv.out_channels, conv.kernel_size, stride=conv.stride,
-                     padding=conv.padding, dilation=conv.dilation, groups=conv.groups,
-                     bias=conv.bias is not None, padding_mode=conv.padding_mode)
+    wide = nn.Conv2d(
+        in_channels,
+        conv.out_channels,
+        conv.kernel_size,
+        stride=conv.stride,
+        padding=conv.padding,
+        dilation=conv.dilation,
+        groups=conv.groups,
+        bias=conv.bias is not None,
+        padding_mode=conv.padding_mode,
+    )
     with torch.no_grad():
         if copy_weights:
             copies, remainder = divmod(in_channels, conv.in_channels)
             if remainder:
-                raise ValueError(f"cannot tile {conv.in_channels}-channel filters "
-                                 f"into {in_channels} channels")
+                raise ValueError(
+                    f"cannot tile {conv.in_channels}-channel filters into {in_channels} channels"
+                )
             wide.weight.copy_(conv.weight.repeat(1, copies, 1, 1) / copies)
             if conv.bias is not None:
                 wide.bias.copy_(conv.bias)
@@ -204,12 +228,16 @@ def _vgg_features(arch: str) -> nn.Sequential:
 
 def _read_state_dict(path: Path, arch: str) -> Mapping[str, Tensor]:
     if not path.is_file():
-        raise FileNotFoundError(f"backbone {arch}: weights file {path} does not exist "
-                                f"(expected a torchvision state dict saved with torch.save)")
+        raise FileNotFoundError(
+            f"backbone {arch}: weights file {path} does not exist "
+            f"(expected a torchvision state dict saved with torch.save)"
+        )
     state = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(state, Mapping) or not all(isinstance(value, Tensor) for value in state.values()):
-        raise ValueError(f"backbone {arch}: {path} does not hold a state dict (a mapping of parameter "
-                         f"names to tensors), got {type(state).__name__}")
+        raise ValueError(
+            f"backbone {arch}: {path} does not hold a state dict (a mapping of parameter "
+            f"names to tensors), got {type(state).__name__}"
+        )
     return state
 
 
@@ -222,5 +250,6 @@ def _download_torchvision_state(arch: str) -> tuple[Mapping[str, Tensor], str]:
             f"backbone {arch}: could not download torchvision's pretrained weights {default} ({error}). "
             f"Without internet, fetch them on another machine (torchvision.models.get_model_weights("
             f"'{arch}').DEFAULT.get_state_dict()), save them with torch.save and set "
-            f"`weights: /path/to/state_dict.pt` instead of `pretrained: true`") from error
+            f"`weights: /path/to/state_dict.pt` instead of `pretrained: true`"
+        ) from error
     return state, f"torchvision weights {default}"

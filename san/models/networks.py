@@ -36,16 +36,19 @@ class SiameseEncoder(nn.Module):
         feature_dim: d, the size of each polarization's feature vector.
     """
 
-    def __init__(self, backbone: str, *, shared: bool, pretrained: bool = False,
-                 weights: str | Path | None = None) -> None:
+    def __init__(
+        self, backbone: str, *, shared: bool, pretrained: bool = False, weights: str | Path | None = None
+    ) -> None:
         super().__init__()
         self.shared = shared
         if shared:
             self.encoder, self.feature_dim = build_feature_extractor(
-                backbone, pretrained=pretrained, weights=weights)
+                backbone, pretrained=pretrained, weights=weights
+            )
         else:
             self.plane_encoder, self.feature_dim = build_feature_extractor(
-                backbone, pretrained=pretrained, weights=weights)
+                backbone, pretrained=pretrained, weights=weights
+            )
             self.cross_encoder, _ = build_feature_extractor(backbone, pretrained=pretrained, weights=weights)
 
     def forward(self, plane: Tensor, cross: Tensor) -> tuple[Tensor, Tensor]:
@@ -85,8 +88,8 @@ class SumFusion(nn.Module):
 class GatedFusion(nn.Module):
     """A learned per-feature choice between the polarizations.
 
-        g = sigmoid(W_g [f_p ; f_c] + b_g)          (N x d, in (0, 1))
-        z = W (g * f_p + (1 - g) * f_c) + b          (N x d_fused)
+    g = sigmoid(W_g [f_p ; f_c] + b_g)          (N x d, in (0, 1))
+    z = W (g * f_p + (1 - g) * f_c) + b          (N x d_fused)
     """
 
     def __init__(self, in_features: int, out_features: int) -> None:
@@ -124,8 +127,9 @@ class PairClassifier(nn.Module):
         dropout: probability of dropping features of z before the class head.
     """
 
-    def __init__(self, encoder: SiameseEncoder, fusion: nn.Module, num_classes: int,
-                 dropout: float = 0.0) -> None:
+    def __init__(
+        self, encoder: SiameseEncoder, fusion: nn.Module, num_classes: int, dropout: float = 0.0
+    ) -> None:
         super().__init__()
         self.encoder = encoder
         self.fusion = fusion
@@ -145,8 +149,9 @@ class DomainDiscriminator(nn.Module):
     Dropout(0.5) in its place.
     """
 
-    def __init__(self, in_features: int, num_domains: int, hidden: int = 256, *,
-                 batch_norm: bool = True) -> None:
+    def __init__(
+        self, in_features: int, num_domains: int, hidden: int = 256, *, batch_norm: bool = True
+    ) -> None:
         super().__init__()
         self.layers = nn.Sequential(
             nn.Linear(in_features, hidden),

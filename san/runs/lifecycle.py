@@ -27,10 +27,10 @@ from data_tools.manifest_io import Dataset, load_dataset
 from data_tools.names import ordered_classes
 from data_tools.splits import save_split, split_counts
 from san.evaluation.calibration import RELIABILITY_FILE, calibrate_run
-from san.runs.config import resolve_config
 from san.evaluation.metrics import classification_metrics
-from san.runs.figures import save_confusion_matrix
 from san.evaluation.protocols import make_split, resolve_protocol, select_classes
+from san.runs.config import resolve_config
+from san.runs.figures import save_confusion_matrix
 from san.runs.records import RESULTS_LOG, package_versions, read_record, write_record
 from san.runs.tracking import Tracker
 
@@ -237,10 +237,11 @@ class RunContext:
                 self.tracker.log_image(f"figures/confusion_{split}", path)
 
     def calibrate(self, probabilities: Mapping[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, Any]:
-        """Temperature scaling fitted on ``val`` (``san.evaluation.calibration``): writes ``calibration.json`` (applied
-        by ``scripts/predict.py``) and ``reliability.png``; ``probabilities`` maps a split to (its class
-        probabilities, its manifest rows). Returns the record's ``calibration`` entry (NLL and ECE before
-        and after, per split), or a ``skipped`` entry when there is no val split."""
+        """Temperature scaling fitted on ``val`` (``san.evaluation.calibration``): writes
+        ``calibration.json`` (applied by ``scripts/predict.py``) and ``reliability.png``; ``probabilities``
+        maps a split to (its class probabilities, its manifest rows). Returns the record's
+        ``calibration`` entry (NLL and ECE before and after, per split), or a ``skipped`` entry when
+        there is no val split."""
         labelled = {split: (p, self.labels[rows]) for split, (p, rows) in probabilities.items()}
         report = calibrate_run(labelled, self.run_dir, f"{self.request.method} {self.protocol.label}")
         if self.tracker is not None and report["status"] == "fitted":

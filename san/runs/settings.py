@@ -39,8 +39,9 @@ def _overridden(key: str, override_keys: list[str]) -> bool:
     return any(key == k or ("." not in k and key.rsplit(".", 1)[-1] == k) for k in override_keys)
 
 
-def settings_changes(recorded: Mapping[str, Any], expected: Mapping[str, Any],
-                     overrides: Iterable[str] = ()) -> list[str]:
+def settings_changes(
+    recorded: Mapping[str, Any], expected: Mapping[str, Any], overrides: Iterable[str] = ()
+) -> list[str]:
     """The settings whose value in a finished run differs from what the job would use now.
 
     Args:

@@ -66,8 +66,9 @@ def classifier_fold_model(features: np.ndarray, fit: Fit, n_classes: int) -> Fol
     return fit_predict
 
 
-def erm_fold_model(dataset: Dataset, config: Mapping[str, Any], n_classes: int,
-                   device: str = "cpu") -> FoldModel:
+def erm_fold_model(
+    dataset: Dataset, config: Mapping[str, Any], n_classes: int, device: str = "cpu"
+) -> FoldModel:
     """A FoldModel training the ERM network (the run config's ``hparams``, ``training`` and ``data``
     sections) from scratch on each fold's rows, without validation (the last epoch is kept)."""
     import torch  # imported only for the deep finder
@@ -75,14 +76,15 @@ def erm_fold_model(dataset: Dataset, config: Mapping[str, Any], n_classes: int,
     from data_tools.cache import PairImageCache
     from data_tools.dataset import PairedGrainDataset
     from data_tools.transforms import AugmentationConfig, PairTransform, channel_stats
-    from san.training.engine import Trainer, TrainingSettings, predict_dataset
     from san.algorithms.registry import build_algorithm
     from san.runtime import seed_everything
+    from san.training.engine import Trainer, TrainingSettings, predict_dataset
 
     size, crop = config["data"]["size"], config["data"]["crop"]
     pairs = PairImageCache().load(dataset, size, crop, progress=False)
-    training = {k: v for k, v in config["training"].items()
-                if k not in ("class_weighted_loss", "deterministic")}
+    training = {
+        k: v for k, v in config["training"].items() if k not in ("class_weighted_loss", "deterministic")
+    }
     settings = TrainingSettings(**{**training, "num_workers": 0, "domain_balanced": False, "patience": None})
     augmentation = AugmentationConfig.from_mapping(config["augmentation"])
     domains = np.zeros(len(dataset.manifest), dtype=np.int64)  # one river at a time
@@ -97,8 +99,17 @@ def erm_fold_model(dataset: Dataset, config: Mapping[str, Any], n_classes: int,
         train_data = PairedGrainDataset(pairs, train, all_labels, domains, augment)
         algorithm = build_algorithm("erm", n_classes, 1, dict(config["hparams"])).to(target)
         with tempfile.TemporaryDirectory() as scratch:
-            Trainer(algorithm, train_data, None, settings, seed=seed, device=target, run_dir=Path(scratch),
-                    class_names=[str(c) for c in range(n_classes)], progress=False).fit()
+            Trainer(
+                algorithm,
+                train_data,
+                None,
+                settings,
+                seed=seed,
+                device=target,
+                run_dir=Path(scratch),
+                class_names=[str(c) for c in range(n_classes)],
+                progress=False,
+            ).fit()
         evaluation = PairTransform(size, stats, train=False)
         predicted = PairedGrainDataset(pairs, predict, all_labels, domains, evaluation)
         probabilities, _ = predict_dataset(algorithm, predicted, target, settings.eval_batch_size)
@@ -107,8 +118,9 @@ def erm_fold_model(dataset: Dataset, config: Mapping[str, Any], n_classes: int,
     return fit_predict
 
 
-def out_of_fold_probabilities(rows: np.ndarray, labels: np.ndarray, n_classes: int, model: FoldModel, *,
-                              folds: int = 5, seed: int = 0) -> np.ndarray:
+def out_of_fold_probabilities(
+    rows: np.ndarray, labels: np.ndarray, n_classes: int, model: FoldModel, *, folds: int = 5, seed: int = 0
+) -> np.ndarray:
     """Class probabilities of every row from a model fitted on the other stratified folds.
 
     Args:
@@ -166,9 +178,16 @@ def _river_issues(labels: np.ndarray, probabilities: np.ndarray) -> tuple[np.nda
     return np.asarray(ranked, dtype=np.int64), scores
 
 
-def find_label_errors(manifest: pd.DataFrame, model: FoldModel, *, seed: int = 0, folds: int = 5,
-                      data_config: Mapping[str, Any] | None = None, plant: float = 0.0,
-                      plant_seed: int = 0) -> LabelErrorResult:
+def find_label_errors(
+    manifest: pd.DataFrame,
+    model: FoldModel,
+    *,
+    seed: int = 0,
+    folds: int = 5,
+    data_config: Mapping[str, Any] | None = None,
+    plant: float = 0.0,
+    plant_seed: int = 0,
+) -> LabelErrorResult:
     """Flag likely label errors among the non-test rows of every river.
 
     Args:
@@ -186,8 +205,12 @@ def find_label_errors(manifest: pd.DataFrame, model: FoldModel, *, seed: int = 0
         ValueError: a river holds too few rows for two folds, or no river holds two classes.
     """
     data_config = data_config or {}
-    split = split_mixed(manifest, seed, test_fraction=data_config.get("test_fraction", 0.3),
-                        val_fraction=data_config.get("val_fraction", 0.15))
+    split = split_mixed(
+        manifest,
+        seed,
+        test_fraction=data_config.get("test_fraction", 0.3),
+        val_fraction=data_config.get("val_fraction", 0.15),
+    )
     classes = ordered_classes(manifest["label"])
     original = manifest["label"].map({c: i for i, c in enumerate(classes)}).to_numpy(int)
     given, planted = original.copy(), np.empty(0, dtype=np.int64)
@@ -202,16 +225,26 @@ def find_label_errors(manifest: pd.DataFrame, model: FoldModel, *, seed: int = 0
         if len(np.unique(given[rows])) < 2:
             log.warning("river %s has fewer than two classes outside its test split: skipped", river)
             continue
-        probabilities = out_of_fold_probabilities(rows, given[rows], len(classes), model, folds=folds,
-                                                  seed=seed)
+        probabilities = out_of_fold_probabilities(
+            rows, given[rows], len(classes), model, folds=folds, seed=seed
+        )
         ranked, scores = _river_issues(given[rows], probabilities)
         flagged = np.zeros(len(rows), dtype=bool)
         flagged[ranked] = True
-        parts.append(pd.DataFrame({
-            "row": rows, "sample_id": manifest["sample_id"].to_numpy()[rows], "domain": river,
-            "given": [classes[i] for i in given[rows]], "original": [classes[i] for i in original[rows]],
-            "suggested": [classes[i] for i in probabilities.argmax(axis=1)],
-            "self_confidence": scores, "flagged": flagged}))
+        parts.append(
+            pd.DataFrame(
+                {
+                    "row": rows,
+                    "sample_id": manifest["sample_id"].to_numpy()[rows],
+                    "domain": river,
+                    "given": [classes[i] for i in given[rows]],
+                    "original": [classes[i] for i in original[rows]],
+                    "suggested": [classes[i] for i in probabilities.argmax(axis=1)],
+                    "self_confidence": scores,
+                    "flagged": flagged,
+                }
+            )
+        )
     if not parts:
         raise ValueError("no river holds two classes outside its test split: nothing to cross-validate")
     table = pd.concat(parts, ignore_index=True)
@@ -242,10 +275,16 @@ def planted_scores(result: LabelErrorResult, k: int | None = None) -> dict[str, 
     found = int(table.loc[table["rank"] <= k, "planted"].sum())
     flagged = table["flagged"]
     found_flagged = int((flagged & table["planted"]).sum())
-    return {"planted": planted, "k": k, "found_at_k": found, "precision_at_k": found / k,
-            "recall_at_k": found / planted, "flagged": int(flagged.sum()),
-            "precision_flagged": found_flagged / max(1, int(flagged.sum())),
-            "recall_flagged": found_flagged / planted}
+    return {
+        "planted": planted,
+        "k": k,
+        "found_at_k": found,
+        "precision_at_k": found / k,
+        "recall_at_k": found / planted,
+        "flagged": int(flagged.sum()),
+        "precision_flagged": found_flagged / max(1, int(flagged.sum())),
+        "recall_flagged": found_flagged / planted,
+    }
 
 
 def save_issues_csv(result: LabelErrorResult, path: str | Path) -> Path:
@@ -258,8 +297,15 @@ def save_issues_csv(result: LabelErrorResult, path: str | Path) -> Path:
     return Path(path)
 
 
-def save_review_sheet(result: LabelErrorResult, dataset: Dataset, path: str | Path, *, top: int = 24,
-                      size: int = 128, per_row: int = 4) -> Path | None:
+def save_review_sheet(
+    result: LabelErrorResult,
+    dataset: Dataset,
+    path: str | Path,
+    *,
+    top: int = 24,
+    size: int = 128,
+    per_row: int = 4,
+) -> Path | None:
     """A PNG of the ``top`` flagged pairs, each as PPL | XPL titled with its rank, sample, given and
     suggested label and self-confidence; returns its path (None when nothing is flagged)."""
     suspects = result.suspects.head(top)
@@ -276,9 +322,13 @@ def save_review_sheet(result: LabelErrorResult, dataset: Dataset, path: str | Pa
         for axis, path_column in ((plane_axis, "plane_path"), (cross_axis, "cross_path")):
             axis.imshow(load_prepared(dataset.path(manifest[path_column].iloc[suspect.row]), size))
         mark = " (planted)" if suspect.planted else ""
-        plane_axis.set_title(f"#{suspect.rank} {suspect.sample_id}{mark}\n{suspect.given} -> "
-                             f"{suspect.suggested} (p={suspect.self_confidence:.2f})", fontsize=7, loc="left",
-                             color="tab:red" if suspect.planted else "black")
+        plane_axis.set_title(
+            f"#{suspect.rank} {suspect.sample_id}{mark}\n{suspect.given} -> "
+            f"{suspect.suggested} (p={suspect.self_confidence:.2f})",
+            fontsize=7,
+            loc="left",
+            color="tab:red" if suspect.planted else "black",
+        )
         cross_axis.set_title("XPL", fontsize=7)
     figure.suptitle(f"likely label errors: PPL | XPL, given -> suggested (top {len(suspects)})", fontsize=9)
     figure.tight_layout()

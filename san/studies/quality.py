@@ -31,8 +31,8 @@ from data_tools.corruption import (  # noqa: E402
     QualitySetting,
 )
 from san.benchmark.jobs import GridError, Job, JobExecutor, expand_grid  # noqa: E402
-from san.runs.records import RESULTS_FILE, read_record  # noqa: E402
 from san.benchmark.tables import Stat, format_stat, stat_over_seeds  # noqa: E402
+from san.runs.records import RESULTS_FILE, read_record  # noqa: E402
 
 CLEAN = "clean"
 STUDY_FACTORS: tuple[str, ...] = tuple(f for f in FACTORS if f != "none")
@@ -114,8 +114,14 @@ def parse_levels(factor: str, text: str) -> list[Level]:
     return list(dict.fromkeys(levels))
 
 
-def expand_study(methods: Sequence[str], protocols: Sequence[tuple[str, str | None]], rivers: Sequence[str],
-                 seeds: Sequence[int], factor: str, levels: Sequence[Level]) -> list[QualityJob]:
+def expand_study(
+    methods: Sequence[str],
+    protocols: Sequence[tuple[str, str | None]],
+    rivers: Sequence[str],
+    seeds: Sequence[int],
+    factor: str,
+    levels: Sequence[Level],
+) -> list[QualityJob]:
     """The clean job and one job per level for every benchmark job of the grid (seed by seed). A level
     that changes nothing (label-noise 0, size 1, ...) is the clean job, run once.
 
@@ -126,8 +132,11 @@ def expand_study(methods: Sequence[str], protocols: Sequence[tuple[str, str | No
     for base in expand_grid(methods, protocols, rivers, seeds):
         fields = {f.name: getattr(base, f.name) for f in dataclasses.fields(Job)}
         jobs.append(QualityJob(**fields))
-        jobs += [QualityJob(**fields, factor=factor, level=level) for level in levels
-                 if CLEAN_LEVELS.get(factor) != level]
+        jobs += [
+            QualityJob(**fields, factor=factor, level=level)
+            for level in levels
+            if CLEAN_LEVELS.get(factor) != level
+        ]
     return list(dict.fromkeys(jobs))
 
 
@@ -162,12 +171,26 @@ def _unapplied(job: QualityJob, record: dict[str, Any]) -> str | None:
     if applied.get("factor") != job.factor:
         return "its record has no extras.quality of this factor (hook missing in san/runs/lifecycle.py)"
     if applied.get("action") == "degraded" and not applied.get("images_applied"):
-        return "its images were never degraded (hook missing in san/training/experiment.py or baselines/experiment.py)"
+        return (
+            "its images were never degraded "
+            "(hook missing in san/training/experiment.py or baselines/experiment.py)"
+        )
     return None
 
 
-RUN_COLUMNS = ("method", "task", "condition", "factor", "level", "seed", "test_accuracy", "test_macro_f1",
-               "target_accuracy", "target_macro_f1", "fraction_changed")
+RUN_COLUMNS = (
+    "method",
+    "task",
+    "condition",
+    "factor",
+    "level",
+    "seed",
+    "test_accuracy",
+    "test_macro_f1",
+    "target_accuracy",
+    "target_macro_f1",
+    "fraction_changed",
+)
 SPLITS = ("test", "target")
 
 
@@ -182,10 +205,23 @@ def collect(jobs: Sequence[QualityJob], out: str | Path) -> pd.DataFrame:
         metrics = record["metrics"]
         quality = (record.get("extras") or {}).get("quality") or {}
         changed = quality.get("fraction_changed", 0.0 if job.factor == "none" else math.nan)
-        scores = {f"{split}_{metric}": metrics.get(split, {}).get(metric, math.nan)
-                  for split in SPLITS for metric in ("accuracy", "macro_f1")}
-        rows.append({"method": job.method, "task": job.task, "condition": job.condition, "factor": job.factor,
-                     "level": job.level, "seed": job.seed, **scores, "fraction_changed": changed})
+        scores = {
+            f"{split}_{metric}": metrics.get(split, {}).get(metric, math.nan)
+            for split in SPLITS
+            for metric in ("accuracy", "macro_f1")
+        }
+        rows.append(
+            {
+                "method": job.method,
+                "task": job.task,
+                "condition": job.condition,
+                "factor": job.factor,
+                "level": job.level,
+                "seed": job.seed,
+                **scores,
+                "fraction_changed": changed,
+            }
+        )
     return pd.DataFrame(rows, columns=list(RUN_COLUMNS))
 
 
@@ -203,10 +239,16 @@ def summarise(runs: pd.DataFrame, levels: Sequence[Level], factor: str) -> pd.Da
     """
     rows = []
     for condition, level in [(CLEAN, None), *((_condition(factor, lv), lv) for lv in levels)]:
-        per_seed = runs[runs["condition"] == condition].groupby("seed")[
-            ["test_accuracy", "target_accuracy", "fraction_changed"]].mean()
-        row: dict[str, Any] = {"condition": condition, "level": level,
-                               "fraction_changed": per_seed["fraction_changed"].mean()}
+        per_seed = (
+            runs[runs["condition"] == condition]
+            .groupby("seed")[["test_accuracy", "target_accuracy", "fraction_changed"]]
+            .mean()
+        )
+        row: dict[str, Any] = {
+            "condition": condition,
+            "level": level,
+            "fraction_changed": per_seed["fraction_changed"].mean(),
+        }
         for split in SPLITS:
             stat = stat_over_seeds(per_seed[f"{split}_accuracy"])
             stat = stat or Stat(math.nan, math.nan, 0)
@@ -226,9 +268,13 @@ def render_markdown(summary: pd.DataFrame, *, method: str, protocol: str, factor
     splits = [s for s in SPLITS if summary[f"{s}_seeds"].any()]
     n_seeds = int(summary[[f"{s}_seeds" for s in SPLITS]].to_numpy().max()) if len(summary) else 0
     header = ["level", "training split changed", *(f"{s} accuracy" for s in splits)]
-    lines = [f"**{method}, {protocol}: {LEVEL_LABELS[factor]}** (mean ± std over {n_seeds} seed(s); "
-             "clean = no corruption)", "", "| " + " | ".join(header) + " |",
-             "|" + "|".join([":---", *["---:"] * (len(header) - 1)]) + "|"]
+    lines = [
+        f"**{method}, {protocol}: {LEVEL_LABELS[factor]}** (mean ± std over {n_seeds} seed(s); "
+        "clean = no corruption)",
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "|".join([":---", *["---:"] * (len(header) - 1)]) + "|",
+    ]
     for _, row in summary.iterrows():
         baseline = pd.isna(row["level"])  # the clean run's own row (a None level reads back as NaN)
         label = CLEAN if baseline else level_text(row["level"])
@@ -250,8 +296,15 @@ def plot_study(summary: pd.DataFrame, path: str | Path, *, method: str, protocol
     for split, colour in (("test", "tab:blue"), ("target", "tab:orange")):
         if not levels[f"{split}_seeds"].any() and not clean[f"{split}_seeds"]:
             continue
-        axis.errorbar(x, levels[f"{split}_mean"], yerr=levels[f"{split}_std"].fillna(0.0), marker="o",
-                      capsize=3, color=colour, label=f"{split} accuracy")
+        axis.errorbar(
+            x,
+            levels[f"{split}_mean"],
+            yerr=levels[f"{split}_std"].fillna(0.0),
+            marker="o",
+            capsize=3,
+            color=colour,
+            label=f"{split} accuracy",
+        )
         if clean[f"{split}_seeds"]:
             mean, std = clean[f"{split}_mean"], clean[f"{split}_std"]
             std = 0.0 if pd.isna(std) else std
@@ -261,8 +314,12 @@ def plot_study(summary: pd.DataFrame, path: str | Path, *, method: str, protocol
         axis.set_xticks(x, [level_text(v) for v in levels["level"]], rotation=45)
     elif factor in ("brightness", "blur"):  # levels double from one to the next
         axis.set_xscale("log", base=2)
-    axis.set(xlabel=LEVEL_LABELS[factor], ylabel="accuracy", ylim=(0.0, 1.0),
-             title=f"{method}, {protocol}: {factor} (mean ± std over seeds)")
+    axis.set(
+        xlabel=LEVEL_LABELS[factor],
+        ylabel="accuracy",
+        ylim=(0.0, 1.0),
+        title=f"{method}, {protocol}: {factor} (mean ± std over seeds)",
+    )
     axis.grid(alpha=0.3)
     axis.legend(fontsize=8)
     figure.tight_layout()
@@ -271,8 +328,15 @@ def plot_study(summary: pd.DataFrame, path: str | Path, *, method: str, protocol
     return Path(path)
 
 
-def write_study(jobs: Sequence[QualityJob], out: str | Path, *, method: str, protocol: str, factor: str,
-                levels: Sequence[Level]) -> tuple[str, list[Path]]:
+def write_study(
+    jobs: Sequence[QualityJob],
+    out: str | Path,
+    *,
+    method: str,
+    protocol: str,
+    factor: str,
+    levels: Sequence[Level],
+) -> tuple[str, list[Path]]:
     """Read the jobs' records and write ``<out>/<method>-<protocol>-<factor>.{md,csv,png}``.
 
     Returns:
@@ -285,6 +349,7 @@ def write_study(jobs: Sequence[QualityJob], out: str | Path, *, method: str, pro
     paths[0].write_text(markdown, encoding="utf-8")
     summary.to_csv(paths[1], index=False, float_format="%.6g")
     if summary[[f"{s}_seeds" for s in SPLITS]].to_numpy().any():
-        paths.append(plot_study(summary, stem.with_suffix(".png"), method=method, protocol=protocol,
-                                factor=factor))
+        paths.append(
+            plot_study(summary, stem.with_suffix(".png"), method=method, protocol=protocol, factor=factor)
+        )
     return markdown, paths

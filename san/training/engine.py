@@ -26,8 +26,8 @@ from data_tools.atomic import atomic_write
 from data_tools.dataset import PairedGrainDataset, seed_worker
 from san.algorithms.base import Algorithm
 from san.evaluation.metrics import classification_metrics
-from san.training.sampling import BalancedBatchSampler, check_resampling
 from san.runs.tracking import Tracker
+from san.training.sampling import BalancedBatchSampler, check_resampling
 
 log = logging.getLogger(__name__)
 

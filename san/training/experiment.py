@@ -24,6 +24,11 @@ from data_tools.cache import PairImageCache
 from data_tools.corruption import corrupt_pairs
 from data_tools.dataset import PairedGrainDataset
 from data_tools.transforms import AugmentationConfig, ChannelStats, PairTransform, channel_stats
+from san.algorithms.registry import build_algorithm, default_hparams
+from san.runs.figures import save_training_curves
+from san.runs.lifecycle import REQUEST_FILE, RunContext, RunRequest, open_request_data
+from san.runs.records import read_record
+from san.runtime import loader_workers, resolve_device, seed_everything
 from san.training.engine import (
     BEST_WEIGHTS_FILE,
     CHECKPOINT_FILE,
@@ -32,11 +37,6 @@ from san.training.engine import (
     TrainingSettings,
     predict_dataset,
 )
-from san.runs.figures import save_training_curves
-from san.runs.records import read_record
-from san.algorithms.registry import build_algorithm, default_hparams
-from san.runs.lifecycle import REQUEST_FILE, RunContext, RunRequest, open_request_data
-from san.runtime import loader_workers, resolve_device, seed_everything
 
 log = logging.getLogger(__name__)
 

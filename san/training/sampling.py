@@ -19,8 +19,9 @@ def check_resampling(mode: str, count: int | None, class_balanced: bool = False)
     if mode == "target" and (count is None or count < 1):
         raise ValueError(f"training.resample: target needs training.resample_count >= 1, got {count!r}")
     if class_balanced and mode != "none":
-        raise ValueError(f"training.class_balanced and training.resample={mode!r} both set class "
-                         "frequencies; choose one")
+        raise ValueError(
+            f"training.class_balanced and training.resample={mode!r} both set class frequencies; choose one"
+        )
 
 
 def class_quotas(labels: np.ndarray, mode: str, count: int | None = None) -> dict[int, int]:
@@ -124,17 +125,24 @@ class BalancedBatchSampler(Sampler[list[int]]):
 
     def describe(self) -> dict[str, object]:
         """The sampling setting for a run record: mode, draws per epoch and per class (class index)."""
-        return {"resample": self.resample, "draws_per_epoch": self.draws_per_epoch,
-                "draws_per_class": {str(c): q for c, q in self.quotas.items()},
-                "class_balanced": self.class_balanced, "domain_balanced": self.domain_balanced}
+        return {
+            "resample": self.resample,
+            "draws_per_epoch": self.draws_per_epoch,
+            "draws_per_class": {str(c): q for c, q in self.quotas.items()},
+            "class_balanced": self.class_balanced,
+            "domain_balanced": self.domain_balanced,
+        }
 
     def __len__(self) -> int:
         return -(-self.draws_per_epoch // self.batch_size)
 
     def __iter__(self) -> Iterator[list[int]]:
         rng = np.random.default_rng([self.seed, self.epoch, 7919])
-        pool = (resampled_positions(self.labels, self.quotas, rng) if self.resample != "none"
-                else np.arange(len(self.labels)))
+        pool = (
+            resampled_positions(self.labels, self.quotas, rng)
+            if self.resample != "none"
+            else np.arange(len(self.labels))
+        )
         streams = []
         for group in self.groups:
             positions = pool[self.domains[pool] == group] if self.domain_balanced else pool
