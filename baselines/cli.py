@@ -5,11 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-from baselines.classical import METHODS as CLASSICAL_METHODS
+from san import methods
 from san.cli.common import EXIT_USAGE, add_run_arguments, configure_logging, request_from_args, run_cli
-from san.training.experiment import resume_experiment, run_experiment
+from san.training.experiment import resume_experiment
 
-CNN_METHODS = ("vgg16", "resnet34")
+CLASSICAL_METHODS = tuple(methods.method_names("classical"))
+CNN_METHODS = tuple(methods.method_names("cnn"))
 INPUT_MODES = ("plane", "cross", "stack", "pair")
 
 
@@ -73,8 +74,4 @@ def train_baseline_main(argv: list[str] | None = None) -> int:
         request.overrides.append(f"hparams.input={args.input}")
     if args.use_given_split:
         request.overrides.append("data.use_given_split=true")
-    if args.method in CLASSICAL_METHODS:
-        from baselines.experiment import run_classical_experiment
-
-        return run_cli(lambda: run_classical_experiment(request))
-    return run_cli(lambda: run_experiment(request))
+    return run_cli(lambda: methods.run_method(request))

@@ -24,6 +24,7 @@ from data_tools.corruption import corrupt_feature_rows
 from data_tools.manifest_io import Dataset
 from san.runs.config import ConfigError
 from san.runs.lifecycle import RunContext, RunRequest, open_request_data
+from san.runs.saved_model import CLASSICAL_MODEL_FILE, FORMAT_VERSION
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +36,6 @@ CLASSICAL_HPARAMS: dict[str, Any] = {
     "scoring": "accuracy",  # scikit-learn scorer that ranks the grid's settings
     "resample": "none",  # none|smote|borderline-smote|adasyn|random-over|random-under, inside the CV folds
 }
-MODEL_FILE = "model.joblib"
 
 
 def _open(request: RunRequest) -> tuple[Dataset, bool, Any]:
@@ -157,13 +157,14 @@ def run_classical_experiment(request: RunRequest) -> dict[str, Any]:
         )
         record["calibration"] = context.calibrate(probabilities_by_split)
         payload = {
+            "format_version": FORMAT_VERSION,
             "estimator": fitted.estimator,
             "classes": context.class_names,
             "feature_columns": columns,
             "trained_classes": trained_classes,
             "hparams": hparams,
         }
-        atomic_write(context.run_dir / MODEL_FILE, lambda tmp: joblib.dump(payload, tmp))
+        atomic_write(context.run_dir / CLASSICAL_MODEL_FILE, lambda tmp: joblib.dump(payload, tmp))
         context.save_figures(metrics)
         context.finish(record)
         failed = False

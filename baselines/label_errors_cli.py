@@ -14,6 +14,7 @@ from baselines.feature_table import feature_columns
 from baselines.features import extract_features
 from data_tools.manifest_io import ManifestError
 from data_tools.names import ordered_classes
+from san import methods
 from san.algorithms.registry import default_hparams
 from san.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, configure_logging
 from san.runs.config import ConfigError, resolve_config
@@ -31,7 +32,7 @@ from san.studies.label_errors import (
     save_review_sheet,
 )
 
-METHODS = ("svm", "erm")
+METHODS = tuple(m for m in methods.method_names() if methods.get_method(m).label_errors)
 SVM_FOLDS = 3  # inner grid-search folds of each out-of-fold SVM (the benchmark uses 5; 3 keeps it quick)
 FEATURE_SIZE = 128  # as the classical benchmark (CLASSICAL_HPARAMS feature_size)
 

@@ -7,11 +7,10 @@ import sys
 from pathlib import Path
 
 from data_tools.atomic import atomic_write
+from data_tools.commandline import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from data_tools.layout import LayoutError
 from data_tools.manifest import build_manifest, count_table
 from data_tools.manifest_io import write_manifest
-
-EXIT_CLEAN, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -84,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
             "--allow-problems to write the manifest without the bad pairs.",
             file=sys.stderr,
         )
-        return EXIT_PROBLEMS
+        return EXIT_FAILED
     write_manifest(manifest, out, args.root)
     print(f"\nwrote {out} ({len(manifest)} pairs)")
     if result.problems and args.allow_problems:
@@ -92,4 +91,4 @@ def main(argv: list[str] | None = None) -> int:
         atomic_write(problems_path, lambda tmp: result.problems_frame().to_csv(tmp, index=False))
         dropped = len({p.sample_id or p.path for p in result.errors})
         print(f"left out {dropped} pair(s) or file(s) with errors; all problems listed in {problems_path}")
-    return EXIT_CLEAN
+    return EXIT_OK

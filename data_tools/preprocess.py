@@ -25,13 +25,13 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from data_tools.atomic import atomic_write_text
+from data_tools.commandline import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from data_tools.images import CropMode, load_prepared
 from data_tools.layout import LayoutError
 from data_tools.manifest import Problem, build_manifest
 
 OutputFormat = Literal["jpg", "png"]
 RECORD_NAME = "preprocess.json"
-EXIT_DONE, EXIT_FAILURES, EXIT_USAGE = 0, 1, 2
 _SAVE_FORMATS = {"jpg": "JPEG", "png": "PNG"}
 
 
@@ -303,10 +303,10 @@ def main(argv: list[str] | None = None) -> int:
     for problem in result.skipped_files:
         print(f"  skipped [{problem.kind}] {problem.path}: {problem.message}")
     if result.complete:
-        return EXIT_DONE
+        return EXIT_OK
     print(
         f"{len(result.failures)} pair(s) failed and {len(result.skipped_files)} file(s) were skipped; "
         f"all listed in {result.record}",
         file=sys.stderr,
     )
-    return EXIT_FAILURES
+    return EXIT_FAILED

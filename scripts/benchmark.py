@@ -3,7 +3,7 @@
 
 import sys
 
-from baselines.benchmark_cli import main
+from san.cli.benchmark import main
 
 if __name__ == "__main__":
     sys.exit(main())

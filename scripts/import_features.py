@@ -16,8 +16,7 @@ from baselines.feature_table import (
     import_published_release,
     write_feature_table,
 )
-
-EXIT_OK, EXIT_USAGE = 0, 2
+from data_tools.commandline import EXIT_OK, EXIT_USAGE
 
 
 def main(argv: list[str] | None = None) -> int:

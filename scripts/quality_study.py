@@ -4,7 +4,7 @@ ordinary resumable benchmark run; then a table and a curve against the level. Se
 
 import sys
 
-from baselines.quality_cli import main
+from san.cli.quality import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -14,7 +14,6 @@ import pytest
 import torch
 import torchvision
 
-import baselines  # noqa: F401  (registers the CNN baselines)
 from baselines.cnn import INPUT_MODES, CNNBaseline
 from san.algorithms import ERM, SAN
 from san.algorithms.base import Algorithm

@@ -11,7 +11,6 @@ import pytest
 import torch
 from sklearn.neighbors import KNeighborsClassifier
 
-import baselines  # noqa: F401 - registers the CNN baselines
 from san.algorithms.registry import build_algorithm
 from san.cli.predict import explain_main
 from san.inference.predictors import load_predictor

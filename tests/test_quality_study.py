@@ -11,7 +11,6 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from baselines.experiment import run_classical_experiment
 from san.benchmark.jobs import GridError, JobExecutor
 from san.benchmark.runner import run_jobs
 from san.evaluation.metrics import classification_metrics
@@ -176,7 +175,6 @@ def test_label_noise_reaches_a_real_classical_run(small_tree, tmp_path):
             preset="cpu",
             out=str(tmp_path),
             wandb_mode="disabled",
-            classical=run_classical_experiment,
         )
     )
     summary = run_jobs(jobs, tmp_path, execute, progress=False)
@@ -218,7 +216,6 @@ def test_an_image_factor_reaches_a_real_classical_run(small_tree, tmp_path):
             preset="cpu",
             out=str(tmp_path),
             wandb_mode="disabled",
-            classical=run_classical_experiment,
         )
     )
     summary = run_jobs(jobs, tmp_path, execute, progress=False)

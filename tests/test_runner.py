@@ -15,7 +15,6 @@ import pytest
 import torch
 import yaml
 
-from baselines import benchmark_cli
 from data_tools.atomic import append_line
 from san.benchmark.jobs import (
     ALL_METHODS,
@@ -34,6 +33,7 @@ from san.benchmark.runner import (
     run_jobs,
     threads_per_worker,
 )
+from san.cli import benchmark as benchmark_cli
 from san.evaluation.metrics import classification_metrics
 from san.runs.config import CONFIG_DIR, resolve_config
 from san.runs.lifecycle import CHECKPOINT_FILE, REQUEST_FILE

@@ -6,21 +6,14 @@ import argparse
 import sys
 from pathlib import Path
 
+from data_tools.commandline import EXIT_FAILED, EXIT_OK, EXIT_USAGE, positive_int
 from data_tools.layout import LayoutError
 from data_tools.manifest_io import ManifestError
 from data_tools.report.build import build_report, summary_lines
 from data_tools.report.findings import ReportSettings
 from data_tools.report.inputs import ReportInputError
 
-EXIT_DONE, EXIT_DEFECTS, EXIT_USAGE = 0, 1, 2
 _DEFAULTS = ReportSettings()
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
-    return value
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -61,7 +54,7 @@ def make_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--size",
-        type=_positive_int,
+        type=positive_int,
         default=_DEFAULTS.size,
         help="working size in px: images are centre-cropped and resized to it before measuring and "
         "hashing (default %(default)s)",
@@ -102,7 +95,7 @@ def make_parser() -> argparse.ArgumentParser:
         help="flag files larger than MB megabytes (default %(default)s)",
     )
     parser.add_argument(
-        "--workers", type=_positive_int, default=None, help="threads for decoding (default: CPU count)"
+        "--workers", type=positive_int, default=None, help="threads for decoding (default: CPU count)"
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser
@@ -130,4 +123,4 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     print("\n".join(summary_lines(report)))
     serious = any(fix.severity in ("critical", "high") for fix in report.fixes)
-    return EXIT_DEFECTS if serious else EXIT_DONE
+    return EXIT_FAILED if serious else EXIT_OK

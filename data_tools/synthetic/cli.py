@@ -6,10 +6,9 @@ import argparse
 import time
 from pathlib import Path
 
+from data_tools.commandline import EXIT_OK
 from data_tools.synthetic.generate import MAX_SIZE, MIN_SIZE, generate_dataset
 from data_tools.synthetic.preview import write_preview
-
-EXIT_OK = 0
 
 
 def make_parser() -> argparse.ArgumentParser:

@@ -6,10 +6,9 @@ import argparse
 import json
 from pathlib import Path
 
+from data_tools.commandline import EXIT_OK
 from data_tools.reference_counts import PUBLISHED_CHANNEL_STATS
 from data_tools.synthetic.domain_gap import channel_statistics, measure_domain_gap
-
-EXIT_OK = 0
 
 
 def make_parser() -> argparse.ArgumentParser:

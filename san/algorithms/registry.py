@@ -1,7 +1,9 @@
 """Algorithms by name (after timm's ``register_model``): the engine builds them from a config.
 
-``erm`` and ``san`` register when :mod:`san.algorithms` is imported (the look-ups below import
-it); the CNN baselines register on ``import baselines``.
+An algorithm class registers itself with :func:`register_algorithm` when its module is imported;
+which module that is comes from the method registry (:mod:`san.methods`, ``algorithm_module``), so
+a look-up by name imports it on first use (``erm`` and ``san`` from :mod:`san.algorithms`, the CNN
+baselines from ``baselines.cnn``) without this module importing either.
 """
 
 from __future__ import annotations
@@ -11,11 +13,12 @@ import importlib
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from san import methods
+
 if TYPE_CHECKING:
     from san.algorithms.base import Algorithm
 
 _ALGORITHMS: dict[str, type[Algorithm]] = {}
-_LAZY: dict[str, str] = {}  # name -> module that registers it when imported
 
 
 def register_algorithm(name: str) -> Callable[[type[Algorithm]], type[Algorithm]]:
@@ -37,25 +40,10 @@ def register_algorithm(name: str) -> Callable[[type[Algorithm]], type[Algorithm]
     return register
 
 
-def register_lazy(names: tuple[str, ...], module: str) -> None:
-    """Declare that importing ``module`` registers ``names``; it is imported on first use.
-
-    Lets ``import baselines`` announce the CNN baselines without importing torch (feature-extraction
-    worker processes import the package too).
-
-    Raises:
-        ValueError: a name is already registered or declared by another module.
-    """
-    for name in names:
-        if name in _ALGORITHMS or _LAZY.get(name, module) != module:
-            raise ValueError(f"algorithm {name!r} is already registered")
-        _LAZY[name] = module
-
-
 def algorithm_names() -> list[str]:
-    """The registered (or lazily declared) algorithm names, sorted."""
+    """The registered algorithm names and those of every deep method in :mod:`san.methods`, sorted."""
     _import_builtin_algorithms()
-    return sorted(set(_ALGORITHMS) | set(_LAZY))
+    return sorted(set(_ALGORITHMS) | set(methods.method_names(deep=True)))
 
 
 def algorithm_class(name: str) -> type[Algorithm]:
@@ -65,13 +53,10 @@ def algorithm_class(name: str) -> type[Algorithm]:
         ValueError: unknown name (the message lists the registered ones).
     """
     _import_builtin_algorithms()
-    if name not in _ALGORITHMS and name in _LAZY:
-        importlib.import_module(_LAZY[name])
+    if name not in _ALGORITHMS and name in methods.method_names(deep=True):
+        importlib.import_module(methods.get_method(name).algorithm_module)
     if name not in _ALGORITHMS:
-        raise ValueError(
-            f"unknown algorithm {name!r}; registered: {', '.join(sorted(_ALGORITHMS))} "
-            f"(the CNN baselines register on `import baselines`)"
-        )
+        raise ValueError(f"unknown algorithm {name!r}; registered: {', '.join(algorithm_names())}")
     return _ALGORITHMS[name]
 
 

@@ -8,7 +8,7 @@ so it expands to one job per river. A job writes the run directory ``<out>/<meth
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -16,21 +16,15 @@ from typing import Any
 from data_tools.manifest import manifest_hash
 from data_tools.manifest_io import load_dataset
 from data_tools.names import canonical_domain, ordered_domains, parse_name_list
+from san import methods
 from san.runs.config import CONFIG_DIR, resolve_config
 from san.runs.lifecycle import RunRequest
 from san.runs.settings import settings_changes
 
-CLASSICAL_METHODS: tuple[str, ...] = ("svm", "rf", "knn", "dt", "cart")
-DEEP_METHODS: tuple[str, ...] = ("vgg16", "resnet34", "erm", "san")
-ALL_METHODS: tuple[str, ...] = CLASSICAL_METHODS + DEEP_METHODS
-# ERM is SAN's network without the adversary: its own family, so it is never "the best CNN".
-METHOD_FAMILIES: dict[str, str] = {
-    **dict.fromkeys(CLASSICAL_METHODS, "classical"),
-    "vgg16": "cnn",
-    "resnet34": "cnn",
-    "erm": "erm",
-    "san": "san",
-}
+# Named once, in the method registry; these views keep the names other modules import.
+CLASSICAL_METHODS: tuple[str, ...] = tuple(methods.method_names("classical"))
+ALL_METHODS: tuple[str, ...] = tuple(methods.method_names())
+METHOD_FAMILIES: dict[str, str] = methods.families()
 BENCHMARK_PROTOCOLS: tuple[str, ...] = ("mixed", "loro")
 PRESETS: tuple[str, ...] = ("cpu", "paper")
 
@@ -213,9 +207,9 @@ def preset_file(preset: str) -> Path:
 
 @dataclass(frozen=True)
 class JobExecutor:
-    """Runs one job and returns its record: deep methods through :mod:`san.training.experiment`,
-    classical ones through ``classical`` (``baselines.experiment.run_classical_experiment``, passed in
-    because san never imports baselines). Picklable, so worker processes can run it.
+    """Runs one job and returns its record through the runner the method registry names for it
+    (:mod:`san.methods`: deep methods via :mod:`san.training.experiment`, classical ones via
+    ``baselines.experiment``, resolved by import path). Picklable, so worker processes can run it.
     """
 
     data: str | None
@@ -224,7 +218,6 @@ class JobExecutor:
     wandb_mode: str = "offline"
     overrides: tuple[str, ...] = ()
     device: str = "auto"
-    classical: Callable[[RunRequest], dict[str, Any]] | None = None
 
     def request(self, job: Job, run_dir: Path) -> RunRequest:
         """The RunRequest of a job (the same a user would build with train_san.py's flags)."""
@@ -259,15 +252,12 @@ class JobExecutor:
         """Run (or, with ``resume``, continue from its checkpoint) one job; returns its record.
 
         Raises:
-            RuntimeError: a classical method without a ``classical`` runner. Whatever the run raises.
+            san.methods.UnknownMethodError: the job names no registered method. Whatever the run raises.
         """
-        if job.method in CLASSICAL_METHODS:
-            if self.classical is None:
-                raise RuntimeError(f"{job.method} is a classical method, but no classical runner was given")
-            return self.classical(self.request(job, run_dir))
-        # torch is imported only where a deep job runs: the tables and planning import this module too.
-        from san.training.experiment import resume_experiment, run_experiment
-
-        if resume:
-            return resume_experiment(run_dir, device=self.device, wandb_mode=self.wandb_mode, progress=False)
-        return run_experiment(self.request(job, run_dir))
+        # The runners are imported here, by path: the tables and planning import this module too, and
+        # must not pull in torch.
+        method = methods.get_method(job.method)
+        if resume and method.resume is not None:
+            resume_run = methods.resolve(method.resume)
+            return resume_run(run_dir, device=self.device, wandb_mode=self.wandb_mode, progress=False)
+        return methods.resolve(method.run)(self.request(job, run_dir))

@@ -21,8 +21,8 @@ import numpy as np
 import pandas as pd
 
 from data_tools.names import ordered_classes, ordered_domains
-from san.benchmark.jobs import ALL_METHODS, METHOD_FAMILIES
 from san.benchmark.runner import FAILURE_FILE
+from san.methods import families, method_names
 from san.runs.records import RESULTS_FILE
 
 log = logging.getLogger(__name__)
@@ -174,7 +174,8 @@ def _tidy_rows(run: pd.Series) -> list[dict[str, Any]]:
 def method_order(methods: Iterable[str]) -> list[str]:
     """Distinct methods in the benchmark's order (classical, CNN, ERM, SAN), then others alphabetically."""
     present = set(methods)
-    return [m for m in ALL_METHODS if m in present] + sorted(present.difference(ALL_METHODS))
+    known = method_names()
+    return [m for m in known if m in present] + sorted(present.difference(known))
 
 
 def load_runs(dirs: Sequence[str | Path]) -> pd.DataFrame:
@@ -488,7 +489,7 @@ def _best_of_family(headline: Table, methods: Sequence[str], family: str) -> str
     scored = {
         m: headline.cells[(m, headline.headline)].mean
         for m in methods
-        if METHOD_FAMILIES.get(m) == family and (m, headline.headline) in headline.cells
+        if families().get(m) == family and (m, headline.headline) in headline.cells
     }
     return max(scored, key=scored.get, default=None)
 

@@ -12,6 +12,7 @@ from data_tools.images import ImageDecodeError
 from data_tools.layout import LayoutError
 from data_tools.manifest_io import ManifestError
 from data_tools.names import parse_name_list
+from san import methods
 from san.evaluation.protocols import PROTOCOLS, UsageError
 from san.runs.config import ConfigError
 from san.runs.tracking import MODES
@@ -180,7 +181,7 @@ def train_san_main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--algorithm",
-        choices=("san", "erm"),
+        choices=(*methods.method_names("san"), *methods.method_names("erm")),
         default="san",
         help="san (default) or erm: the identical network with the adversary off",
     )

@@ -3,7 +3,8 @@
 Everything comes from the run directory, nothing is re-specified: a deep run's ``model.pt`` holds
 the method, weights, hyper-parameters, class list, normalisation and input size; a classical
 run's ``model.joblib`` holds the estimator, class list, feature columns and feature size (its
-crop mode is read from ``config.yaml``). ``calibration.json``, when present, holds the
+crop mode is read from ``config.yaml``; its predictor lives in ``baselines.predictor``, found through
+the method registry). ``calibration.json``, when present, holds the
 temperature that scales the scores before the softmax.
 
 Scores are logits for a deep model and log-probabilities for a classical one; both become
@@ -23,29 +24,20 @@ import yaml
 
 from data_tools.images import CropMode, load_prepared
 from data_tools.transforms import ChannelStats, PairTransform
-from san.evaluation.calibration import TemperatureScaling, log_scores
+from san import methods
+from san.evaluation.calibration import TemperatureScaling
 from san.inference.tta import pair_views
+from san.runs.saved_model import (
+    CLASSICAL_MODEL_FILE,
+    DEEP_MODEL_FILE,
+    DEEP_PAYLOAD_KEYS,
+    RunLoadError,
+    check_payload,
+    model_file,
+)
 from san.runtime import resolve_device
 
 log = logging.getLogger(__name__)
-
-DEEP_MODEL_FILE = "model.pt"
-CLASSICAL_MODEL_FILE = "model.joblib"
-DEEP_PAYLOAD_KEYS = (
-    "method",
-    "state_dict",
-    "hparams",
-    "num_classes",
-    "num_domains",
-    "classes",
-    "normalisation",
-    "data",
-)
-CLASSICAL_PAYLOAD_KEYS = ("estimator", "classes", "feature_columns", "trained_classes", "hparams")
-
-
-class RunLoadError(ValueError):
-    """A run directory holds no usable model; the message names the directory and what is wrong."""
 
 
 class Predictor(ABC):
@@ -116,7 +108,6 @@ class DeepPredictor(Predictor):
             int(payload["data"]["size"]),
             payload["data"]["crop"],
         )
-        import baselines  # noqa: F401 - registers the CNN baselines by name
         from san.algorithms.registry import build_algorithm
 
         # The saved weights replace any initialisation: never download or read backbone weights here.
@@ -155,75 +146,38 @@ class DeepPredictor(Predictor):
         return self.algorithm.features(self.batch(plane, cross)).float().cpu().numpy()
 
 
-class ClassicalPredictor(Predictor):
-    """A classical run: hand-crafted pair features (``baselines.features``) and the fitted estimator."""
-
-    kind = "classical"
-
-    def __init__(self, run_dir: Path, payload: dict[str, Any], crop: CropMode) -> None:
-        super().__init__(
-            run_dir,
-            _method_of(run_dir),
-            list(payload["classes"]),
-            int(payload["hparams"]["feature_size"]),
-            crop,
-        )
-        self.estimator = payload["estimator"]
-        self.feature_columns = list(payload["feature_columns"])
-        self.trained_classes = [int(c) for c in payload["trained_classes"]]
-
-    def features(self, plane: np.ndarray, cross: np.ndarray) -> np.ndarray:
-        """Feature matrix N x F in the run's column order.
-
-        Raises:
-            RunLoadError: the run was trained on other columns (e.g. a given feature table).
-        """
-        from baselines.features import pair_features  # scikit-image only when a classical run is used
-
-        rows = [pair_features(p, c) for p, c in zip(plane, cross, strict=True)]
-        if missing := [c for c in self.feature_columns if c not in rows[0]]:
-            raise RunLoadError(
-                f"{self.run_dir}: the model uses {len(missing)} feature column(s) the images do not give "
-                f"(e.g. {', '.join(missing[:3])}); it was trained on a given feature table, so it can only "
-                "predict from such a table, not from images"
-            )
-        return np.array([[row[c] for c in self.feature_columns] for row in rows], dtype=np.float64)
-
-    def scores(self, plane: np.ndarray, cross: np.ndarray) -> np.ndarray:
-        partial = self.estimator.predict_proba(self.features(plane, cross))
-        full = np.zeros((len(partial), len(self.classes)))
-        full[:, self.trained_classes] = partial
-        return log_scores(full)
-
-
-def _method_of(run_dir: Path) -> str:
+def run_method(run_dir: Path) -> str | None:
+    """The method named in a run's record, or None when the run has no record."""
     from san.runs.records import read_record
 
     record = read_record(run_dir) or {}
-    return str(record.get("method", "classical"))
+    return record.get("method")
 
 
-def _run_config(run_dir: Path) -> dict[str, Any]:
+def run_config(run_dir: Path) -> dict[str, Any]:
+    """The run's resolved ``config.yaml`` (empty when absent)."""
     path = run_dir / "config.yaml"
     return yaml.safe_load(path.read_text(encoding="utf-8")) if path.is_file() else {}
 
 
-def _check_payload(payload: Any, keys: tuple[str, ...], path: Path) -> dict[str, Any]:
-    if not isinstance(payload, dict) or any(k not in payload for k in keys):
-        found = sorted(payload) if isinstance(payload, dict) else type(payload).__name__
-        raise RunLoadError(
-            f"{path}: not a model saved by this project (expected keys {list(keys)}, got {found})"
-        )
-    if "num_classes" in payload and payload["num_classes"] != len(payload["classes"]):
-        raise RunLoadError(
-            f"{path}: class list mismatch: the model has {payload['num_classes']} outputs but "
-            f"{len(payload['classes'])} class names {payload['classes']}"
-        )
-    return payload
+def load_deep_predictor(run_dir: str | Path, device: str = "auto") -> DeepPredictor:
+    """The deep model of a run (``model.pt``, read with ``weights_only=True``).
+
+    Raises:
+        RunLoadError: the file cannot be read or is not a model of this project.
+        ValueError: ``cuda`` requested without a GPU, or an unknown device name.
+    """
+    path = Path(run_dir) / DEEP_MODEL_FILE
+    torch_device = resolve_device(device)
+    try:
+        payload = torch.load(path, map_location=torch_device, weights_only=True)
+    except (RuntimeError, OSError, EOFError) as error:  # pickle errors surface as RuntimeError here
+        raise RunLoadError(f"{path}: cannot read the model ({error})") from error
+    return DeepPredictor(Path(run_dir), check_payload(payload, DEEP_PAYLOAD_KEYS, path), torch_device)
 
 
 def load_predictor(run_dir: str | Path, device: str = "auto") -> Predictor:
-    """Load the model of a run directory.
+    """Load the model of a run directory through the loader its method registers (:mod:`san.methods`).
 
     Args:
         run_dir: a deep run (``model.pt``) or a classical one (``model.joblib``).
@@ -237,32 +191,17 @@ def load_predictor(run_dir: str | Path, device: str = "auto") -> Predictor:
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise RunLoadError(f"run directory {str(run_dir)!r} does not exist")
-    deep, classical = run_dir / DEEP_MODEL_FILE, run_dir / CLASSICAL_MODEL_FILE
-    if deep.is_file():
-        torch_device = resolve_device(device)
-        try:
-            payload = torch.load(deep, map_location=torch_device, weights_only=True)
-        except (RuntimeError, OSError, EOFError) as error:  # pickle errors surface as RuntimeError here
-            raise RunLoadError(f"{deep}: cannot read the model ({error})") from error
-        predictor: Predictor = DeepPredictor(
-            run_dir, _check_payload(payload, DEEP_PAYLOAD_KEYS, deep), torch_device
-        )
-    elif classical.is_file():
-        import joblib
-
-        try:
-            payload = joblib.load(classical)
-        except (OSError, EOFError, ValueError, ModuleNotFoundError) as error:
-            raise RunLoadError(f"{classical}: cannot read the model ({error})") from error
-        crop = _run_config(run_dir).get("data", {}).get("crop", "center")
-        predictor = ClassicalPredictor(
-            run_dir, _check_payload(payload, CLASSICAL_PAYLOAD_KEYS, classical), crop
-        )
-    else:
+    found = model_file(run_dir)
+    if found is None:
         raise RunLoadError(
             f"{run_dir}: no model in this run directory (expected {DEEP_MODEL_FILE} for a deep run "
             f"or {CLASSICAL_MODEL_FILE} for a classical one; an unfinished run has neither)"
         )
+    name = run_method(run_dir)
+    if name is None or name not in methods.method_names():
+        # A run without a (known) record: the model file says which kind of loader reads it.
+        name = methods.method_names(deep=found.name == DEEP_MODEL_FILE)[0]
+    predictor: Predictor = methods.resolve(methods.get_method(name).predictor)(run_dir, device=device)
     log.info(
         "loaded %s run %s (%d classes, %d px%s)",
         predictor.method,

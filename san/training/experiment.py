@@ -28,6 +28,7 @@ from san.algorithms.registry import build_algorithm, default_hparams
 from san.runs.figures import save_training_curves
 from san.runs.lifecycle import REQUEST_FILE, RunContext, RunRequest, open_request_data
 from san.runs.records import read_record
+from san.runs.saved_model import DEEP_MODEL_FILE, FORMAT_VERSION
 from san.runtime import loader_workers, resolve_device, seed_everything
 from san.training.engine import (
     BEST_WEIGHTS_FILE,
@@ -40,7 +41,6 @@ from san.training.engine import (
 
 log = logging.getLogger(__name__)
 
-MODEL_FILE = "model.pt"
 __all__ = ["Experiment", "RunRequest", "resume_experiment", "run_experiment", "summary_table"]
 
 
@@ -214,6 +214,7 @@ class Experiment:
     def _save_model(self, algorithm, stats: ChannelStats) -> None:
         context = self.context
         payload = {
+            "format_version": FORMAT_VERSION,
             "method": context.request.method,
             "state_dict": algorithm.state_dict(),
             "hparams": algorithm.hparams,
@@ -224,7 +225,7 @@ class Experiment:
             "normalisation": stats.to_dict(),
             "data": {k: context.config["data"][k] for k in ("size", "crop")},
         }
-        atomic_write(context.run_dir / MODEL_FILE, lambda tmp: torch.save(payload, tmp))
+        atomic_write(context.run_dir / DEEP_MODEL_FILE, lambda tmp: torch.save(payload, tmp))
 
 
 def run_experiment(request: RunRequest) -> dict[str, Any]:

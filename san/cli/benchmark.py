@@ -1,4 +1,4 @@
-"""``scripts/benchmark.py``: run the benchmark grid (lives here because it needs the baselines)."""
+"""``scripts/benchmark.py``: run the benchmark grid."""
 
 from __future__ import annotations
 
@@ -7,8 +7,6 @@ import logging
 import sys
 from collections.abc import Callable
 
-import baselines  # noqa: F401  (registers vgg16 and resnet34; spawned workers re-import this script)
-from baselines.experiment import run_classical_experiment
 from data_tools.manifest_io import ManifestError
 from data_tools.names import parse_name_list
 from san.benchmark.jobs import (
@@ -117,7 +115,6 @@ def run_grid(
         out=out,
         wandb_mode=args.wandb,
         overrides=tuple(args.overrides),
-        classical=run_classical_experiment,
     )
     planned = plan(jobs, out)
     stale = stale_jobs(planned, out, executor.changed_settings)

@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-import baselines  # noqa: F401  (registers vgg16 and resnet34; spawned workers re-import this script)
-from baselines.benchmark_cli import add_grid_run_arguments, configure_grid_logging, default_preset, run_grid
 from data_tools.manifest_io import ManifestError, load_dataset
 from data_tools.names import ordered_classes
 from san.benchmark.jobs import (
@@ -16,6 +14,7 @@ from san.benchmark.jobs import (
     parse_methods,
     parse_seeds,
 )
+from san.cli.benchmark import add_grid_run_arguments, configure_grid_logging, default_preset, run_grid
 from san.cli.common import EXIT_FAILED, EXIT_USAGE
 from san.studies.quality import (
     STUDY_FACTORS,
