@@ -38,6 +38,11 @@ CLASSICAL_HPARAMS: dict[str, Any] = {
 }
 
 
+def classical_hparams(method: str) -> dict[str, Any]:
+    """The default hyper-parameters of a classical method (the same for all five)."""
+    return dict(CLASSICAL_HPARAMS)
+
+
 def _open(request: RunRequest) -> tuple[Dataset, bool, Any]:
     """The data (a manifest, or the feature table's rows), whether synthetic, and the given features."""
     if request.features:
@@ -108,9 +113,7 @@ def run_classical_experiment(request: RunRequest) -> dict[str, Any]:
     features = table[columns].to_numpy(dtype=np.float64)
     feature_seconds = time.perf_counter() - started
 
-    context.start(tags=["classical"])
-    failed = True
-    try:
+    with context.tracked(tags=["classical"]):
         train = context.rows("train")
         fit_start = time.perf_counter()
         fitted = fit_classical(
@@ -125,14 +128,13 @@ def run_classical_experiment(request: RunRequest) -> dict[str, Any]:
             resample=hparams["resample"],
         )
         fit_seconds = time.perf_counter() - fit_start
-        metrics, probabilities_by_split = {}, {}
         trained_classes = [int(c) for c in fitted.classes]
+        probabilities_by_split = {}
         for split in context.evaluated_splits():
             rows = context.rows(split)
             probabilities = _full_probabilities(
                 fitted.estimator, trained_classes, features[rows], len(context.class_names)
             )
-            metrics[split] = context.split_metrics(split, probabilities, rows)
             probabilities_by_split[split] = (probabilities, rows)
         selection = {
             "rule": f"GridSearchCV, {fitted.cv_folds}-fold stratified within the training split "
@@ -142,20 +144,14 @@ def run_classical_experiment(request: RunRequest) -> dict[str, Any]:
             "grid_size": fitted.grid_size,
         }
         timing = {"feature_seconds": round(feature_seconds, 2), "train_seconds": round(fit_seconds, 2)}
-        record = context.record(
-            metrics,
-            selection,
-            timing,
-            {
-                **facts,
-                "n_features": len(columns),
-                "feature_source": request.features or "extracted",
-                "param_grid": fitted.param_grid,
-                "hparams": hparams,
-                "resampling": fitted.resampling,
-            },
-        )
-        record["calibration"] = context.calibrate(probabilities_by_split)
+        extras = {
+            **facts,
+            "n_features": len(columns),
+            "feature_source": request.features or "extracted",
+            "param_grid": fitted.param_grid,
+            "hparams": hparams,
+            "resampling": fitted.resampling,
+        }
         payload = {
             "format_version": FORMAT_VERSION,
             "estimator": fitted.estimator,
@@ -164,10 +160,8 @@ def run_classical_experiment(request: RunRequest) -> dict[str, Any]:
             "trained_classes": trained_classes,
             "hparams": hparams,
         }
-        atomic_write(context.run_dir / CLASSICAL_MODEL_FILE, lambda tmp: joblib.dump(payload, tmp))
-        context.save_figures(metrics)
-        context.finish(record)
-        failed = False
-        return record
-    finally:
-        context.close(failed)
+
+        def save_artifacts(run_dir: Path) -> None:
+            atomic_write(run_dir / CLASSICAL_MODEL_FILE, lambda tmp: joblib.dump(payload, tmp))
+
+        return context.conclude(probabilities_by_split, selection, timing, extras, save_artifacts)

@@ -104,7 +104,7 @@ def _fold_model(method: str, dataset, config: dict, n_classes: int, device: str,
 def main(argv: list[str] | None = None) -> int:
     """Run the finder; returns the exit code."""
     args = build_parser().parse_args(argv)
-    configure_logging(args.quiet)
+    configure_logging(quiet=args.quiet)
     if not 0.0 <= args.flip < 1.0 or args.folds < 2 or args.top < 1:
         print("error: --flip must be in [0, 1), --folds at least 2, --top at least 1", file=sys.stderr)
         return EXIT_USAGE

@@ -24,6 +24,8 @@ _DEEP_RESUME = "san.training.experiment:resume_experiment"
 _DEEP_PREDICTOR = "san.inference.predictors:load_deep_predictor"
 _CLASSICAL_RUN = "baselines.experiment:run_classical_experiment"
 _CLASSICAL_PREDICTOR = "baselines.predictor:load_classical_predictor"
+_DEEP_HPARAMS = "san.algorithms.registry:default_hparams"
+_CLASSICAL_HPARAMS = "baselines.experiment:classical_hparams"
 
 
 class UnknownMethodError(ValueError):
@@ -44,6 +46,8 @@ class Method:
             ``san.inference.predictors.Predictor``.
         resume: ``module:function`` continuing an interrupted run from its directory; None when the
             method has no checkpoints (a classical fit is simply rerun).
+        hparams: ``module:function`` taking the method name and returning its default
+            hyper-parameters (the values a config's ``hparams`` section overrides).
         algorithm_module: for deep methods, the module whose import registers the algorithm class.
         label_errors: the label-error finder can use this method as its out-of-fold model.
         summary: one line for ``--help`` texts and the README.
@@ -53,6 +57,7 @@ class Method:
     family: str
     run: str
     predictor: str
+    hparams: str
     resume: str | None = None
     algorithm_module: str | None = None
     label_errors: bool = False
@@ -66,12 +71,20 @@ class Method:
 
 def _classical(name: str, summary: str, *, label_errors: bool = False) -> Method:
     return Method(
-        name, "classical", _CLASSICAL_RUN, _CLASSICAL_PREDICTOR, label_errors=label_errors, summary=summary
+        name,
+        "classical",
+        _CLASSICAL_RUN,
+        _CLASSICAL_PREDICTOR,
+        _CLASSICAL_HPARAMS,
+        label_errors=label_errors,
+        summary=summary,
     )
 
 
 def _deep(name: str, family: str, module: str, summary: str, *, label_errors: bool = False) -> Method:
-    return Method(name, family, _DEEP_RUN, _DEEP_PREDICTOR, _DEEP_RESUME, module, label_errors, summary)
+    return Method(
+        name, family, _DEEP_RUN, _DEEP_PREDICTOR, _DEEP_HPARAMS, _DEEP_RESUME, module, label_errors, summary
+    )
 
 
 # Order matters: it is the order of `--methods all`, of the benchmark grid and of the tables' rows.
@@ -135,6 +148,11 @@ def resolve(path: str) -> Callable[..., Any]:
         return getattr(module, attribute)
     except AttributeError as error:
         raise ImportError(f"{module_name} has no attribute {attribute!r} (registry path {path!r})") from error
+
+
+def default_hparams(name: str) -> dict[str, Any]:
+    """The default hyper-parameters of method ``name`` (imports its module)."""
+    return resolve(get_method(name).hparams)(name)
 
 
 def run_method(request: Any) -> dict[str, Any]:

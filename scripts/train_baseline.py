@@ -3,7 +3,7 @@
 
 import sys
 
-from baselines.cli import train_baseline_main
+from san.cli.train import train_baseline_main
 
 if __name__ == "__main__":
     sys.exit(train_baseline_main())

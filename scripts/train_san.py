@@ -3,7 +3,7 @@
 
 import sys
 
-from san.cli.common import train_san_main
+from san.cli.train import train_san_main
 
 if __name__ == "__main__":
     sys.exit(train_san_main())

@@ -12,12 +12,12 @@ from san.evaluation.calibration import (
     CALIBRATION_FILE,
     RELIABILITY_FILE,
     TemperatureScaling,
-    calibrate_run,
     expected_calibration_error,
     fit_temperature,
     log_scores,
     negative_log_likelihood,
 )
+from san.runs.calibration import calibrate_run
 
 
 def overconfident(n: int, scale: float, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -36,3 +36,13 @@ def test_keys_set_by_overrides_are_not_compared():
     assert settings_changes({"hparams": {"gamma": 10}}, {"hparams": {}}) == [
         "hparams.gamma: 10 in the run, '<absent>' now"
     ]
+
+
+def test_a_default_written_out_equals_one_left_to_the_code():
+    recorded = {"hparams": {"lr": 0.01, "backbone": "resnet18"}, "training": {"epochs": 10}}
+    expected = {"hparams": {}, "training": {"epochs": 10}}
+    defaults = {"hparams.lr": 0.01, "hparams.backbone": "resnet18"}
+    assert settings_changes(recorded, expected, (), defaults) == []
+    assert settings_changes(recorded, expected) != []  # without the defaults they differ
+    changed = settings_changes({"hparams": {"lr": 0.1}}, {"hparams": {}}, (), defaults)
+    assert changed == ["hparams.lr: 0.1 in the run, 0.01 now"]

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from baselines.cli import train_baseline_main
+from san.cli.train import train_baseline_main
 from san.runs.records import METRIC_KEYS, RECORD_KEYS, read_record
 
 COUNTS = {"yangtze": {"Ap": 8, "Zrn": 8}, "pengqu": {"Ap": 8, "Zrn": 8}}

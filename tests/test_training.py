@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from san.cli.common import train_san_main
+from san.cli.train import train_san_main
 from san.runs.config import ConfigError, apply_overrides, resolve_config
 from san.runs.records import METRIC_KEYS, RECORD_KEYS, read_record
 from san.training.engine import CHECKPOINT_FILE, TrainingInterrupted, lr_factor

@@ -42,7 +42,6 @@ def register_algorithm(name: str) -> Callable[[type[Algorithm]], type[Algorithm]
 
 def algorithm_names() -> list[str]:
     """The registered algorithm names and those of every deep method in :mod:`san.methods`, sorted."""
-    _import_builtin_algorithms()
     return sorted(set(_ALGORITHMS) | set(methods.method_names(deep=True)))
 
 
@@ -52,7 +51,6 @@ def algorithm_class(name: str) -> type[Algorithm]:
     Raises:
         ValueError: unknown name (the message lists the registered ones).
     """
-    _import_builtin_algorithms()
     if name not in _ALGORITHMS and name in methods.method_names(deep=True):
         importlib.import_module(methods.get_method(name).algorithm_module)
     if name not in _ALGORITHMS:
@@ -78,8 +76,3 @@ def build_algorithm(
         ValueError: unknown name, unknown hyper-parameter keys or invalid values.
     """
     return algorithm_class(name)(num_classes, num_domains, hparams)
-
-
-def _import_builtin_algorithms() -> None:
-    # Imported lazily: the algorithm modules import this one to register themselves.
-    importlib.import_module("san.algorithms")

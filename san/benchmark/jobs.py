@@ -246,7 +246,10 @@ class JobExecutor:
             san.runs.config.ConfigError: a config file is missing or invalid.
         """
         expected, _ = resolve_config(job.method, config_file=preset_file(self.preset))
-        return settings_changes(record.get("config") or {}, expected, (*self.overrides, *job.overrides))
+        defaults = {f"hparams.{k}": v for k, v in methods.default_hparams(job.method).items()}
+        return settings_changes(
+            record.get("config") or {}, expected, (*self.overrides, *job.overrides), defaults
+        )
 
     def __call__(self, job: Job, run_dir: Path, resume: bool) -> dict[str, Any]:
         """Run (or, with ``resume``, continue from its checkpoint) one job; returns its record.

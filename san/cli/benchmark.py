@@ -7,6 +7,7 @@ import logging
 import sys
 from collections.abc import Callable
 
+from data_tools.commandline import positive_int
 from data_tools.manifest_io import ManifestError
 from data_tools.names import parse_name_list
 from san.benchmark.jobs import (
@@ -22,18 +23,11 @@ from san.benchmark.jobs import (
     parse_seeds,
 )
 from san.benchmark.runner import BenchmarkSummary, claim_output_dir, format_stale, plan, run_jobs, stale_jobs
-from san.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+from san.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, configure_logging, report_error
 from san.runs.tracking import MODES
 from san.runtime import resolve_device
 
 log = logging.getLogger("benchmark")
-
-
-def positive_int(text: str) -> int:
-    """An argparse type: an integer of at least 1."""
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
-    return int(text)
 
 
 def add_grid_run_arguments(parser: argparse.ArgumentParser, *, default_out: str) -> None:
@@ -69,15 +63,6 @@ def add_grid_run_arguments(parser: argparse.ArgumentParser, *, default_out: str)
     parser.add_argument("--dry-run", action="store_true", help="list the jobs and their state; run nothing")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--verbose", action="store_true", help="log each run's progress messages")
-
-
-def configure_grid_logging(verbose: bool) -> None:
-    """Warnings only, or every run's progress messages with --verbose."""
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        datefmt="%H:%M:%S",
-    )
 
 
 def default_preset() -> str:
@@ -173,7 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Parse, plan and run the benchmark; returns the exit code."""
     args = build_parser().parse_args(argv)
-    configure_grid_logging(args.verbose)
+    configure_logging(verbose=args.verbose)
     try:
         methods, seeds = parse_methods(args.methods), parse_seeds(args.seeds)
         protocols = parse_protocols(args.protocols or "mixed,loro")
@@ -182,12 +167,8 @@ def main(argv: list[str] | None = None) -> int:
             log.warning("the data hold one river (%s): running the mixed protocol only", data.rivers[0])
             protocols = [("mixed", None)]
         jobs = expand_grid(methods, protocols, data.rivers, seeds, parse_name_list(args.targets) or None)
-    except GridError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_USAGE
-    except (FileNotFoundError, ManifestError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_FAILED
+    except (GridError, FileNotFoundError, ManifestError) as error:
+        return report_error(error)
     preset = args.preset or default_preset()
     out = args.out or f"runs/benchmark-{preset}"
     print(

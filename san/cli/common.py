@@ -1,25 +1,43 @@
-"""Command-line parsing shared by train_san.py and train_baseline.py (one parser, not two copies)."""
+"""The command-line toolkit every command uses: run flags, the record summary, and the one mapping of
+the library's errors to exit codes (0 done, 1 failed, 2 usage error; defined in
+:mod:`data_tools.commandline`). Each command has its own module beside this one."""
 
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from collections.abc import Callable
 from typing import Any
 
+from data_tools.commandline import EXIT_FAILED, EXIT_OK, EXIT_USAGE, configure_logging
 from data_tools.images import ImageDecodeError
 from data_tools.layout import LayoutError
 from data_tools.manifest_io import ManifestError
 from data_tools.names import parse_name_list
-from san import methods
+from san.benchmark.jobs import GridError
 from san.evaluation.protocols import PROTOCOLS, UsageError
+from san.methods import UnknownMethodError
 from san.runs.config import ConfigError
+from san.runs.lifecycle import RunRequest
+from san.runs.records import summary_table
 from san.runs.tracking import MODES
 from san.runtime import DEVICE_CHOICES
-from san.training.experiment import RunRequest, resume_experiment, run_experiment, summary_table
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+# Usage errors first: several of them subclass ValueError, which is otherwise a failure.
+USAGE_ERRORS: tuple[type[BaseException], ...] = (
+    UsageError,
+    ConfigError,
+    LayoutError,
+    UnknownMethodError,
+    GridError,
+)
+FAILURES: tuple[type[BaseException], ...] = (
+    ManifestError,
+    ImageDecodeError,
+    FileNotFoundError,
+    FloatingPointError,
+    ValueError,
+)
 
 
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
@@ -135,15 +153,6 @@ def request_from_args(args: argparse.Namespace, method: str) -> RunRequest:
     )
 
 
-def configure_logging(quiet: bool) -> None:
-    """Readable log lines on stderr."""
-    logging.basicConfig(
-        level=logging.WARNING if quiet else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        datefmt="%H:%M:%S",
-    )
-
-
 def print_record_summary(record: dict[str, Any]) -> None:
     """The closing table: in-domain test and target accuracy and macro-F1 per river."""
     table = summary_table(record)
@@ -156,38 +165,39 @@ def print_record_summary(record: dict[str, Any]) -> None:
     print(f"run directory: {record['run_dir']}")
 
 
-def run_cli(run: Callable[[], dict[str, Any]]) -> int:
-    """Call ``run`` and map expected errors to exit codes with a one-line message (no traceback)."""
+def run_command(job: Callable[[], Any], show: Callable[[Any], None]) -> int:
+    """Call ``job``, then ``show`` its result; expected errors become one ``error:`` line on stderr and
+    their exit code (:data:`USAGE_ERRORS` -> 2, :data:`FAILURES` -> 1), never a traceback."""
     try:
-        record = run()
-    except (UsageError, ConfigError, LayoutError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_USAGE
-    except (ManifestError, ImageDecodeError, FileNotFoundError, FloatingPointError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_FAILED
-    print_record_summary(record)
+        result = job()
+    except USAGE_ERRORS + FAILURES as error:
+        return report_error(error)
+    show(result)
     return EXIT_OK
 
 
-def train_san_main(argv: list[str] | None = None) -> int:
-    """``scripts/train_san.py``: train SAN or ERM; returns the exit code."""
-    parser = argparse.ArgumentParser(
-        prog="train_san.py",
-        description="Train the Siamese Adversarial Network on PPL/XPL pairs. With --domains a,b the other "
-        "rivers are held out as targets (leave-one-river-out when one remains). Ends with a table "
-        "of in-domain test and target accuracy and macro-F1 per river. Exit codes: 0 done, "
-        "1 failed (data or training error), 2 usage error.",
-    )
-    parser.add_argument(
-        "--algorithm",
-        choices=(*methods.method_names("san"), *methods.method_names("erm")),
-        default="san",
-        help="san (default) or erm: the identical network with the adversary off",
-    )
-    add_run_arguments(parser)
-    args = parser.parse_args(argv)
-    configure_logging(args.quiet)
-    if args.resume:
-        return run_cli(lambda: resume_experiment(args.resume, device=args.device, progress=not args.quiet))
-    return run_cli(lambda: run_experiment(request_from_args(args, args.algorithm)))
+def report_error(error: BaseException) -> int:
+    """Print ``error:`` and the message on stderr; return its exit code (2 usage, 1 failure)."""
+    print(f"error: {error}", file=sys.stderr)
+    return EXIT_USAGE if isinstance(error, USAGE_ERRORS) else EXIT_FAILED
+
+
+def run_cli(run: Callable[[], dict[str, Any]]) -> int:
+    """:func:`run_command` for a training run: prints the record's summary table."""
+    return run_command(run, print_record_summary)
+
+
+__all__ = [
+    "EXIT_FAILED",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "FAILURES",
+    "USAGE_ERRORS",
+    "add_run_arguments",
+    "configure_logging",
+    "print_record_summary",
+    "report_error",
+    "request_from_args",
+    "run_cli",
+    "run_command",
+]

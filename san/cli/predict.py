@@ -7,47 +7,13 @@ with problems), 2 usage error.
 from __future__ import annotations
 
 import argparse
-import sys
-from collections.abc import Callable
 from typing import Any
 
-from data_tools.images import ImageDecodeError
-from data_tools.layout import LayoutError
-from data_tools.manifest_io import ManifestError
-from san.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, configure_logging
+from data_tools.commandline import positive_int, probability
+from san.cli.common import configure_logging, run_command
 from san.runtime import DEVICE_CHOICES
 
 SHOWN_PROBLEMS = 10
-
-
-def _probability(text: str) -> float:
-    value = float(text)
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be a probability in [0, 1], got {text}")
-    return value
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text}")
-    return value
-
-
-def _run(job: Callable[[], dict[str, Any]], show: Callable[[dict[str, Any]], None]) -> int:
-    """Call ``job``; map expected errors to exit codes with a one-line message (no traceback)."""
-    from san.evaluation.protocols import UsageError
-
-    try:
-        result = job()
-    except (UsageError, LayoutError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_USAGE
-    except (ManifestError, ImageDecodeError, FileNotFoundError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_FAILED
-    show(result)
-    return EXIT_OK
 
 
 def _show_prediction(summary: dict[str, Any]) -> None:
@@ -116,13 +82,13 @@ def predict_main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--threshold",
-        type=_probability,
+        type=probability,
         default=0.5,
         metavar="P",
         help="flag a pair as uncertain when its top-1 probability is below P (default 0.5)",
     )
     parser.add_argument(
-        "--batch-size", type=_positive, default=64, metavar="N", help="pairs per batch (default 64)"
+        "--batch-size", type=positive_int, default=64, metavar="N", help="pairs per batch (default 64)"
     )
     parser.add_argument(
         "--device", choices=DEVICE_CHOICES, default="auto", help="auto uses a CUDA GPU when present"
@@ -131,7 +97,7 @@ def predict_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="seed of the assemblage bootstrap (default 0)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars; log warnings only")
     args = parser.parse_args(argv)
-    configure_logging(args.quiet)
+    configure_logging(quiet=args.quiet)
     settings = PredictionSettings(
         tta=args.tta,
         threshold=args.threshold,
@@ -140,7 +106,7 @@ def predict_main(argv: list[str] | None = None) -> int:
         seed=args.seed,
         progress=not args.quiet,
     )
-    return _run(
+    return run_command(
         lambda: run_prediction(
             args.run_dir,
             args.input,
@@ -188,7 +154,9 @@ def explain_main(argv: list[str] | None = None) -> int:
         "--domain", metavar="NAME", help="domain name of a --data tree without a domain level"
     )
     parser.add_argument("--split", choices=("test", "target"), default="test", help="pairs shown by Grad-CAM")
-    parser.add_argument("--n", type=_positive, default=24, help="about how many pairs to show (default 24)")
+    parser.add_argument(
+        "--n", type=positive_int, default=24, help="about how many pairs to show (default 24)"
+    )
     parser.add_argument("--out", metavar="DIR", help="output folder (default: RUN_DIR/explain-<split>)")
     parser.add_argument(
         "--compare", metavar="RUN_DIR", help="another deep run shown beside (e.g. the ERM run)"
@@ -201,8 +169,8 @@ def explain_main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--quiet", action="store_true", help="log warnings only")
     args = parser.parse_args(argv)
-    configure_logging(args.quiet)
-    return _run(
+    configure_logging(quiet=args.quiet)
+    return run_command(
         lambda: explain_run(
             args.run_dir,
             data=args.data,

@@ -14,8 +14,8 @@ from san.benchmark.jobs import (
     parse_methods,
     parse_seeds,
 )
-from san.cli.benchmark import add_grid_run_arguments, configure_grid_logging, default_preset, run_grid
-from san.cli.common import EXIT_FAILED, EXIT_USAGE
+from san.cli.benchmark import add_grid_run_arguments, default_preset, run_grid
+from san.cli.common import configure_logging, report_error
 from san.studies.quality import (
     STUDY_FACTORS,
     QualityExecutor,
@@ -74,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Plan, run and summarise the study; returns the exit code."""
     args = build_parser().parse_args(argv)
-    configure_grid_logging(args.verbose)
+    configure_logging(verbose=args.verbose)
     try:
         methods, seeds = parse_methods(args.method), parse_seeds(args.seeds)
         if len(methods) != 1:
@@ -86,12 +86,8 @@ def main(argv: list[str] | None = None) -> int:
             classes = _classes(args.data) if args.factor == "class-removal" else []
             levels = default_levels(args.factor, classes)
         jobs = expand_study(methods, [(args.protocol, None)], data.rivers, seeds, args.factor, levels)
-    except GridError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_USAGE
-    except (FileNotFoundError, ManifestError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_FAILED
+    except (GridError, FileNotFoundError, ManifestError) as error:
+        return report_error(error)
     preset = args.preset or default_preset()
     out = args.out or f"runs/quality-{preset}"
     print(

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 
 from data_tools.atomic import atomic_write_text
+from data_tools.commandline import EXIT_FAILED, EXIT_OK, EXIT_USAGE, configure_logging
 from san.benchmark.figures import save_figures
 from san.benchmark.tables import FORMATS, build_tables, count_runs, load_failures, load_runs, render
 
@@ -40,15 +40,15 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Build and write the tables; returns the exit code (0 done, 1 no runs found, 2 usage error)."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    configure_logging(verbose=False, timestamps=False)
     try:
         runs = load_runs(args.dirs)
     except FileNotFoundError as error:
         print(f"error: {error}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     if runs.empty:
         print(f"error: no complete run record (results.json) under {', '.join(args.dirs)}", file=sys.stderr)
-        return 1
+        return EXIT_FAILED
     tables = build_tables(runs, load_failures(args.dirs, runs))
     text = render(tables, args.format, n_runs=count_runs(runs))
     if args.out:
@@ -57,4 +57,4 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.write(text)
     for path in save_figures(runs, args.figures) if args.figures else []:
         print(f"wrote {path}", file=sys.stderr)
-    return 0
+    return EXIT_OK

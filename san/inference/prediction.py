@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ from data_tools.manifest_io import Dataset
 from san.evaluation.metrics import classification_metrics
 from san.inference.predictors import Predictor, load_predictor
 from san.inference.report import write_assemblage
+from san.inference.settings import PredictionSettings
 from san.runs.figures import save_confusion_matrix
 
 log = logging.getLogger(__name__)
@@ -42,24 +43,6 @@ PROBLEM_COLUMNS = ["severity", "kind", "path", "sample_id", "message"]
 
 class StrictInputError(ValueError):
     """``strict`` was asked for and the input has problems (the message lists them)."""
-
-
-@dataclass(frozen=True)
-class PredictionSettings:
-    """How to predict: test-time augmentation, the uncertainty threshold, batch size, strictness."""
-
-    tta: bool = False
-    threshold: float = 0.5
-    batch_size: int = 64
-    strict: bool = False
-    seed: int = 0
-    progress: bool = True
-
-    def __post_init__(self) -> None:
-        if not 0.0 <= self.threshold <= 1.0:
-            raise ValueError(f"threshold must be a probability in [0, 1], got {self.threshold}")
-        if self.batch_size < 1:
-            raise ValueError(f"batch size must be >= 1, got {self.batch_size}")
 
 
 def _prepared_pair(

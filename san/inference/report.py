@@ -8,7 +8,7 @@ far the raw and corrected percentages are from it.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -18,10 +18,8 @@ from data_tools.inputs import UNLABELLED
 from san.inference.assemblage import assemblage_table, composition_error, confusion_rates
 from san.inference.figures import save_assemblage_chart
 from san.inference.predictors import Predictor
+from san.inference.settings import PredictionSettings
 from san.runs.records import read_record
-
-if TYPE_CHECKING:
-    from san.inference.prediction import PredictionSettings
 
 CORRECTION_SPLIT = "test"
 

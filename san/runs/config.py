@@ -15,7 +15,8 @@ from typing import Any
 
 import yaml
 
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
+# san/configs links to the repository's configs/ and is shipped in the wheel as package data.
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 OPEN_SECTIONS = ("hparams",)  # checked by the algorithm, not against base.yaml
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import matplotlib
@@ -11,6 +11,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from sklearn.metrics import ConfusionMatrixDisplay  # noqa: E402
+
+from san.evaluation.calibration import expected_calibration_error, reliability_bins  # noqa: E402
 
 
 def save_confusion_matrix(
@@ -52,5 +54,43 @@ def save_training_curves(history: list[dict[str, float]], path: str | Path, titl
     figure.suptitle(title)
     figure.tight_layout()
     figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return Path(path)
+
+
+def save_reliability_diagram(
+    splits: Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarray]], path: str | Path, title: str
+) -> Path:
+    """One panel per split: accuracy against mean confidence per bin, before and after scaling.
+
+    Args:
+        splits: split name -> (probabilities before, probabilities after, class indices).
+    """
+    figure, axes = plt.subplots(1, len(splits), figsize=(3.8 * len(splits), 3.8), squeeze=False)
+    for axis, (split, (before, after, labels)) in zip(axes[0], splits.items(), strict=True):
+        axis.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1, label="perfect")
+        for name, probabilities, colour in (("before", before, "tab:red"), ("after", after, "tab:blue")):
+            table = reliability_bins(probabilities, labels)
+            filled = table["count"] > 0
+            ece = expected_calibration_error(probabilities, labels)
+            axis.plot(
+                table["confidence"][filled],
+                table["accuracy"][filled],
+                marker="o",
+                color=colour,
+                label=f"{name} (ECE {ece:.3f})",
+            )
+        axis.set(
+            xlim=(0, 1),
+            ylim=(0, 1),
+            xlabel="confidence (top-1 probability)",
+            ylabel="accuracy",
+            title=f"{split} (n={len(labels)})",
+        )
+        axis.legend(fontsize=8, loc="upper left")
+        axis.grid(alpha=0.3)
+    figure.suptitle(title, fontsize=10)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
     plt.close(figure)
     return Path(path)

@@ -2,7 +2,7 @@
 evaluation with the shared metrics, figures, and the run record.
 
 A method supplies class probabilities per split; the context turns them into metrics,
-predictions CSVs, confusion-matrix PNGs and the record (ARCHITECTURE.md's schema).
+predictions CSVs, confusion-matrix PNGs and the record (docs/architecture.md's schema).
 """
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ import dataclasses
 import json
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,9 +27,10 @@ from data_tools.manifest import manifest_hash
 from data_tools.manifest_io import Dataset, load_dataset
 from data_tools.names import ordered_classes
 from data_tools.splits import save_split, split_counts
-from san.evaluation.calibration import RELIABILITY_FILE, calibrate_run
+from san.evaluation.calibration import RELIABILITY_FILE
 from san.evaluation.metrics import classification_metrics
 from san.evaluation.protocols import make_split, resolve_protocol, select_classes
+from san.runs.calibration import calibrate_run
 from san.runs.config import resolve_config
 from san.runs.figures import save_confusion_matrix
 from san.runs.records import RESULTS_LOG, package_versions, read_record, write_record
@@ -255,7 +257,7 @@ class RunContext:
         timing: dict[str, Any],
         extras: dict[str, Any],
     ) -> dict[str, Any]:
-        """The run record (ARCHITECTURE.md keys plus status, run_dir and extras)."""
+        """The run record (docs/architecture.md keys plus status, run_dir and extras)."""
         return {
             "status": "complete",
             "method": self.request.method,
@@ -294,6 +296,37 @@ class RunContext:
             )
         write_record(record, self.run_dir, Path(self.request.out) / RESULTS_LOG)
         return record
+
+    @contextmanager
+    def tracked(self, tags: Iterable[str] = ()) -> Iterator[Tracker]:
+        """:meth:`start` the run, yield its tracker, :meth:`close` it (failed if the body raised)."""
+        tracker = self.start(tags)
+        failed = True
+        try:
+            yield tracker
+            failed = False
+        finally:
+            self.close(failed)
+
+    def conclude(
+        self,
+        probabilities: Mapping[str, tuple[np.ndarray, np.ndarray]],
+        selection: dict[str, Any],
+        timing: dict[str, Any],
+        extras: dict[str, Any],
+        save_artifacts: Callable[[Path], None],
+    ) -> dict[str, Any]:
+        """The end of every run, deep or classical, in one order: metrics and predictions CSV per split,
+        the record, calibration on ``val``, the method's own artifacts (``save_artifacts(run_dir)``:
+        its model file, its figures), the confusion figures, then the record written (the run is
+        complete only once results.json exists). ``probabilities`` maps a split to (its class
+        probabilities, its manifest rows). Returns the record."""
+        metrics = {split: self.split_metrics(split, p, rows) for split, (p, rows) in probabilities.items()}
+        record = self.record(metrics, selection, timing, extras)
+        record["calibration"] = self.calibrate(probabilities)
+        save_artifacts(self.run_dir)
+        self.save_figures(metrics)
+        return self.finish(record)
 
     def close(self, failed: bool) -> None:
         """Close the tracker (marking the W&B run failed if the run raised)."""

@@ -1,6 +1,6 @@
 """Run records: ``results.json`` in the run directory and one line of ``<out>/results.jsonl``.
 
-The record is the source of truth for every table. Keys (ARCHITECTURE.md): method, protocol,
+The record is the source of truth for every table. Keys (docs/architecture.md): method, protocol,
 sources, targets, seed, classes, selection, metrics, timing, config, versions, data; plus
 ``status`` ('complete' or 'failed'), ``run_dir`` and ``extras`` (method-specific facts).
 """
@@ -13,6 +13,8 @@ import subprocess
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+import pandas as pd
 
 from data_tools.atomic import append_line, atomic_write_text
 
@@ -97,3 +99,21 @@ def read_record(run_dir: str | Path) -> dict[str, Any] | None:
         return json.loads(path.read_text(encoding="utf-8"))
     except (FileNotFoundError, json.JSONDecodeError):
         return None
+
+
+def summary_table(record: dict[str, Any]) -> pd.DataFrame:
+    """In-domain test and target accuracy and macro-F1 per river (and overall), from a run record."""
+    rows = []
+    for split in ("test", "target"):
+        if split not in record["metrics"]:
+            continue
+        values = record["metrics"][split]
+        for domain, per_domain in values["per_domain"].items():
+            rows.append(
+                {"split": split, "river": domain, **{k: per_domain[k] for k in ("n", "accuracy", "macro_f1")}}
+            )
+        if len(values["per_domain"]) > 1:
+            rows.append(
+                {"split": split, "river": "(all)", **{k: values[k] for k in ("n", "accuracy", "macro_f1")}}
+            )
+    return pd.DataFrame(rows, columns=["split", "river", "n", "accuracy", "macro_f1"])

@@ -40,7 +40,10 @@ def _overridden(key: str, override_keys: list[str]) -> bool:
 
 
 def settings_changes(
-    recorded: Mapping[str, Any], expected: Mapping[str, Any], overrides: Iterable[str] = ()
+    recorded: Mapping[str, Any],
+    expected: Mapping[str, Any],
+    overrides: Iterable[str] = (),
+    defaults: Mapping[str, Any] | None = None,
 ) -> list[str]:
     """The settings whose value in a finished run differs from what the job would use now.
 
@@ -48,6 +51,9 @@ def settings_changes(
         recorded: the run record's ``config``.
         expected: the config the job resolves to today, without its overrides.
         overrides: the job's ``--set`` overrides (keys they set are not compared).
+        defaults: dotted key -> the value the code uses when a config does not set it (e.g. the
+            method's ``hparams.*``); a key absent on one side is compared with its default, so a
+            config that writes a default out and one that leaves it to the code are the same.
 
     Returns:
         One line per difference, e.g. ``training.epochs: 10 in the run, 20 now``; empty when equal.
@@ -56,7 +62,8 @@ def settings_changes(
     old, new = flatten(recorded), flatten(expected)
     changes = []
     for key in sorted(old.keys() | new.keys()):
-        before, now = old.get(key, MISSING), new.get(key, MISSING)
+        fallback = (defaults or {}).get(key, MISSING)
+        before, now = old.get(key, fallback), new.get(key, fallback)
         if before != now and not _overridden(key, override_keys):
             changes.append(f"{key}: {before!r} in the run, {now!r} now")
     return changes

@@ -27,9 +27,9 @@ from torch import nn
 
 from data_tools.atomic import atomic_write_text
 from data_tools.manifest_io import Dataset
-from san.inference.figures import CamTile, save_embedding_panels, save_gradcam_grid
 from san.inference.predictors import DeepPredictor, Predictor, load_predictor
 from san.runs.records import RESULTS_FILE, read_record
+from san.studies.figures import CamTile, save_embedding_panels, save_gradcam_grid
 
 log = logging.getLogger(__name__)
 

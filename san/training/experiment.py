@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import torch
 
 from data_tools.atomic import atomic_write
@@ -41,7 +40,7 @@ from san.training.engine import (
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Experiment", "RunRequest", "resume_experiment", "run_experiment", "summary_table"]
+__all__ = ["Experiment", "RunRequest", "resume_experiment", "run_experiment"]
 
 
 def _class_weights(labels: np.ndarray, num_classes: int) -> list[float]:
@@ -49,24 +48,6 @@ def _class_weights(labels: np.ndarray, num_classes: int) -> list[float]:
     counts = np.bincount(labels, minlength=num_classes).astype(float)
     weights = np.divide(counts.max(), counts, out=np.zeros_like(counts), where=counts > 0)
     return weights.round(6).tolist()
-
-
-def summary_table(record: dict[str, Any]) -> pd.DataFrame:
-    """In-domain test and target accuracy and macro-F1 per river (and overall), from a run record."""
-    rows = []
-    for split in ("test", "target"):
-        if split not in record["metrics"]:
-            continue
-        values = record["metrics"][split]
-        for domain, per_domain in values["per_domain"].items():
-            rows.append(
-                {"split": split, "river": domain, **{k: per_domain[k] for k in ("n", "accuracy", "macro_f1")}}
-            )
-        if len(values["per_domain"]) > 1:
-            rows.append(
-                {"split": split, "river": "(all)", **{k: values[k] for k in ("n", "accuracy", "macro_f1")}}
-            )
-    return pd.DataFrame(rows, columns=["split", "river", "n", "accuracy", "macro_f1"])
 
 
 class Experiment:
@@ -141,9 +122,7 @@ class Experiment:
             request.method, len(context.class_names), len(context.protocol.sources), hparams
         )
         algorithm.to(self.device)
-        tracker = context.start()
-        failed = True
-        try:
+        with context.tracked() as tracker:
             trainer = Trainer(
                 algorithm,
                 datasets["train"],
@@ -158,9 +137,9 @@ class Experiment:
             )
             fit = trainer.fit(resume=context.resume, stop_after_epoch=stop_after_epoch)
             evaluate_start = time.perf_counter()
-            metrics, probabilities_by_split = {}, {}
+            probabilities_by_split = {}
             for split in context.evaluated_splits():
-                probabilities, rows = predict_dataset(
+                probabilities_by_split[split] = predict_dataset(
                     algorithm,
                     datasets[split],
                     self.device,
@@ -169,37 +148,30 @@ class Experiment:
                     progress=request.progress,
                     description=f"evaluating {split}",
                 )
-                metrics[split] = context.split_metrics(split, probabilities, rows)
-                probabilities_by_split[split] = (probabilities, rows)
             timing = {
                 "train_seconds": round(fit.train_seconds, 2),
                 "evaluate_seconds": round(time.perf_counter() - evaluate_start, 2),
                 "seconds_per_epoch": round(float(np.mean([h["seconds"] for h in fit.history])), 2),
                 "device": str(self.device),
             }
-            record = context.record(
-                metrics,
-                self._selection(fit),
-                timing,
-                {
-                    **facts,
-                    "normalisation": stats.to_dict(),
-                    "final_epoch": fit.history[-1],
-                    "sampling": trainer.sampler.describe(),
-                    "history": fit.history,
-                },
+            extras = {
+                **facts,
+                "normalisation": stats.to_dict(),
+                "final_epoch": fit.history[-1],
+                "sampling": trainer.sampler.describe(),
+                "history": fit.history,
+            }
+
+            def save_artifacts(run_dir: Path) -> None:
+                self._save_model(algorithm, stats)
+                save_training_curves(fit.history, run_dir / "training_curves.png", run_dir.name)
+
+            record = context.conclude(
+                probabilities_by_split, self._selection(fit), timing, extras, save_artifacts
             )
-            record["calibration"] = context.calibrate(probabilities_by_split)
-            self._save_model(algorithm, stats)
-            context.save_figures(metrics)
-            save_training_curves(fit.history, context.run_dir / "training_curves.png", context.run_dir.name)
-            context.finish(record)
             for leftover in (CHECKPOINT_FILE, BEST_WEIGHTS_FILE):
                 (context.run_dir / leftover).unlink(missing_ok=True)
-            failed = False
             return record
-        finally:
-            context.close(failed)
 
     def _selection(self, fit: FitResult) -> dict[str, Any]:
         return {
