@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from san.cli.common import train_san_main
+from san.cli.train import train_san_main
 
 
 @pytest.mark.slow
