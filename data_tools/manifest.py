@@ -19,7 +19,7 @@ import pandas as pd
 from PIL import Image
 from tqdm.auto import tqdm
 
-from data_tools.images import is_image_file
+from data_tools.images import ImageDecodeError, decode_rgb, is_image_file
 from data_tools.layout import Layout, LayoutError, compile_layout, detect_layout
 from data_tools.names import (
     canonical_class,
@@ -103,19 +103,18 @@ class _ImageCheck:
 
 
 def _check_image(path: Path) -> _ImageCheck:
-    """Read the bytes once: hash them and decode fully (catches truncated files)."""
+    """Read the bytes once: hash them and decode them exactly as training will (catches truncated
+    files and float images with NaN or infinite pixels)."""
     try:
         data = path.read_bytes()
     except OSError as error:
         return _ImageCheck(error=f"cannot read file ({error.strerror or error})")
-    if not data:
-        return _ImageCheck(error="empty file (0 bytes)")
     try:
-        with Image.open(io.BytesIO(data)) as image:
-            image.load()
+        decode_rgb(data)
+        with Image.open(io.BytesIO(data)) as image:  # the stored size is the file's, before EXIF rotation
             width, height = image.size
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
-        return _ImageCheck(error=f"unreadable or truncated image ({error})")
+    except ImageDecodeError as error:
+        return _ImageCheck(error=str(error))
     return _ImageCheck(sha1=hashlib.sha1(data).hexdigest(), width=width, height=height)
 
 
@@ -189,7 +188,8 @@ def _parse_paths(
     return files, problems
 
 
-def _sample_id(domain: str, split: str | None, label: str, stem: str) -> str:
+def make_sample_id(domain: str, split: str | None, label: str, stem: str) -> str:
+    """The id of a pair: ``domain/split/label/stem``, without the split when there is none."""
     return "/".join(part for part in (domain, split, label, stem) if part)
 
 
@@ -197,7 +197,7 @@ def _pair_files(files: list[_ImageFile]) -> tuple[dict[str, dict[str, _ImageFile
     """Group files into pairs by (domain, split, label, file stem)."""
     groups: dict[str, dict[str, list[_ImageFile]]] = defaultdict(lambda: defaultdict(list))
     for item in files:
-        groups[_sample_id(item.domain, item.split, item.label, item.stem)][item.pol].append(item)
+        groups[make_sample_id(item.domain, item.split, item.label, item.stem)][item.pol].append(item)
     pairs: dict[str, dict[str, _ImageFile]] = {}
     problems: list[Problem] = []
     for sample_id, by_pol in groups.items():

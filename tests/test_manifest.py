@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
+from PIL import Image
 
+from data_tools.images import ImageDecodeError, load_rgb
 from data_tools.layout import LayoutError, compile_layout
 from data_tools.manifest import build_manifest, count_table, manifest_hash
 from data_tools.manifest_cli import main as build_manifest_main
@@ -170,3 +173,82 @@ def test_real_sandstone_pairs(sandstone_root: Path):
         "quartz": 81,
         "rockchips": 50,
     }
+
+
+def write_manifest_csv(path: Path, **changes: list) -> Path:
+    """A three-row manifest CSV with some columns replaced (the files need not exist to be read)."""
+    table = pd.DataFrame(
+        {
+            "sample_id": ["r/A/a", "r/A/b", "r/B/c"],
+            "domain": ["r", "r", "r"],
+            "label": ["A", "A", "B"],
+            "plane_path": ["r/plane/A/a.png", "r/plane/A/b.png", "r/plane/B/c.png"],
+            "cross_path": ["r/cross/A/a.png", "r/cross/A/b.png", "r/cross/B/c.png"],
+            "plane_sha1": ["0" * 40, "1" * 40, "2" * 40],
+            "plane_width": [24, 24, 24],
+            "split": ["train", "val", "test"],
+        }
+    )
+    table.assign(**changes).to_csv(path, index=False)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        ({"domain": ["r", "", "r"]}, r"row 2, column 'domain' is empty; expected a domain"),
+        ({"label": ["A", "A", " "]}, r"row 3, column 'label' is empty; expected a class name"),
+        ({"cross_path": ["", "x.png", "y.png"]}, r"row 1, column 'cross_path' is empty"),
+        ({"sample_id": ["a", None, "c"]}, r"row 2, column 'sample_id' is empty"),
+        ({"plane_width": [24, "wide", 0]}, r"row 2, column 'plane_width' is 'wide'; expected a positive"),
+        (
+            {"plane_sha1": ["abc", "1" * 40, "2" * 40]},
+            r"row 1, column 'plane_sha1' is 'abc'; expected a 40-hex",
+        ),
+        ({"split": ["train", "holdout", "test"]}, r"row 2, column 'split' is 'holdout'; expected train, val"),
+    ],
+)
+def test_read_manifest_names_every_bad_cell(tmp_path, changes, expected):
+    path = write_manifest_csv(tmp_path / "m.csv", **changes)
+    with pytest.raises(ManifestError, match=expected) as caught:
+        read_manifest(path)
+    assert str(caught.value).startswith(f"{path}: ")
+
+
+def test_read_manifest_lists_several_bad_cells_and_canonicalises(tmp_path):
+    path = write_manifest_csv(tmp_path / "m.csv", domain=["", "", "r"], label=["A", None, "B"])
+    with pytest.raises(ManifestError, match=r"3 bad cell\(s\)") as caught:
+        read_manifest(path)
+    assert "row 2, column 'domain'" in str(caught.value) and "row 2, column 'label'" in str(caught.value)
+    good = read_manifest(write_manifest_csv(tmp_path / "good.csv", split=["Training", "valid", "test"]))
+    assert list(good.manifest["split"]) == ["train", "val", "test"]
+    assert good.manifest["plane_width"].dtype.kind == "i"
+    (tmp_path / "latin1.csv").write_bytes("sample_id,domain\n\xe9,x\n".encode("latin-1"))
+    with pytest.raises(ManifestError, match="not a readable CSV"):
+        read_manifest(tmp_path / "latin1.csv")
+
+
+def test_bad_manifest_cell_is_a_usage_error_before_training(tmp_path, capsys):
+    from baselines.cli import train_baseline_main
+
+    path = write_manifest_csv(tmp_path / "m.csv", label=["A", "A", ""])
+    code = train_baseline_main(["--method", "svm", "--data", str(path), "--out", str(tmp_path / "runs")])
+    assert code == 1 and "row 3, column 'label' is empty" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_float_tiff_with_non_finite_pixels_is_named(tmp_path, write_image, bad):
+    values = np.linspace(0.0, 1.0, 20 * 24, dtype=np.float32).reshape(20, 24)
+    values[3, 5] = bad
+    path = tmp_path / "r/plane/A/a.tif"
+    path.parent.mkdir(parents=True)
+    Image.fromarray(values, mode="F").save(path)
+    write_image(tmp_path / "r/cross/A/a.tif", 1)
+    with pytest.raises(ImageDecodeError, match=r"a\.tif: 1 of 480 pixel value\(s\) are NaN or infinite"):
+        load_rgb(path)
+    result = build_manifest(tmp_path, progress=False)
+    assert result.manifest.empty
+    assert [(p.kind, p.path) for p in result.errors] == [("unreadable", "r/plane/A/a.tif")]
+    values[3, 5] = 0.5
+    Image.fromarray(values, mode="F").save(path)
+    assert load_rgb(path).max() == 255  # a finite float image still spans the range
