@@ -7,7 +7,7 @@ alias are kept exactly as given, so other datasets (other minerals, other domain
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 CANONICAL_CLASSES: tuple[str, ...] = (
     "Amp",
@@ -84,7 +84,7 @@ _SPLIT_ALIASES: dict[str, tuple[str, ...]] = {
 }
 
 
-def _fold(name: str) -> str:
+def fold_name(name: str) -> str:
     """Case- and punctuation-insensitive key: 'Cross_1' -> 'cross1', 'Yarlung Zangbo' -> 'yarlungzangbo'."""
     return re.sub(r"[\s_\-.]+", "", name.strip().lower())
 
@@ -93,7 +93,7 @@ def _invert(aliases: dict[str, tuple[str, ...]]) -> dict[str, str]:
     table: dict[str, str] = {}
     for canonical, names in aliases.items():
         for alias in (canonical, *names):
-            table[_fold(alias)] = canonical
+            table[fold_name(alias)] = canonical
     return table
 
 
@@ -108,7 +108,7 @@ def canonical_class(name: str) -> str:
 
     Unknown names are returned unchanged (stripped), so other label sets pass through.
     """
-    return _CLASS_LOOKUP.get(_fold(name), name.strip())
+    return _CLASS_LOOKUP.get(fold_name(name), name.strip())
 
 
 def canonical_domain(name: str) -> str:
@@ -116,17 +116,17 @@ def canonical_domain(name: str) -> str:
 
     Unknown names are returned unchanged (stripped).
     """
-    return _RIVER_LOOKUP.get(_fold(name), name.strip())
+    return _RIVER_LOOKUP.get(fold_name(name), name.strip())
 
 
 def canonical_polarization(name: str) -> str | None:
     """Return 'plane' or 'cross' for a polarization folder name, or None if it is unknown."""
-    return _POL_LOOKUP.get(_fold(name))
+    return _POL_LOOKUP.get(fold_name(name))
 
 
 def canonical_split(name: str) -> str | None:
     """Return 'train', 'val' or 'test' for a split folder name, or None if it is unknown."""
-    return _SPLIT_LOOKUP.get(_fold(name))
+    return _SPLIT_LOOKUP.get(fold_name(name))
 
 
 def ordered(names: Iterable[str], canonical: Iterable[str]) -> list[str]:
@@ -144,6 +144,30 @@ def ordered_classes(names: Iterable[str]) -> list[str]:
 def ordered_domains(names: Iterable[str]) -> list[str]:
     """Domain names ordered yangtze, yarlung, pengqu first, then others alphabetically."""
     return ordered(names, CANONICAL_RIVERS)
+
+
+def match_names(
+    requested: Iterable[str], available: Iterable[str], canonical: Callable[[str], str]
+) -> list[str | None]:
+    """Each requested name resolved to one of ``available``, or None when it matches none.
+
+    A name matches through its canonical alias (``canonical``), else by :func:`fold_name` (any case
+    and punctuation), which is how folder names are matched to canonical names; an available name
+    that only differs from another in case cannot be chosen by fold, so it matches exactly or not at all.
+    """
+    available = list(available)
+    by_key: dict[str, list[str]] = {}
+    for name in available:
+        by_key.setdefault(fold_name(name), []).append(name)
+    matched: list[str | None] = []
+    for name in requested:
+        alias = canonical(name)
+        if alias in available:
+            matched.append(alias)
+            continue
+        candidates = by_key.get(fold_name(alias), [])
+        matched.append(candidates[0] if len(candidates) == 1 else None)
+    return matched
 
 
 def parse_name_list(text: str | None) -> list[str]:
