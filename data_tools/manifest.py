@@ -118,12 +118,37 @@ def _check_image(path: Path) -> _ImageCheck:
     return _ImageCheck(sha1=hashlib.sha1(data).hexdigest(), width=width, height=height)
 
 
-def _list_files(root: Path) -> tuple[list[str], int]:
-    """Image paths (relative, POSIX, sorted) and the number of non-image files skipped."""
+def list_image_files(root: Path) -> tuple[list[str], int, list[Problem]]:
+    """Image paths under root (relative, POSIX, sorted), the number of non-image files skipped, and a
+    warning for every folder symlink not followed because it leads back into its own path (a loop).
+
+    Hidden files and folders are skipped; folder symlinks are followed (a river folder may be a link).
+    """
     images: list[str] = []
     skipped = 0
-    for directory, folders, files in os.walk(root):
-        folders[:] = sorted(f for f in folders if not f.startswith("."))
+    loops: list[Problem] = []
+    # Real paths of the folders on the walk path down to each folder still to visit.
+    chains: dict[str, frozenset[str]] = {str(root): frozenset({os.path.realpath(root)})}
+    for directory, folders, files in os.walk(str(root), followlinks=True):
+        chain = chains.pop(directory)
+        kept = []
+        for folder in sorted(f for f in folders if not f.startswith(".")):
+            path = os.path.join(directory, folder)
+            real = os.path.realpath(path)
+            if real in chain:
+                relative = Path(path).relative_to(root).as_posix()
+                loops.append(
+                    Problem(
+                        "warning",
+                        "symlink_loop",
+                        relative,
+                        f"folder link to {real}, which contains it: not followed (its files are listed once)",
+                    )
+                )
+                continue
+            chains[path] = chain | {real}
+            kept.append(folder)
+        folders[:] = kept
         for name in files:
             if name.startswith("."):
                 continue
@@ -132,7 +157,7 @@ def _list_files(root: Path) -> tuple[list[str], int]:
                 images.append(relative)
             else:
                 skipped += 1
-    return sorted(images), skipped
+    return sorted(images), skipped, loops
 
 
 def _parse_paths(
@@ -318,9 +343,10 @@ def build_manifest(
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"data root {str(root)!r} is not a folder")
-    paths, skipped = _list_files(root)
+    paths, skipped, problems = list_image_files(root)
     compiled = _resolve_layout(paths, layout, domain)
-    files, problems = _parse_paths(paths, compiled, domain)
+    files, path_problems = _parse_paths(paths, compiled, domain)
+    problems += path_problems
     pairs, pair_problems = _pair_files(files)
     problems += pair_problems
 

@@ -252,3 +252,16 @@ def test_float_tiff_with_non_finite_pixels_is_named(tmp_path, write_image, bad):
     values[3, 5] = 0.5
     Image.fromarray(values, mode="F").save(path)
     assert load_rgb(path).max() == 255  # a finite float image still spans the range
+
+
+def test_symlinked_river_folders_are_followed_and_loops_are_not(tmp_path, write_pair_tree):
+    root, elsewhere = tmp_path / "tree", tmp_path / "disk2"
+    write_pair_tree(root, DEFAULT, {"pengqu": {"Zrn": 2}})
+    write_pair_tree(elsewhere, DEFAULT, {"yarlung": {"Ap": 3}}, seed=1)
+    (root / "yarlung").symlink_to(elsewhere / "yarlung", target_is_directory=True)
+    (root / "pengqu/plane/Zrn/again").symlink_to(root / "pengqu", target_is_directory=True)
+    result = build_manifest(root, progress=False)
+    assert result.manifest.groupby("domain").size().to_dict() == {"yarlung": 3, "pengqu": 2}
+    assert [(p.severity, p.kind, p.path) for p in result.problems] == [
+        ("warning", "symlink_loop", "pengqu/plane/Zrn/again")
+    ]
