@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -76,10 +77,17 @@ class AdasynOrSmote(ADASYN):
         except RuntimeError as error:
             if "neigbours" not in str(error) and "neighbours" not in str(error):
                 raise
-            warnings.warn("adasyn: a class has no neighbour of another class in this training fold; "
-                          "SMOTE used for it instead", RuntimeWarning, stacklevel=2)
-            smote = SMOTE(sampling_strategy=self.sampling_strategy, random_state=self.random_state,
-                          k_neighbors=self.n_neighbors)
+            warnings.warn(
+                "adasyn: a class has no neighbour of another class in this training fold; "
+                "SMOTE used for it instead",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            smote = SMOTE(
+                sampling_strategy=self.sampling_strategy,
+                random_state=self.random_state,
+                k_neighbors=self.n_neighbors,
+            )
             return smote.fit_resample(X, y)
 
 
@@ -104,20 +112,29 @@ def make_resampler(name: str, seed: int, smallest_class: int | None = None) -> t
         return RandomUnderSampler(random_state=seed), {"method": name}
     k = SMOTE_NEIGHBOURS if smallest_class is None else min(SMOTE_NEIGHBOURS, smallest_class - 1)
     if k < 1:
-        log.warning("%s needs two samples of every class in each training fold (smallest has %s): "
-                    "using random oversampling instead", name, smallest_class)
+        log.warning(
+            "%s needs two samples of every class in each training fold (smallest has %s): "
+            "using random oversampling instead",
+            name,
+            smallest_class,
+        )
         return RandomOverSampler(random_state=seed), {"method": "random-over", "requested": name}
     if k < SMOTE_NEIGHBOURS:
-        log.warning("%s: smallest class has %d sample(s) per training fold; k_neighbors reduced to %d",
-                    name, smallest_class, k)
+        log.warning(
+            "%s: smallest class has %d sample(s) per training fold; k_neighbors reduced to %d",
+            name,
+            smallest_class,
+            k,
+        )
     if name == "adasyn":
         return AdasynOrSmote(n_neighbors=k, random_state=seed), {"method": name, "k_neighbors": k}
     sampler = SMOTE if name == "smote" else BorderlineSMOTE
     return sampler(k_neighbors=k, random_state=seed), {"method": name, "k_neighbors": k}
 
 
-def _assemble(method: str, class_weight: str | None, seed: int,
-              resampler: Any) -> tuple[Pipeline, dict[str, list[Any]]]:
+def _assemble(
+    method: str, class_weight: str | None, seed: int, resampler: Any
+) -> tuple[Pipeline, dict[str, list[Any]]]:
     if class_weight not in CLASS_WEIGHTS:
         raise ValueError(f"class_weight must be one of {CLASS_WEIGHTS}, got {class_weight!r}")
     model = _estimator(method, class_weight, seed)
@@ -130,9 +147,14 @@ def _assemble(method: str, class_weight: str | None, seed: int,
     return ResamplingPipeline([*steps, ("resample", resampler), ("model", model)]), grid
 
 
-def make_pipeline_and_grid(method: str, *, class_weight: str | None = None, seed: int = 0,
-                           resample: str = "none",
-                           smallest_class: int | None = None) -> tuple[Pipeline, dict[str, list[Any]]]:
+def make_pipeline_and_grid(
+    method: str,
+    *,
+    class_weight: str | None = None,
+    seed: int = 0,
+    resample: str = "none",
+    smallest_class: int | None = None,
+) -> tuple[Pipeline, dict[str, list[Any]]]:
     """An unfitted pipeline (``scale`` step for svm and knn, then ``resample`` unless ``none``, then
     ``model``) and its search grid.
 
@@ -151,7 +173,8 @@ class FittedClassical:
     wrapped in a sigmoid calibration); it has ``predict_proba`` whose columns follow ``classes``.
     ``cv_score`` is the best mean cross-validated score; ``grid_size`` the number of settings
     tried; ``param_grid`` and ``best_params`` use the model's own parameter names and are
-    JSON-serialisable; ``resampling`` says which resampler was used (and its k).
+    JSON-serialisable; ``resampling`` says which resampler was used (and its k); ``cv_left_out``
+    lists the classes too small for the folds, left out of the search but not of the final fit.
     """
 
     method: str
@@ -163,6 +186,7 @@ class FittedClassical:
     classes: list[Any]
     param_grid: dict[str, list[Any]] = field(default_factory=dict)
     resampling: dict[str, Any] = field(default_factory=lambda: {"method": "none"})
+    cv_left_out: list[Any] = field(default_factory=list)
 
 
 def _plain(value: Any) -> Any:
@@ -174,38 +198,91 @@ def _model_params(params: dict[str, Any]) -> dict[str, Any]:
     return {name.removeprefix("model__"): _plain(value) for name, value in params.items()}
 
 
-def _fit_with_probabilities(pipeline: Pipeline, X: np.ndarray, y: np.ndarray,
-                            splitter: StratifiedKFold) -> CalibratedClassifierCV:
+def _fit_with_probabilities(
+    pipeline: Pipeline,
+    X: np.ndarray,
+    y: np.ndarray,
+    splitter: StratifiedKFold,
+    class_names: Sequence[str] | None = None,
+) -> CalibratedClassifierCV:
     """Fit a decision-function classifier with Platt-scaled (sigmoid) probabilities.
 
-    ``ensemble=False``: the sigmoids are fitted on out-of-fold decision values (the search's own
-    folds, with the scaler inside each fold) and one pipeline is refitted on all rows, so the model
-    evaluated is the one that was tuned, and its ``predict`` is the argmax of ``predict_proba``.
-    Out-of-fold decision values need every class in every training fold: a class with a single
-    sample has that sample repeated once (a warning says so), doubling its weight in the fit.
+    ``ensemble=False``: the sigmoids are fitted on out-of-fold decision values (the search's folds
+    where every class can fill them, with the scaler inside each fold) and one pipeline is refitted
+    on all rows, so the model evaluated is the one that was tuned, and its ``predict`` is the argmax
+    of ``predict_proba``.
+    Out-of-fold decision values need every class in every training fold and scikit-learn wants as
+    many samples per class as folds: a class with a single sample has that sample repeated once
+    (doubling its weight in the fit), and the calibration uses fewer folds than the search when a
+    class is smaller than the search's folds; both with a warning.
     """
     labels, counts = np.unique(y, return_counts=True)
     single = np.isin(y, labels[counts == 1])
     if single.any():
-        log.warning("class(es) %s have one training sample: repeated once for the probability calibration",
-                    ", ".join(map(str, labels[counts == 1])))
+        log.warning(
+            "class(es) %s have one training sample: repeated once for the probability calibration",
+            _named(labels[counts == 1], counts[counts == 1], class_names),
+        )
         X, y = np.concatenate([X, X[single]]), np.concatenate([y, y[single]])
+    folds = min(splitter.get_n_splits(), int(np.maximum(counts, 2).min()))
+    if folds < splitter.get_n_splits():
+        log.warning(
+            "probability calibration uses %d folds (the smallest class has %d sample(s))",
+            folds,
+            int(counts.min()),
+        )
+        splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=splitter.random_state)
     calibrated = CalibratedClassifierCV(pipeline, method="sigmoid", cv=splitter, ensemble=False)
     return calibrated.fit(X, y)
 
 
-def _fold_count(y: np.ndarray, requested: int) -> int:
-    """Stratified folds that every class with >= 2 samples can fill; at least 2."""
-    _, counts = np.unique(y, return_counts=True)
+def _named(labels: Sequence[Any], counts: Sequence[int], class_names: Sequence[str] | None) -> str:
+    """'Spn (1 sample), Ap (3 samples)' for messages; integer labels are looked up in ``class_names``."""
+
+    def name(label: Any) -> str:
+        return str(class_names[int(label)]) if class_names is not None else str(label)
+
+    return ", ".join(
+        f"{name(label)} ({count} sample{'s' if count != 1 else ''})"
+        for label, count in zip(labels, counts, strict=True)
+    )
+
+
+def _plan_folds(
+    y: np.ndarray, requested: int, class_names: Sequence[str] | None = None
+) -> tuple[int, list[Any]]:
+    """Stratified folds of the search and the classes left out of it.
+
+    The folds are the largest k <= ``requested`` that at least two classes can fill (k samples each).
+    A class with fewer than k samples cannot be in the training and the held-out part of every fold,
+    so its cross-validated score is noise: it is left out of the search (named in a warning) rather
+    than cutting the folds for every other class; the final fit still uses it.
+    """
+    labels, counts = np.unique(y, return_counts=True)
     if len(counts) < 2:
         raise ValueError(f"training labels hold {len(counts)} class(es); a classifier needs at least 2")
-    if counts.max() < 2:
-        raise ValueError("every class has a single training sample; cross-validation needs 2 per class")
-    folds = int(min(requested, max(2, counts.min())))
+    folds = min(requested, int(np.sort(counts)[-2]))  # the second-largest class caps k
+    if folds < 2:
+        raise ValueError(
+            "cross-validation needs two classes with at least 2 training samples each; "
+            f"training classes: {_named(labels, counts, class_names)}"
+        )
     if folds < requested:
-        log.warning("smallest training class has %d sample(s): grid search uses %d folds instead of %d",
-                    counts.min(), folds, requested)
-    return folds
+        log.warning(
+            "only one class has %d or more training samples: grid search uses %d folds instead of %d",
+            requested,
+            folds,
+            requested,
+        )
+    small = counts < folds
+    if small.any():
+        log.warning(
+            "class(es) %s have fewer training samples than the %d grid-search folds: left out of the "
+            "search (hyper-parameters chosen on the other classes), still used in the final fit",
+            _named(labels[small], counts[small], class_names),
+            folds,
+        )
+    return folds, [_plain(label) for label in labels[small]]
 
 
 def _feasible_grid(grid: dict[str, list[Any]], n_train: int, folds: int) -> dict[str, list[Any]]:
@@ -224,50 +301,73 @@ def _smallest_fold_class(y: np.ndarray, folds: int) -> int:
     return int((counts - -(-counts // folds)).min())
 
 
-def fit_classical(method: str, X_train: np.ndarray, y_train: np.ndarray, *, seed: int,
-                  class_weight: str | None = None, cv_folds: int = 5, n_jobs: int = 1,
-                  scoring: str = "accuracy", resample: str = "none") -> FittedClassical:
+def fit_classical(
+    method: str,
+    X_train: np.ndarray,
+    y_train: np.ndarray,
+    *,
+    seed: int,
+    class_weight: str | None = None,
+    cv_folds: int = 5,
+    n_jobs: int = 1,
+    scoring: str = "accuracy",
+    resample: str = "none",
+    class_names: Sequence[str] | None = None,
+) -> FittedClassical:
     """Choose hyper-parameters by stratified grid search on the training rows, then refit on all.
 
     Args:
         X_train, y_train: the training rows only (features, class labels of any sortable type).
         seed: seeds the fold shuffling and every randomised estimator.
         class_weight: None or ``'balanced'`` (ignored by knn, with a warning).
-        cv_folds: requested folds, reduced (with a warning) to the size of the smallest class;
-            a class with one sample is then absent from some training folds but does not fail.
+        cv_folds: requested folds; fewer only when fewer than two classes have that many samples.
+            Classes with fewer samples than the folds are left out of the search (not of the final
+            fit), with a warning naming them: see :func:`_plan_folds`.
         n_jobs: parallel fits in the search.
         scoring: scikit-learn scorer used to rank the settings.
         resample: one of :data:`RESAMPLERS`, a pipeline step fitted on training folds only.
+        class_names: names of the integer labels 0..n-1, for the warnings (default: the labels).
 
     Returns:
         FittedClassical with the refitted pipeline and the chosen setting.
 
     Raises:
         ValueError: unknown method, class weighting or resampler, mismatched X/y lengths, fewer than two
-            classes, or no class with two samples.
+            classes, or fewer than two classes with two samples.
     """
     X_train, y_train = np.asarray(X_train), np.asarray(y_train)
     if len(X_train) != len(y_train):
         raise ValueError(f"X_train has {len(X_train)} rows but y_train has {len(y_train)} labels")
-    folds = _fold_count(y_train, cv_folds)
+    folds, left_out = _plan_folds(y_train, cv_folds, class_names)
+    searched = ~np.isin(y_train, left_out)
+    # Sized for the smallest class of the final fit's folds too (the calibration reuses the splitter).
     resampler, resampling = make_resampler(resample, seed, _smallest_fold_class(y_train, folds))
     pipeline, grid = _assemble(method, class_weight, seed, resampler)
-    grid = _feasible_grid(grid, len(y_train), folds)
+    grid = _feasible_grid(grid, int(searched.sum()), folds)
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-    search = GridSearchCV(pipeline, grid, scoring=scoring, refit=False, n_jobs=n_jobs, cv=splitter,
-                          error_score="raise")
-    search.fit(X_train, y_train)
+    search = GridSearchCV(
+        pipeline, grid, scoring=scoring, refit=False, n_jobs=n_jobs, cv=splitter, error_score="raise"
+    )
+    with warnings.catch_warnings():  # sklearn warns about the left-out classes' absence; we did already
+        warnings.filterwarnings("ignore", "The least populated class", UserWarning)
+        search.fit(X_train[searched], y_train[searched])
 
     estimator = clone(pipeline).set_params(**search.best_params_)
     if method == "svm":
-        estimator = _fit_with_probabilities(estimator, X_train, y_train, splitter)
+        estimator = _fit_with_probabilities(estimator, X_train, y_train, splitter, class_names)
     else:
         estimator.fit(X_train, y_train)
     n_settings = int(np.prod([len(values) for values in grid.values()]))
     plain_grid = {name.removeprefix("model__"): [_plain(v) for v in values] for name, values in grid.items()}
     return FittedClassical(
-        method=method, estimator=estimator, best_params=_model_params(search.best_params_),
-        cv_score=float(search.best_score_), grid_size=n_settings, cv_folds=folds,
+        method=method,
+        estimator=estimator,
+        best_params=_model_params(search.best_params_),
+        cv_score=float(search.best_score_),
+        grid_size=n_settings,
+        cv_folds=folds,
         classes=[_plain(c) for c in estimator.classes_],
-        param_grid=plain_grid, resampling=resampling,
+        param_grid=plain_grid,
+        resampling=resampling,
+        cv_left_out=left_out,
     )
