@@ -24,6 +24,7 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
+from data_tools.arguments import MAX_SIDE, image_side, side_problem
 from data_tools.atomic import atomic_write_text
 from data_tools.images import CropMode, load_prepared
 from data_tools.layout import LayoutError
@@ -50,8 +51,8 @@ class PreprocessSettings:
 
     def check(self) -> None:
         """Raises PreprocessError naming the bad value."""
-        if self.size < 1:
-            raise PreprocessError(f"size must be a positive number of pixels, got {self.size}")
+        if problem := side_problem(self.size):
+            raise PreprocessError(problem)
         if self.crop not in ("center", "none"):
             raise PreprocessError(f"crop must be 'center' or 'none', got {self.crop!r}")
         if self.format not in _SAVE_FORMATS:
@@ -245,7 +246,10 @@ def make_parser() -> argparse.ArgumentParser:
         "replaced; copies of pairs not written this time are left as they were)",
     )
     parser.add_argument(
-        "--size", type=int, default=defaults.size, help="output side in px (default %(default)s)"
+        "--size",
+        type=image_side,
+        default=defaults.size,
+        help=f"output side in px, 1..{MAX_SIDE} (default %(default)s)",
     )
     parser.add_argument(
         "--crop",

@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from data_tools.arguments import image_side, positive_int
 from data_tools.layout import LayoutError
 from data_tools.manifest_io import ManifestError
 from data_tools.report.build import build_report, summary_lines
@@ -14,13 +15,6 @@ from data_tools.report.inputs import ReportInputError
 
 EXIT_DONE, EXIT_DEFECTS, EXIT_USAGE = 0, 1, 2
 _DEFAULTS = ReportSettings()
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
-    return value
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -61,7 +55,7 @@ def make_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--size",
-        type=_positive_int,
+        type=image_side,
         default=_DEFAULTS.size,
         help="working size in px: images are centre-cropped and resized to it before measuring and "
         "hashing (default %(default)s)",
@@ -102,7 +96,7 @@ def make_parser() -> argparse.ArgumentParser:
         help="flag files larger than MB megabytes (default %(default)s)",
     )
     parser.add_argument(
-        "--workers", type=_positive_int, default=None, help="threads for decoding (default: CPU count)"
+        "--workers", type=positive_int, default=None, help="threads for decoding (default: CPU count)"
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser
