@@ -65,8 +65,10 @@ def make_parser() -> argparse.ArgumentParser:
         type=int,
         default=_DEFAULTS.near_distance,
         metavar="BITS",
-        help="two images are near duplicates when their 64-bit pHashes differ in at most BITS bits "
-        "(default %(default)s; 0 finds only visually identical images)",
+        help="two pairs are near duplicates when their PPL images' 256-bit pHashes and their XPL images' "
+        "pHashes each differ in at most BITS bits, under the same rotation or mirroring (default "
+        "%(default)s: distinct synthetic pairs are 50 or more apart, re-encoded or resized copies 30 or "
+        "less; 0 finds only visually identical pairs)",
     )
     parser.add_argument(
         "--no-rotations",
