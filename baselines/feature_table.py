@@ -21,7 +21,13 @@ import pandas as pd
 
 from data_tools.atomic import atomic_write
 from data_tools.manifest import make_sample_id, sort_manifest
-from data_tools.names import CANONICAL_CLASSES, canonical_class, canonical_domain, canonical_split
+from data_tools.names import (
+    CANONICAL_CLASSES,
+    canonical_class,
+    canonical_domain,
+    canonical_split,
+    merged_names,
+)
 from data_tools.splits import SPLIT_NAMES
 from san.protocol import UsageError
 
@@ -57,7 +63,8 @@ def validate_feature_table(table: pd.DataFrame, source: str = "feature table") -
     Raises:
         FeatureTableError: naming ``source``, the column and what was expected, when a required column
             is missing or empty, no feature column exists, a feature column is not numeric or
-            holds NaN/inf, a sample_id repeats, or a split value is unknown.
+            holds NaN/inf, a sample_id repeats, a split value is unknown, or two distinct labels
+            (``Spl`` and ``Spn``) would become one class.
     """
     missing = [c for c in REQUIRED_COLUMNS if c not in table.columns]
     if missing:
@@ -103,7 +110,15 @@ def validate_feature_table(table: pd.DataFrame, source: str = "feature table") -
     if len(repeated):
         raise FeatureTableError(f"{source}: sample_id values repeat: {_describe(repeated)}")
     table["domain"] = table["domain"].map(canonical_domain)
-    table["label"] = table["label"].map(canonical_class)
+    labels = table["label"].map(canonical_class)
+    if merged := merged_names(zip(table["label"], labels, strict=True)):
+        described = "; ".join(f"{', '.join(names)} -> {name}" for name, names in merged.items())
+        raise FeatureTableError(
+            f"{source}: distinct labels would become one class: {described}; distinct names are never "
+            "merged silently (Spn is spinel in the published dataset, titanite elsewhere): rename them "
+            "in the table to the classes you mean"
+        )
+    table["label"] = labels
     if "split" in table.columns:
         table["split"] = table["split"].map(lambda s: canonical_split(s) or s.lower())
         unknown = sorted(set(table["split"]) - set(SPLIT_NAMES))

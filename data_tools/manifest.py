@@ -10,6 +10,7 @@ import hashlib
 import io
 import os
 from collections import defaultdict
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,18 +20,33 @@ import pandas as pd
 from PIL import Image
 from tqdm.auto import tqdm
 
+from data_tools.class_map import CLASS_MAP_FORMAT, class_for_folder
 from data_tools.images import ImageDecodeError, decode_rgb, is_image_file
 from data_tools.layout import Layout, LayoutError, compile_layout, detect_layout
 from data_tools.names import (
+    CANONICAL_CLASSES,
+    CANONICAL_RIVERS,
     canonical_class,
     canonical_domain,
     canonical_polarization,
     canonical_split,
+    fold_name,
+    merged_names,
     ordered_classes,
     ordered_domains,
 )
 
 Severity = Literal["error", "warning"]
+DOMAIN_OPTION = "(--domain)"  # the domain folder of a tree without a domain level
+
+
+class ManifestError(ValueError):
+    """A manifest is missing columns, has duplicate ids or bad cells, or its tree has problems."""
+
+
+class FolderMergeError(ManifestError):
+    """Distinct label folder names would become one class without a class map saying so."""
+
 
 MANIFEST_COLUMNS: tuple[str, ...] = (
     "sample_id",
@@ -67,6 +83,7 @@ class ManifestResult:
     manifest: pd.DataFrame
     problems: list[Problem] = field(default_factory=list)
     skipped_non_images: int = 0
+    folder_names: pd.DataFrame = field(default_factory=pd.DataFrame)  # see folder_table
 
     @property
     def errors(self) -> list[Problem]:
@@ -92,6 +109,8 @@ class _ImageFile:
     pol: str
     label: str
     stem: str
+    domain_folder: str  # the folder names as found, for the mapping table
+    label_folder: str
 
 
 @dataclass(frozen=True)
@@ -161,8 +180,9 @@ def list_image_files(root: Path) -> tuple[list[str], int, list[Problem]]:
 
 
 def _parse_paths(
-    paths: list[str], layout: Layout, domain: str | None
+    paths: list[str], layout: Layout, domain: str | None, class_map: Mapping[str, str] | None
 ) -> tuple[list[_ImageFile], list[Problem]]:
+    """Files that fit the layout, with canonical names; ``class_map`` None keeps label folder names."""
     files: list[_ImageFile] = []
     problems: list[Problem] = []
     for relative in paths:
@@ -200,14 +220,19 @@ def _parse_paths(
                     )
                 )
                 continue
+        label_folder = fields.get("label", "unlabelled")
         files.append(
             _ImageFile(
                 relative_path=relative,
                 domain=canonical_domain(fields["domain"]) if "domain" in fields else str(domain),
                 split=split,
                 pol=pol,
-                label=canonical_class(fields.get("label", "unlabelled")),
+                label=label_folder.strip()
+                if class_map is None
+                else class_for_folder(label_folder, class_map) or canonical_class(label_folder),
                 stem=Path(fields["name"]).stem,
+                domain_folder=fields.get("domain", DOMAIN_OPTION),
+                label_folder=label_folder,
             )
         )
     return files, problems
@@ -299,6 +324,78 @@ def _leakage_problems(rows: pd.DataFrame) -> tuple[set[str], list[Problem]]:
     return bad, problems
 
 
+def _how(folder: str, name: str, canonical: tuple[str, ...], mapped: bool) -> str:
+    """How a folder name became its name: class map, canonical spelling, alias, or kept as given."""
+    if mapped:
+        return "class map"
+    if fold_name(folder) == fold_name(name):
+        return "canonical" if name in canonical else "kept as given"
+    return "alias"
+
+
+def folder_table(files: list[_ImageFile], class_map: Mapping[str, str]) -> pd.DataFrame:
+    """Every domain and label folder name found, what it became and how, and its image count.
+
+    Columns: kind (``domain`` or ``class``), folder, name, how (``canonical``, ``alias``,
+    ``kept as given``, ``class map``, or ``--domain`` for a tree without a domain level), images.
+    """
+    counts: dict[tuple[str, str, str], int] = defaultdict(int)
+    for item in files:
+        counts[("domain", item.domain_folder, item.domain)] += 1
+        counts[("class", item.label_folder, item.label)] += 1
+    rows = []
+    for (kind, folder, name), images in counts.items():
+        if folder == DOMAIN_OPTION:
+            how = "--domain"
+        elif kind == "domain":
+            how = _how(folder, name, CANONICAL_RIVERS, False)
+        else:
+            how = _how(folder, name, CANONICAL_CLASSES, class_for_folder(folder, class_map) is not None)
+        rows.append({"kind": kind, "folder": folder, "name": name, "how": how, "images": images})
+    table = pd.DataFrame(rows, columns=["kind", "folder", "name", "how", "images"])
+    if table.empty:
+        return table
+    rank = {
+        **{n: i for i, n in enumerate(ordered_domains(table.loc[table["kind"] == "domain", "name"]))},
+        **{n: i for i, n in enumerate(ordered_classes(table.loc[table["kind"] == "class", "name"]))},
+    }
+    order = table.assign(k=table["kind"] == "class", r=table["name"].map(rank)).sort_values(
+        ["k", "r", "folder"]
+    )
+    return order[table.columns].reset_index(drop=True)
+
+
+def _merged(table: pd.DataFrame, kind: str) -> dict[str, list[str]]:
+    """Names that two or more distinct folder names become, unless the class map names them all."""
+    rows = table[table["kind"] == kind]
+    mapped = set(rows.loc[rows["how"] == "class map", "folder"])
+    merged = merged_names(zip(rows["folder"], rows["name"], strict=True))
+    return {name: folders for name, folders in merged.items() if not set(folders) <= mapped}
+
+
+def _check_merges(root: Path, table: pd.DataFrame) -> list[Problem]:
+    """FolderMergeError for label folders merged without a class map; warnings for merged river folders."""
+    if merged := _merged(table, "class"):
+        described = "; ".join(f"{', '.join(folders)} -> {name}" for name, folders in merged.items())
+        example = "\n".join(f"  {folder}: {folder}" for folders in merged.values() for folder in folders)
+        raise FolderMergeError(
+            f"{root}: distinct label folders would become one class: {described}. They are never "
+            "merged without being told (Spn is spinel in the published dataset but sphene/titanite in "
+            "other lists; Cpx and Opx are different pyroxenes). Pass build_manifest.py --class-map FILE "
+            "(then use the manifest CSV it writes) saying what each "
+            f"folder is ({CLASS_MAP_FORMAT}); e.g. to keep them apart:\n{example}"
+        )
+    return [
+        Problem(
+            "warning",
+            "merged_folders",
+            ", ".join(folders),
+            f"river folders {', '.join(folders)} are all taken as domain {name!r}",
+        )
+        for name, folders in _merged(table, "domain").items()
+    ]
+
+
 def _resolve_layout(paths: list[str], layout: str | None, domain: str | None) -> Layout:
     if layout:
         compiled = compile_layout(layout)
@@ -319,6 +416,8 @@ def build_manifest(
     layout: str | None = None,
     domain: str | None = None,
     *,
+    class_map: Mapping[str, str] | None = None,
+    keep_folder_names: bool = False,
     workers: int | None = None,
     progress: bool = True,
 ) -> ManifestResult:
@@ -329,6 +428,10 @@ def build_manifest(
         layout: a template such as ``{label}Data/{pol}/{name}``; None detects
             ``{domain}/{pol}/{label}/{name}`` or ``{domain}/{split}/{pol}/{label}/{name}``.
         domain: the domain name of a tree with no domain level.
+        class_map: folder name -> class for label folders (see :mod:`data_tools.class_map`), over the
+            built-in aliases; the only way two distinct folder names may become one class.
+        keep_folder_names: labels are the label folder names as written (no aliases, no merges), for
+            tools that only copy files.
         workers: threads used to decode and hash the images (default: CPU count).
         progress: show a progress bar.
 
@@ -339,14 +442,18 @@ def build_manifest(
     Raises:
         FileNotFoundError: root is not a folder.
         LayoutError: the template is malformed or no default layout fits the tree.
+        FolderMergeError: two distinct label folder names (``Spl`` and ``Spn``, ``Cpx`` and ``Opx``)
+            would become one class and ``class_map`` does not say so for each of them.
     """
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"data root {str(root)!r} is not a folder")
     paths, skipped, problems = list_image_files(root)
     compiled = _resolve_layout(paths, layout, domain)
-    files, path_problems = _parse_paths(paths, compiled, domain)
-    problems += path_problems
+    class_map = dict(class_map or {})
+    files, path_problems = _parse_paths(paths, compiled, domain, None if keep_folder_names else class_map)
+    folders = folder_table(files, class_map)
+    problems += path_problems + _check_merges(root, folders)
     pairs, pair_problems = _pair_files(files)
     problems += pair_problems
 
@@ -402,7 +509,12 @@ def build_manifest(
     problems += leak_problems
     manifest = sort_manifest(manifest[~manifest["sample_id"].isin(leaked)])
     return ManifestResult(
-        root=root, layout=compiled.template, manifest=manifest, problems=problems, skipped_non_images=skipped
+        root=root,
+        layout=compiled.template,
+        manifest=manifest,
+        problems=problems,
+        skipped_non_images=skipped,
+        folder_names=folders,
     )
 
 

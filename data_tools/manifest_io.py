@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from data_tools.atomic import atomic_write
-from data_tools.manifest import MANIFEST_COLUMNS, ManifestResult, build_manifest
+from data_tools.manifest import MANIFEST_COLUMNS, ManifestError, ManifestResult, build_manifest
 from data_tools.names import canonical_split
 
 REQUIRED_COLUMNS: tuple[str, ...] = ("sample_id", "domain", "label", "plane_path", "cross_path")
@@ -33,10 +33,6 @@ _EXPECTED: dict[str, str] = {
     "split": "train, val or test",
 }
 _SHOWN = 10  # bad cells listed in one error message
-
-
-class ManifestError(ValueError):
-    """A manifest is missing columns, has duplicate ids, or its tree has problems."""
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,14 @@
 
 Folder names found in the wild are mapped to one canonical spelling. Names that match no
 alias are kept exactly as given, so other datasets (other minerals, other domains) work.
+
+Class names are the published dataset's (Hao et al. 2022), which labels spinel ``Spn``. Beware:
+in the standard abbreviations (Whitney and Evans 2010, Am. Mineral. 95:185) spinel is ``Spl`` and
+``Spn`` is sphene (titanite, ``Ttn`` in some lists), and many mineralogists read ``Spn`` so. Here
+``Spn`` stays the dataset's spinel and ``Spl``/``spinel`` are its aliases; ``build_manifest`` prints
+how every folder name was mapped and refuses a tree in which two distinct folder names (``Spl`` and
+``Spn``, ``Cpx`` and ``Opx``) would become one class unless a class map (data_tools.class_map)
+says so, so a titanite folder named ``Spn`` can be given its own class.
 """
 
 from __future__ import annotations
@@ -34,7 +42,7 @@ MINERAL_NAMES: dict[str, str] = {
     "Ms": "muscovite",
     "Px": "pyroxene",
     "Rt": "rutile",
-    "Spn": "spinel",
+    "Spn": "spinel",  # the dataset's Spn; Spn is titanite (sphene) in Whitney and Evans (2010)
     "Tur": "tourmaline",
     "Zrn": "zircon",
 }
@@ -49,7 +57,7 @@ _CLASS_ALIASES: dict[str, tuple[str, ...]] = {
     "Ms": ("muscovite", "mus", "mu"),
     "Px": ("pyroxene", "pyx", "cpx", "opx"),
     "Rt": ("rutile", "rut"),
-    "Spn": ("spinel", "spl"),
+    "Spn": ("spinel", "spl"),  # Spl: Whitney and Evans' spinel; never sphene or titanite
     "Tur": ("tourmaline", "tour", "tou"),
     "Zrn": ("zircon", "zr", "zir"),
 }
@@ -168,6 +176,17 @@ def match_names(
         candidates = by_key.get(fold_name(alias), [])
         matched.append(candidates[0] if len(candidates) == 1 else None)
     return matched
+
+
+def merged_names(pairs: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
+    """Names that two or more distinct originals become, from (original, name) pairs: name -> originals.
+
+    Originals that differ only in case and punctuation (``Zrn``, ``ZRN``) count as one.
+    """
+    groups: dict[str, dict[str, str]] = {}
+    for original, name in pairs:
+        groups.setdefault(name, {}).setdefault(fold_name(original), original)
+    return {name: list(originals.values()) for name, originals in groups.items() if len(originals) > 1}
 
 
 def parse_name_list(text: str | None) -> list[str]:

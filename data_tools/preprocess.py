@@ -168,7 +168,10 @@ def preprocess_tree(
     settings = settings or PreprocessSettings()
     settings.check()
     _check_paths(source, destination)
-    scan = build_manifest(source, layout=layout, domain=domain, workers=workers, progress=progress)
+    # Folders are copied as they are: no class names needed, so Spl and Spn never clash here.
+    scan = build_manifest(
+        source, layout=layout, domain=domain, keep_folder_names=True, workers=workers, progress=progress
+    )
     destination.mkdir(parents=True, exist_ok=True)
     result = PreprocessResult(source, destination, destination / RECORD_NAME, problems=list(scan.problems))
     rows = list(scan.manifest[["sample_id", "plane_path", "cross_path"]].itertuples(index=False))

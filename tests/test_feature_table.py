@@ -187,6 +187,11 @@ def test_read_feature_table_canonicalises_names(tmp_path):
         (lambda t: t.assign(sample_id=["a", "a", "c"]), "sample_id values repeat: a"),
         (lambda t: t.assign(split=["train", "holdout", "test"]), "unknown value.*holdout"),
         (lambda t: t.assign(domain=["r", "", "r"]), "column 'domain' is empty in 1 row"),
+        (
+            lambda t: t.assign(label=["Spl", "Spn", "Grt"]),
+            r"distinct labels would become one class: Spl, Spn -> Spn",
+        ),
+        (lambda t: t.assign(label=["Cpx", "Opx", "Grt"]), r"Cpx, Opx -> Px"),
     ],
 )
 def test_malformed_feature_tables_are_named_errors(tmp_path, change, message):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -9,9 +10,10 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from data_tools.class_map import ClassMapError, read_class_map
 from data_tools.images import ImageDecodeError, load_rgb
 from data_tools.layout import LayoutError, compile_layout
-from data_tools.manifest import build_manifest, count_table, manifest_hash
+from data_tools.manifest import FolderMergeError, build_manifest, count_table, manifest_hash
 from data_tools.manifest_cli import main as build_manifest_main
 from data_tools.manifest_io import ManifestError, load_dataset, read_manifest
 
@@ -27,7 +29,10 @@ def kinds(result) -> dict[str, set[str]]:
 
 def test_default_layout_pairs_and_canonical_names(tmp_path, write_pair_tree):
     write_pair_tree(
-        tmp_path, DEFAULT, {"ChangJiang": {"zircon": 2, "Grt": 3}, "PumQu": {"Zrn": 1}}, pols=("PPL", "XPL")
+        tmp_path,
+        DEFAULT,
+        {"ChangJiang": {"zircon": 2, "Grt": 3}, "PumQu": {"Zircon": 1}},
+        pols=("PPL", "XPL"),
     )
     result = build_manifest(tmp_path, progress=False)
     manifest = result.manifest
@@ -39,6 +44,14 @@ def test_default_layout_pairs_and_canonical_names(tmp_path, write_pair_tree):
     assert manifest["cross_path"].str.contains("/XPL/").all()
     assert list(count_table(manifest).columns) == ["Grt", "Zrn", "total"]  # canonical order
     assert count_table(manifest).loc["total", "total"] == 6
+    mapped = {(r.kind, r.folder): (r.name, r.how, r.images) for r in result.folder_names.itertuples()}
+    assert mapped == {
+        ("domain", "ChangJiang"): ("yangtze", "alias", 10),
+        ("domain", "PumQu"): ("pengqu", "alias", 2),
+        ("class", "Grt"): ("Grt", "canonical", 6),
+        ("class", "zircon"): ("Zrn", "alias", 4),
+        ("class", "Zircon"): ("Zrn", "alias", 2),  # the same name in another case: not a merge
+    }
 
 
 def test_split_layout_is_detected_and_kept(tmp_path, write_pair_tree):
@@ -265,3 +278,60 @@ def test_symlinked_river_folders_are_followed_and_loops_are_not(tmp_path, write_
     assert [(p.severity, p.kind, p.path) for p in result.problems] == [
         ("warning", "symlink_loop", "pengqu/plane/Zrn/again")
     ]
+
+
+@pytest.mark.parametrize(
+    ("folders", "named"),
+    [(("Spl", "Spn"), "Spl, Spn -> Spn"), (("Cpx", "Opx"), "Cpx, Opx -> Px")],
+)
+def test_two_folders_becoming_one_class_need_a_class_map(tmp_path, write_pair_tree, folders, named, capsys):
+    write_pair_tree(tmp_path / "tree", DEFAULT, {"yarlung": {folders[0]: 2, folders[1]: 1, "Zrn": 1}})
+    with pytest.raises(FolderMergeError, match=f"distinct label folders would become one class: {named}"):
+        build_manifest(tmp_path / "tree", progress=False)
+    assert build_manifest_main([str(tmp_path / "tree"), "--quiet"]) == 2
+    assert named in capsys.readouterr().err and not (tmp_path / "tree/manifest.csv").exists()
+    with pytest.raises(ManifestError, match="--class-map"):  # training straight from the tree
+        load_dataset(tmp_path / "tree", progress=False)
+
+    apart = tmp_path / "apart.yaml"
+    apart.write_text(f"{folders[0]}: {folders[0]}\n{folders[1].lower()}: {folders[1]}\n")
+    result = build_manifest(tmp_path / "tree", class_map=read_class_map(apart), progress=False)
+    assert result.manifest.groupby("label").size().to_dict() == {folders[0]: 2, folders[1]: 1, "Zrn": 1}
+    merge = tmp_path / "merge.csv"
+    merge.write_text(f"folder,class\n{folders[0]},Px\n{folders[1]},Px\n")
+    out = tmp_path / "m.csv"
+    assert (
+        build_manifest_main([str(tmp_path / "tree"), "--class-map", str(merge), "--out", str(out), "--quiet"])
+        == 0
+    )
+    printed = capsys.readouterr().out
+    assert re.search(rf"class\s+{folders[0]}\s+Px\s+class map\s+4", printed)
+    assert re.search(r"domain\s+yarlung\s+yarlung\s+canonical\s+8", printed)
+    assert sorted(read_manifest(out).manifest["label"]) == ["Px", "Px", "Px", "Zrn"]
+
+
+def test_spn_is_mapped_as_the_dataset_names_it_with_a_note(tmp_path, write_pair_tree, capsys):
+    write_pair_tree(tmp_path, DEFAULT, {"PengQu": {"spinel": 1}, "YaJiang": {"spinel": 1}})
+    assert build_manifest_main([str(tmp_path), "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert re.search(r"class\s+spinel\s+Spn\s+alias", printed)
+    assert "Spn is the published dataset's label for spinel" in printed and "titanite (sphene)" in printed
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "message"),
+    [
+        ("m.yaml", "- Cpx\n- Opx\n", "expected a YAML mapping"),
+        ("m.yaml", "Cpx: Px\ncpx: Px\n", "folder 'cpx' is listed twice"),
+        ("m.csv", "from,to\nCpx,Px\n", "expected exactly folder,class"),
+        ("m.csv", "folder,class\nCpx,\n", "has an empty folder or class"),
+        ("m.txt", "Cpx Px", "unknown suffix '.txt'"),
+    ],
+)
+def test_bad_class_maps_are_named(tmp_path, write_pair_tree, name, text, message, capsys):
+    (tmp_path / name).write_text(text)
+    with pytest.raises(ClassMapError, match=message):
+        read_class_map(tmp_path / name)
+    write_pair_tree(tmp_path / "tree", DEFAULT, {"yarlung": {"Zrn": 1}})
+    assert build_manifest_main([str(tmp_path / "tree"), "--class-map", str(tmp_path / name), "--quiet"]) == 2
+    assert message in capsys.readouterr().err

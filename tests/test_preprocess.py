@@ -196,3 +196,11 @@ def test_an_unusable_size_is_a_usage_error_before_any_work(tmp_path, write_pair_
         preprocess_tree(
             tmp_path / "raw", tmp_path / "new", settings=PreprocessSettings(size=100_000), progress=False
         )
+
+
+def test_folders_that_would_merge_into_one_class_are_copied_as_they_are(tmp_path, write_pair_tree):
+    write_pair_tree(tmp_path / "raw", DEFAULT, {"yarlung": {"Spl": 1, "Spn": 1}})
+    assert main([str(tmp_path / "raw"), str(tmp_path / "ready"), "--size", "8", "--quiet"]) == 0
+    assert sorted(output_files(tmp_path / "ready")) == [
+        f"yarlung/{pol}/{label}/{label}_000.png" for pol in ("cross", "plane") for label in ("Spl", "Spn")
+    ]
