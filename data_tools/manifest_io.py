@@ -19,7 +19,7 @@ from data_tools.manifest import MANIFEST_COLUMNS, ManifestError, ManifestResult,
 from data_tools.names import canonical_split
 
 REQUIRED_COLUMNS: tuple[str, ...] = ("sample_id", "domain", "label", "plane_path", "cross_path")
-OPTIONAL_COLUMNS: tuple[str, ...] = (*MANIFEST_COLUMNS[len(REQUIRED_COLUMNS) :], "split")
+OPTIONAL_COLUMNS: tuple[str, ...] = (*(c for c in MANIFEST_COLUMNS if c not in REQUIRED_COLUMNS), "split")
 _SIZE_COLUMNS = frozenset(("plane_width", "plane_height", "cross_width", "cross_height"))
 _EXPECTED: dict[str, str] = {
     "sample_id": "a unique sample id",

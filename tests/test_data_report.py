@@ -223,13 +223,14 @@ def test_pair_neighbours_match_brute_force():
     expected = {}
     for i in range(30):
         for j in range(i + 1, 30):
-            each = (bits[i, :, :1] != bits[j]).sum(axis=2)  # (pols, variants)
-            d = int(each.max(axis=0).min())
+            there = (bits[i, :, :1] != bits[j]).sum(axis=2).max(axis=0).min()  # worst pol, best variant
+            back = (bits[j, :, :1] != bits[i]).sum(axis=2).max(axis=0).min()
+            d = int(min(there, back))
             if d <= 100:
                 expected[(i, j)] = d
     found = dict(zip(zip(first.tolist(), second.tolist(), strict=True), distance.tolist(), strict=True))
     assert found == expected
-    assert expected[(3, 7)] == 3 and nearest[3] == 3
+    assert expected[(3, 7)] == 3 and nearest[3] == nearest[7] == 3  # symmetric
     assert parts[list(found).index((3, 7))].tolist() == [1, 3]
     assert expected.get((4, 9), 999) > 50
 

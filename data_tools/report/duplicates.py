@@ -76,9 +76,10 @@ def pair_neighbours(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """All pairs of samples within ``max_distance`` bits, and each sample's nearest-neighbour distance.
 
-    The distance of samples (i, j) under variant v is the largest over parts p (PPL, XPL) of
-    popcount(hash[i, p, 0] XOR hash[j, p, v]); their distance is the smallest over v. Every pair is
-    compared: O(n^2 * parts * variants) XORs in blocks of rows, a few seconds for a few thousand.
+    From sample i to sample j under variant v the distance is the largest over parts p (PPL, XPL)
+    of popcount(hash[i, p, 0] XOR hash[j, p, v]); the distance of i and j is the smallest over v
+    and over both directions (i to j's variants, j to i's). Every pair is compared:
+    O(n^2 * parts * variants) XORs in blocks of rows, a few seconds for a few thousand samples.
 
     Args:
         hashes: (n, parts, variants, bytes) uint8 packed hashes, part p of sample i from
@@ -86,32 +87,34 @@ def pair_neighbours(
         max_distance: largest distance (bits) reported as a pair.
 
     Returns:
-        (i, j, distance, part_distances) of the pairs with i < j (part_distances: (pairs, parts),
-        each part's distance under the variant that gave ``distance``), and an (n,) array of each
-        sample's distance to its nearest other sample (-1 when there is none).
+        (i, j, distance, part_distances) of the pairs with i < j, ordered by (i, j) (part_distances:
+        (pairs, parts), each part's distance where ``distance`` was found), and an (n,) array of
+        each sample's distance to its nearest other sample (-1 when there is none).
     """
-    count, parts, variants, _ = hashes.shape
-    nearest = np.full(count, -1, dtype=np.int64)
-    found: list[tuple[np.ndarray, ...]] = []
-    block = max(1, _BLOCK_ELEMENTS // max(1, count * parts * variants * HASH_BYTES))
-    columns = np.arange(count)
+    count, parts, variants, width = hashes.shape
+    far = np.iinfo(np.int64).max
+    nearest = np.full(count, far, dtype=np.int64)
+    found: list[tuple[np.ndarray, ...]] = [(np.zeros(0, np.int64),) * 3 + (np.zeros((0, parts), np.int64),)]
+    block = max(1, _BLOCK_ELEMENTS // max(1, count * parts * variants * width))
     for start in range(0, count, block):
         rows = np.arange(start, min(start + block, count))
-        xor = hashes[rows, :, :1][:, None] ^ hashes[None]  # (rows, count, parts, variants, 8)
+        xor = hashes[rows, :, :1][:, None] ^ hashes[None]  # (rows, count, parts, variants, bytes)
         each = _POPCOUNT[xor].sum(axis=4, dtype=np.int64)  # (rows, count, parts, variants)
         variant = each.max(axis=2).argmin(axis=2)  # (rows, count): the best rotation / mirroring
         chosen = np.take_along_axis(each, variant[:, :, None, None], axis=3)[..., 0]  # (rows, count, parts)
         distance = chosen.max(axis=2)
-        distance[rows - start, rows] = np.iinfo(np.int64).max
-        if count > 1:
-            nearest[rows] = distance.min(axis=1)
-        local, j = np.nonzero((distance <= max_distance) & (columns[None, :] > rows[:, None]))
-        found.append((rows[local], j, distance[local, j], chosen[local, j]))
-    if not found:
-        empty = np.array([], dtype=np.int64)
-        return empty, empty, empty, np.zeros((0, parts), dtype=np.int64), nearest
+        distance[rows - start, rows] = far
+        nearest[rows] = np.minimum(nearest[rows], distance.min(axis=1))
+        nearest = np.minimum(nearest, distance.min(axis=0))  # the other direction, j to i
+        local, j = np.nonzero(distance <= max_distance)
+        i = rows[local]
+        found.append((np.minimum(i, j), np.maximum(i, j), distance[local, j], chosen[local, j]))
     first, second, distance, part_distances = (np.concatenate(column) for column in zip(*found, strict=True))
-    return first, second, distance, part_distances.reshape(-1, parts), nearest
+    order = np.lexsort((distance, second, first))  # per (i, j), the closer direction first
+    _, first_of_pair = np.unique(np.stack([first[order], second[order]], axis=1), axis=0, return_index=True)
+    keep = order[first_of_pair]
+    nearest[nearest == far] = -1
+    return first[keep], second[keep], distance[keep], part_distances[keep], nearest
 
 
 def _crossings(a: pd.Series, b: pd.Series, has_split: bool) -> str:
