@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -172,7 +173,8 @@ class FittedClassical:
     wrapped in a sigmoid calibration); it has ``predict_proba`` whose columns follow ``classes``.
     ``cv_score`` is the best mean cross-validated score; ``grid_size`` the number of settings
     tried; ``param_grid`` and ``best_params`` use the model's own parameter names and are
-    JSON-serialisable; ``resampling`` says which resampler was used (and its k).
+    JSON-serialisable; ``resampling`` says which resampler was used (and its k); ``cv_left_out``
+    lists the classes too small for the folds, left out of the search but not of the final fit.
     """
 
     method: str
@@ -184,6 +186,7 @@ class FittedClassical:
     classes: list[Any]
     param_grid: dict[str, list[Any]] = field(default_factory=dict)
     resampling: dict[str, Any] = field(default_factory=lambda: {"method": "none"})
+    cv_left_out: list[Any] = field(default_factory=list)
 
 
 def _plain(value: Any) -> Any:
@@ -196,44 +199,90 @@ def _model_params(params: dict[str, Any]) -> dict[str, Any]:
 
 
 def _fit_with_probabilities(
-    pipeline: Pipeline, X: np.ndarray, y: np.ndarray, splitter: StratifiedKFold
+    pipeline: Pipeline,
+    X: np.ndarray,
+    y: np.ndarray,
+    splitter: StratifiedKFold,
+    class_names: Sequence[str] | None = None,
 ) -> CalibratedClassifierCV:
     """Fit a decision-function classifier with Platt-scaled (sigmoid) probabilities.
 
-    ``ensemble=False``: the sigmoids are fitted on out-of-fold decision values (the search's own
-    folds, with the scaler inside each fold) and one pipeline is refitted on all rows, so the model
-    evaluated is the one that was tuned, and its ``predict`` is the argmax of ``predict_proba``.
-    Out-of-fold decision values need every class in every training fold: a class with a single
-    sample has that sample repeated once (a warning says so), doubling its weight in the fit.
+    ``ensemble=False``: the sigmoids are fitted on out-of-fold decision values (the search's folds
+    where every class can fill them, with the scaler inside each fold) and one pipeline is refitted
+    on all rows, so the model evaluated is the one that was tuned, and its ``predict`` is the argmax
+    of ``predict_proba``.
+    Out-of-fold decision values need every class in every training fold and scikit-learn wants as
+    many samples per class as folds: a class with a single sample has that sample repeated once
+    (doubling its weight in the fit), and the calibration uses fewer folds than the search when a
+    class is smaller than the search's folds; both with a warning.
     """
     labels, counts = np.unique(y, return_counts=True)
     single = np.isin(y, labels[counts == 1])
     if single.any():
         log.warning(
             "class(es) %s have one training sample: repeated once for the probability calibration",
-            ", ".join(map(str, labels[counts == 1])),
+            _named(labels[counts == 1], counts[counts == 1], class_names),
         )
         X, y = np.concatenate([X, X[single]]), np.concatenate([y, y[single]])
+    folds = min(splitter.get_n_splits(), int(np.maximum(counts, 2).min()))
+    if folds < splitter.get_n_splits():
+        log.warning(
+            "probability calibration uses %d folds (the smallest class has %d sample(s))",
+            folds,
+            int(counts.min()),
+        )
+        splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=splitter.random_state)
     calibrated = CalibratedClassifierCV(pipeline, method="sigmoid", cv=splitter, ensemble=False)
     return calibrated.fit(X, y)
 
 
-def _fold_count(y: np.ndarray, requested: int) -> int:
-    """Stratified folds that every class with >= 2 samples can fill; at least 2."""
-    _, counts = np.unique(y, return_counts=True)
+def _named(labels: Sequence[Any], counts: Sequence[int], class_names: Sequence[str] | None) -> str:
+    """'Spn (1 sample), Ap (3 samples)' for messages; integer labels are looked up in ``class_names``."""
+
+    def name(label: Any) -> str:
+        return str(class_names[int(label)]) if class_names is not None else str(label)
+
+    return ", ".join(
+        f"{name(label)} ({count} sample{'s' if count != 1 else ''})"
+        for label, count in zip(labels, counts, strict=True)
+    )
+
+
+def _plan_folds(
+    y: np.ndarray, requested: int, class_names: Sequence[str] | None = None
+) -> tuple[int, list[Any]]:
+    """Stratified folds of the search and the classes left out of it.
+
+    The folds are the largest k <= ``requested`` that at least two classes can fill (k samples each).
+    A class with fewer than k samples cannot be in the training and the held-out part of every fold,
+    so its cross-validated score is noise: it is left out of the search (named in a warning) rather
+    than cutting the folds for every other class; the final fit still uses it.
+    """
+    labels, counts = np.unique(y, return_counts=True)
     if len(counts) < 2:
         raise ValueError(f"training labels hold {len(counts)} class(es); a classifier needs at least 2")
-    if counts.max() < 2:
-        raise ValueError("every class has a single training sample; cross-validation needs 2 per class")
-    folds = int(min(requested, max(2, counts.min())))
+    folds = min(requested, int(np.sort(counts)[-2]))  # the second-largest class caps k
+    if folds < 2:
+        raise ValueError(
+            "cross-validation needs two classes with at least 2 training samples each; "
+            f"training classes: {_named(labels, counts, class_names)}"
+        )
     if folds < requested:
         log.warning(
-            "smallest training class has %d sample(s): grid search uses %d folds instead of %d",
-            counts.min(),
+            "only one class has %d or more training samples: grid search uses %d folds instead of %d",
+            requested,
             folds,
             requested,
         )
-    return folds
+    small = counts < folds
+    if small.any():
+        log.warning(
+            "class(es) %s have fewer training samples than the %d grid-search folds: left out of the "
+            "search (hyper-parameters chosen on the other classes), still used in the final fit",
+            _named(labels[small], counts[small], class_names),
+            folds,
+        )
+    return folds, [_plain(label) for label in labels[small]]
 
 
 def _feasible_grid(grid: dict[str, list[Any]], n_train: int, folds: int) -> dict[str, list[Any]]:
@@ -263,6 +312,7 @@ def fit_classical(
     n_jobs: int = 1,
     scoring: str = "accuracy",
     resample: str = "none",
+    class_names: Sequence[str] | None = None,
 ) -> FittedClassical:
     """Choose hyper-parameters by stratified grid search on the training rows, then refit on all.
 
@@ -270,35 +320,41 @@ def fit_classical(
         X_train, y_train: the training rows only (features, class labels of any sortable type).
         seed: seeds the fold shuffling and every randomised estimator.
         class_weight: None or ``'balanced'`` (ignored by knn, with a warning).
-        cv_folds: requested folds, reduced (with a warning) to the size of the smallest class;
-            a class with one sample is then absent from some training folds but does not fail.
+        cv_folds: requested folds; fewer only when fewer than two classes have that many samples.
+            Classes with fewer samples than the folds are left out of the search (not of the final
+            fit), with a warning naming them: see :func:`_plan_folds`.
         n_jobs: parallel fits in the search.
         scoring: scikit-learn scorer used to rank the settings.
         resample: one of :data:`RESAMPLERS`, a pipeline step fitted on training folds only.
+        class_names: names of the integer labels 0..n-1, for the warnings (default: the labels).
 
     Returns:
         FittedClassical with the refitted pipeline and the chosen setting.
 
     Raises:
         ValueError: unknown method, class weighting or resampler, mismatched X/y lengths, fewer than two
-            classes, or no class with two samples.
+            classes, or fewer than two classes with two samples.
     """
     X_train, y_train = np.asarray(X_train), np.asarray(y_train)
     if len(X_train) != len(y_train):
         raise ValueError(f"X_train has {len(X_train)} rows but y_train has {len(y_train)} labels")
-    folds = _fold_count(y_train, cv_folds)
+    folds, left_out = _plan_folds(y_train, cv_folds, class_names)
+    searched = ~np.isin(y_train, left_out)
+    # Sized for the smallest class of the final fit's folds too (the calibration reuses the splitter).
     resampler, resampling = make_resampler(resample, seed, _smallest_fold_class(y_train, folds))
     pipeline, grid = _assemble(method, class_weight, seed, resampler)
-    grid = _feasible_grid(grid, len(y_train), folds)
+    grid = _feasible_grid(grid, int(searched.sum()), folds)
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     search = GridSearchCV(
         pipeline, grid, scoring=scoring, refit=False, n_jobs=n_jobs, cv=splitter, error_score="raise"
     )
-    search.fit(X_train, y_train)
+    with warnings.catch_warnings():  # sklearn warns about the left-out classes' absence; we did already
+        warnings.filterwarnings("ignore", "The least populated class", UserWarning)
+        search.fit(X_train[searched], y_train[searched])
 
     estimator = clone(pipeline).set_params(**search.best_params_)
     if method == "svm":
-        estimator = _fit_with_probabilities(estimator, X_train, y_train, splitter)
+        estimator = _fit_with_probabilities(estimator, X_train, y_train, splitter, class_names)
     else:
         estimator.fit(X_train, y_train)
     n_settings = int(np.prod([len(values) for values in grid.values()]))
@@ -313,4 +369,5 @@ def fit_classical(
         classes=[_plain(c) for c in estimator.classes_],
         param_grid=plain_grid,
         resampling=resampling,
+        cv_left_out=left_out,
     )

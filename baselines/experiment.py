@@ -126,6 +126,7 @@ def run_classical_experiment(request: RunRequest) -> dict[str, Any]:
             n_jobs=hparams["n_jobs"],
             scoring=hparams["scoring"],
             resample=hparams["resample"],
+            class_names=context.class_names,
         )
         fit_seconds = time.perf_counter() - fit_start
         trained_classes = [int(c) for c in fitted.classes]
@@ -142,6 +143,7 @@ def run_classical_experiment(request: RunRequest) -> dict[str, Any]:
             "best_params": fitted.best_params,
             "cv_score": fitted.cv_score,
             "grid_size": fitted.grid_size,
+            "cv_left_out": [context.class_names[int(c)] for c in fitted.cv_left_out],
         }
         timing = {"feature_seconds": round(feature_seconds, 2), "train_seconds": round(fit_seconds, 2)}
         extras = {

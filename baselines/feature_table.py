@@ -20,8 +20,14 @@ import numpy as np
 import pandas as pd
 
 from data_tools.atomic import atomic_write
-from data_tools.manifest import sort_manifest
-from data_tools.names import CANONICAL_CLASSES, canonical_class, canonical_domain, canonical_split
+from data_tools.manifest import make_sample_id, sort_manifest
+from data_tools.names import (
+    CANONICAL_CLASSES,
+    canonical_class,
+    canonical_domain,
+    canonical_split,
+    merged_names,
+)
 from data_tools.splits import SPLIT_NAMES
 from san.evaluation.protocols import UsageError
 
@@ -57,7 +63,8 @@ def validate_feature_table(table: pd.DataFrame, source: str = "feature table") -
     Raises:
         FeatureTableError: naming ``source``, the column and what was expected, when a required column
             is missing or empty, no feature column exists, a feature column is not numeric or
-            holds NaN/inf, a sample_id repeats, or a split value is unknown.
+            holds NaN/inf, a sample_id repeats, a split value is unknown, or two distinct labels
+            (``Spl`` and ``Spn``) would become one class.
     """
     missing = [c for c in REQUIRED_COLUMNS if c not in table.columns]
     if missing:
@@ -103,7 +110,15 @@ def validate_feature_table(table: pd.DataFrame, source: str = "feature table") -
     if len(repeated):
         raise FeatureTableError(f"{source}: sample_id values repeat: {_describe(repeated)}")
     table["domain"] = table["domain"].map(canonical_domain)
-    table["label"] = table["label"].map(canonical_class)
+    labels = table["label"].map(canonical_class)
+    if merged := merged_names(zip(table["label"], labels, strict=True)):
+        described = "; ".join(f"{', '.join(names)} -> {name}" for name, names in merged.items())
+        raise FeatureTableError(
+            f"{source}: distinct labels would become one class: {described}; distinct names are never "
+            "merged silently (Spn is spinel in the published dataset, titanite elsewhere): rename them "
+            "in the table to the classes you mean"
+        )
+    table["label"] = labels
     if "split" in table.columns:
         table["split"] = table["split"].map(lambda s: canonical_split(s) or s.lower())
         unknown = sorted(set(table["split"]) - set(SPLIT_NAMES))
@@ -142,11 +157,25 @@ class _ReleaseRow:
     line: int
 
 
-def _parse_release_file(path: Path) -> list[_ReleaseRow]:
-    """Rows of one release file; FeatureTableError naming the file and line for a malformed one."""
+def _feature_column(pol: str, index: int) -> str:
+    """Name of a release value's column in the feature table: ``cross_f000``, ``plane_f012``..."""
+    return f"{pol}_f{index:03d}"
+
+
+def _parse_release_file(path: Path, pol: str) -> list[_ReleaseRow]:
+    """Rows of one release file; FeatureTableError naming the file and line (and the value's column)
+    for a malformed one: not UTF-8, wrong field count, unreadable or non-finite values."""
     rows: list[_ReleaseRow] = []
     width = None
-    for number, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = path.read_bytes()[: error.start].count(b"\n") + 1
+        raise FeatureTableError(
+            f"{path}, line {line}: not UTF-8 text (byte {error.object[error.start]:#04x} "
+            f"at offset {error.start}); expected the release's UTF-8 text files"
+        ) from None
+    for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         fields = line.rstrip("\r\n").split("\t")
@@ -163,6 +192,13 @@ def _parse_release_file(path: Path) -> list[_ReleaseRow]:
             raise FeatureTableError(
                 f"{path}, line {number}: cannot read label index or values ({error})"
             ) from None
+        if not np.isfinite(values).all():
+            column = int(np.flatnonzero(~np.isfinite(values))[0])
+            raise FeatureTableError(
+                f"{path}, line {number} ({filename}): value {column + 1} "
+                f"(column {_feature_column(pol, column)}) is {value_text.split()[column]!r}; "
+                "expected a finite number"
+            )
         if not 0 <= label_index < len(CANONICAL_CLASSES):
             raise FeatureTableError(
                 f"{path}, line {number}: label index {label_index} is outside "
@@ -223,41 +259,79 @@ def _check_same_samples(
         )
 
 
-def _join_pair(cross_path: Path, plane_path: Path, river: str, part: str) -> list[dict[str, object]]:
-    """One record per sample of a (river, part), cross and plane values side by side."""
-    cross = _keyed(cross_path, _parse_release_file(cross_path))
-    plane = _keyed(plane_path, _parse_release_file(plane_path))
+@dataclass(frozen=True)
+class _ReleaseSample:
+    sample_id: str
+    domain: str
+    label: str
+    part: str
+    stem: str
+    cross: _ReleaseRow
+    plane: _ReleaseRow
+    where: str  # "<cross file>, line N", for messages
+
+
+def _join_pair(cross_path: Path, plane_path: Path, river: str, part: str) -> list[_ReleaseSample]:
+    """One sample per line of a (river, part), its cross and plane rows side by side."""
+    cross = _keyed(cross_path, _parse_release_file(cross_path, "cross"))
+    plane = _keyed(plane_path, _parse_release_file(plane_path, "plane"))
     _check_same_samples(cross_path, cross, plane_path, plane)
     domain = canonical_domain(river)
-    records = []
+    samples = []
     for key, cross_row in cross.items():
         stem = PureWindowsPath(cross_row.filename).stem  # a name may carry a Windows or POSIX folder
-        records.append(
-            {
-                "sample_id": f"{domain}/{cross_row.label}/{stem}",
-                "domain": domain,
-                "label": cross_row.label,
-                "split": RELEASE_SPLITS[part],
-                "cross": cross_row.values,
-                "plane": plane[key].values,
-            }
+        # The part is part of the identity: different grains of one river share file names across
+        # the release's train and val files.
+        samples.append(
+            _ReleaseSample(
+                make_sample_id(domain, part, cross_row.label, stem),
+                domain,
+                cross_row.label,
+                part,
+                stem,
+                cross_row,
+                plane[key],
+                f"{cross_path.name}, line {cross_row.line}",
+            )
         )
-    return records
+    return samples
+
+
+def _check_no_copies(directory: Path, samples: list[_ReleaseSample]) -> None:
+    """FeatureTableError when a file name of a river and class is in both parts with the same values
+    (one grain on both sides of the split); same names with different values are different grains."""
+    by_name: dict[tuple[str, str, str], list[_ReleaseSample]] = {}
+    for sample in samples:
+        by_name.setdefault((sample.domain, sample.label, sample.stem), []).append(sample)
+    copies = [
+        f"{first.stem!r} ({first.domain}, {first.label}: {first.where} and {second.where})"
+        for first, *others in by_name.values()
+        for second in others
+        if np.array_equal(first.cross.values, second.cross.values)
+        and np.array_equal(first.plane.values, second.plane.values)
+    ]
+    if copies:
+        raise FeatureTableError(
+            f"{directory}: sample(s) in both the train and val files with identical "
+            f"feature values (leakage): {_describe(copies)}"
+        )
 
 
 def import_published_release(directory: str | Path) -> pd.DataFrame:
     """Convert the published feature release into a feature table.
 
     Returns:
-        Rows ``sample_id`` (``<domain>/<label>/<file stem>``), ``domain`` (canonical river),
+        Rows ``sample_id`` (``<domain>/<part>/<label>/<file stem>``, part = train or val, as
+        ``build_manifest`` names a ``{domain}/{split}/...`` tree), ``domain`` (canonical river),
         ``label`` (canonical class), ``split`` (train -> train, val -> test), then
         ``cross_f000...`` and ``plane_f000...``; ordered by domain, class and sample_id.
 
     Raises:
         FileNotFoundError: the folder does not exist.
         FeatureTableError: unknown ``.txt`` file names (listed), a river/part with only one
-            polarization, malformed lines, cross and plane files that disagree on a sample's
-            presence or label, inconsistent value counts, or a sample in both parts of a river.
+            polarization, malformed lines (not UTF-8, NaN or infinite values: file, line and
+            column named), cross and plane files that disagree on a sample's presence or label,
+            inconsistent value counts, or a file name in both parts of a river with identical values.
     """
     directory = Path(directory)
     if not directory.is_dir():
@@ -279,7 +353,7 @@ def import_published_release(directory: str | Path) -> pd.DataFrame:
         )
     if not found:
         raise FeatureTableError(f"{directory}: no <River>_<train|val>_<cross|plane>.txt files")
-    records = []
+    samples: list[_ReleaseSample] = []
     for (river, part), by_pol in sorted(found.items()):
         if set(by_pol) != {"cross", "plane"}:
             (present,) = by_pol
@@ -287,22 +361,29 @@ def import_published_release(directory: str | Path) -> pd.DataFrame:
             raise FeatureTableError(
                 f"{directory}: {by_pol[present].name} has no {river}_{part}_{absent}.txt partner"
             )
-        records += _join_pair(by_pol["cross"], by_pol["plane"], river, part)
+        samples += _join_pair(by_pol["cross"], by_pol["plane"], river, part)
 
     for pol in ("cross", "plane"):
-        widths = {len(r[pol]) for r in records}
+        widths = {len(getattr(s, pol).values) for s in samples}
         if len(widths) > 1:
             raise FeatureTableError(
                 f"{directory}: the {pol} files hold different numbers of values per line: {sorted(widths)}"
             )
-    meta = pd.DataFrame([{k: r[k] for k in META_COLUMNS} for r in records])
+    _check_no_copies(directory, samples)
+    meta = pd.DataFrame(
+        {
+            "sample_id": [s.sample_id for s in samples],
+            "domain": [s.domain for s in samples],
+            "label": [s.label for s in samples],
+            "split": [RELEASE_SPLITS[s.part] for s in samples],
+        }
+    )
     repeated = meta["sample_id"][meta["sample_id"].duplicated()].unique()
-    if len(repeated):
-        raise FeatureTableError(
-            f"{directory}: sample(s) listed in both the train and val files: {_describe(repeated)}"
-        )
+    if len(repeated):  # two river spellings (ChangJiang_train and Yangtze_train) name one river
+        raise FeatureTableError(f"{directory}: sample(s) listed twice: {_describe(repeated)}")
     blocks = [meta]
     for pol in ("cross", "plane"):
-        matrix = np.stack([r[pol] for r in records])
-        blocks.append(pd.DataFrame(matrix, columns=[f"{pol}_f{i:03d}" for i in range(matrix.shape[1])]))
+        matrix = np.stack([getattr(s, pol).values for s in samples])
+        columns = [_feature_column(pol, i) for i in range(matrix.shape[1])]
+        blocks.append(pd.DataFrame(matrix, columns=columns))
     return sort_manifest(pd.concat(blocks, axis=1))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Literal
 
@@ -28,6 +29,12 @@ def _to_rgb(image: Image.Image) -> np.ndarray:
     """Convert any PIL mode (L, LA, P, RGBA, CMYK, I;16, I, F) to an HxWx3 uint8 array."""
     if image.mode == "F" or image.mode.startswith("I"):
         values = np.asarray(image, dtype=np.float64)
+        if not np.isfinite(values).all():
+            # A NaN or inf pixel would make the peak NaN and the whole image black.
+            bad = int((~np.isfinite(values)).sum())
+            raise ImageDecodeError(
+                f"{bad} of {values.size} pixel value(s) are NaN or infinite; expected finite numbers"
+            )
         peak = float(values.max(initial=0.0))
         if image.mode == "F":
             top = 1.0 if peak <= 1.0 else peak  # float images: [0, 1] or arbitrary positive range
@@ -43,24 +50,40 @@ def _to_rgb(image: Image.Image) -> np.ndarray:
     return np.asarray(image, dtype=np.uint8).copy()
 
 
-def load_rgb(path: str | Path) -> np.ndarray:
-    """Decode an image file to an HxWx3 uint8 RGB array with EXIF orientation applied.
+def decode_rgb(data: bytes) -> np.ndarray:
+    """Decode an image file's bytes to an HxWx3 uint8 RGB array with EXIF orientation applied.
 
     Raises:
-        ImageDecodeError: the file is empty, truncated, or not a decodable image.
+        ImageDecodeError: the bytes are empty, truncated, not a decodable image, or a float image
+            holds NaN or infinite pixels; the message gives the reason (not the file name).
     """
-    path = Path(path)
+    if not data:
+        raise ImageDecodeError("empty file (0 bytes)")
     try:
-        if path.stat().st_size == 0:
-            raise ImageDecodeError(f"{path}: empty file (0 bytes)")
-        with Image.open(path) as image:
+        with Image.open(io.BytesIO(data)) as image:
             image.load()
-            image = ImageOps.exif_transpose(image)
-            return _to_rgb(image)
+            return _to_rgb(ImageOps.exif_transpose(image))
     except ImageDecodeError:
         raise
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
-        raise ImageDecodeError(f"{path}: cannot decode image ({error})") from error
+        raise ImageDecodeError(f"unreadable or truncated image ({error})") from error
+
+
+def load_rgb(path: str | Path) -> np.ndarray:
+    """Decode an image file to an HxWx3 uint8 RGB array (see :func:`decode_rgb`).
+
+    Raises:
+        ImageDecodeError: the file cannot be read or decoded; the message names the file and the reason.
+    """
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise ImageDecodeError(f"{path}: cannot read file ({error.strerror or error})") from error
+    try:
+        return decode_rgb(data)
+    except ImageDecodeError as error:
+        raise ImageDecodeError(f"{path}: {error}") from error
 
 
 def center_square_crop(image: np.ndarray) -> np.ndarray:

@@ -19,9 +19,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from data_tools.images import is_image_file
 from data_tools.layout import LayoutError, compile_layout, detect_layout
-from data_tools.manifest import Problem, build_manifest
+from data_tools.manifest import Problem, build_manifest, list_image_files
 from data_tools.manifest_io import Dataset, read_manifest
 
 UNLABELLED = "unlabelled"
@@ -56,17 +55,6 @@ class PredictionInput:
     def samples(self) -> list[str]:
         """The sample names, in order of appearance."""
         return list(dict.fromkeys(self.manifest["domain"]))
-
-
-def _image_paths(root: Path) -> list[str]:
-    """Image paths under root (relative, POSIX, sorted), skipping hidden files and folders."""
-    return sorted(
-        path.relative_to(root).as_posix()
-        for path in root.rglob("*")
-        if path.is_file()
-        and is_image_file(path.name)
-        and not any(part.startswith(".") for part in path.relative_to(root).parts)
-    )
 
 
 def detect_input_layout(paths: list[str]) -> str:
@@ -104,7 +92,7 @@ def read_prediction_input(
         raise FileNotFoundError(f"input {str(path)!r} does not exist")
     if path.is_file():
         return PredictionInput(read_manifest(path), MANIFEST_LAYOUT)
-    template = layout or detect_input_layout(_image_paths(path))
+    template = layout or detect_input_layout(list_image_files(path)[0])
     has_domain = "domain" in compile_layout(template).fields
     if has_domain and sample:
         raise LayoutError(

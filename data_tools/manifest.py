@@ -10,6 +10,7 @@ import hashlib
 import io
 import os
 from collections import defaultdict
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,18 +20,33 @@ import pandas as pd
 from PIL import Image
 from tqdm.auto import tqdm
 
-from data_tools.images import is_image_file
+from data_tools.class_map import CLASS_MAP_FORMAT, class_for_folder
+from data_tools.images import ImageDecodeError, decode_rgb, is_image_file
 from data_tools.layout import Layout, LayoutError, compile_layout, detect_layout
 from data_tools.names import (
+    CANONICAL_CLASSES,
+    CANONICAL_RIVERS,
     canonical_class,
     canonical_domain,
     canonical_polarization,
     canonical_split,
+    fold_name,
+    merged_names,
     ordered_classes,
     ordered_domains,
 )
 
 Severity = Literal["error", "warning"]
+DOMAIN_OPTION = "(--domain)"  # the domain folder of a tree without a domain level
+
+
+class ManifestError(ValueError):
+    """A manifest is missing columns, has duplicate ids or bad cells, or its tree has problems."""
+
+
+class FolderMergeError(ManifestError):
+    """Distinct label folder names would become one class without a class map saying so."""
+
 
 MANIFEST_COLUMNS: tuple[str, ...] = (
     "sample_id",
@@ -67,6 +83,7 @@ class ManifestResult:
     manifest: pd.DataFrame
     problems: list[Problem] = field(default_factory=list)
     skipped_non_images: int = 0
+    folder_names: pd.DataFrame = field(default_factory=pd.DataFrame)  # see folder_table
 
     @property
     def errors(self) -> list[Problem]:
@@ -92,6 +109,8 @@ class _ImageFile:
     pol: str
     label: str
     stem: str
+    domain_folder: str  # the folder names as found, for the mapping table
+    label_folder: str
 
 
 @dataclass(frozen=True)
@@ -103,28 +122,52 @@ class _ImageCheck:
 
 
 def _check_image(path: Path) -> _ImageCheck:
-    """Read the bytes once: hash them and decode fully (catches truncated files)."""
+    """Read the bytes once: hash them and decode them exactly as training will (catches truncated
+    files and float images with NaN or infinite pixels)."""
     try:
         data = path.read_bytes()
     except OSError as error:
         return _ImageCheck(error=f"cannot read file ({error.strerror or error})")
-    if not data:
-        return _ImageCheck(error="empty file (0 bytes)")
     try:
-        with Image.open(io.BytesIO(data)) as image:
-            image.load()
+        decode_rgb(data)
+        with Image.open(io.BytesIO(data)) as image:  # the stored size is the file's, before EXIF rotation
             width, height = image.size
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
-        return _ImageCheck(error=f"unreadable or truncated image ({error})")
+    except ImageDecodeError as error:
+        return _ImageCheck(error=str(error))
     return _ImageCheck(sha1=hashlib.sha1(data).hexdigest(), width=width, height=height)
 
 
-def _list_files(root: Path) -> tuple[list[str], int]:
-    """Image paths (relative, POSIX, sorted) and the number of non-image files skipped."""
+def list_image_files(root: Path) -> tuple[list[str], int, list[Problem]]:
+    """Image paths under root (relative, POSIX, sorted), the number of non-image files skipped, and a
+    warning for every folder symlink not followed because it leads back into its own path (a loop).
+
+    Hidden files and folders are skipped; folder symlinks are followed (a river folder may be a link).
+    """
     images: list[str] = []
     skipped = 0
-    for directory, folders, files in os.walk(root):
-        folders[:] = sorted(f for f in folders if not f.startswith("."))
+    loops: list[Problem] = []
+    # Real paths of the folders on the walk path down to each folder still to visit.
+    chains: dict[str, frozenset[str]] = {str(root): frozenset({os.path.realpath(root)})}
+    for directory, folders, files in os.walk(str(root), followlinks=True):
+        chain = chains.pop(directory)
+        kept = []
+        for folder in sorted(f for f in folders if not f.startswith(".")):
+            path = os.path.join(directory, folder)
+            real = os.path.realpath(path)
+            if real in chain:
+                relative = Path(path).relative_to(root).as_posix()
+                loops.append(
+                    Problem(
+                        "warning",
+                        "symlink_loop",
+                        relative,
+                        f"folder link to {real}, which contains it: not followed (its files are listed once)",
+                    )
+                )
+                continue
+            chains[path] = chain | {real}
+            kept.append(folder)
+        folders[:] = kept
         for name in files:
             if name.startswith("."):
                 continue
@@ -133,12 +176,13 @@ def _list_files(root: Path) -> tuple[list[str], int]:
                 images.append(relative)
             else:
                 skipped += 1
-    return sorted(images), skipped
+    return sorted(images), skipped, loops
 
 
 def _parse_paths(
-    paths: list[str], layout: Layout, domain: str | None
+    paths: list[str], layout: Layout, domain: str | None, class_map: Mapping[str, str] | None
 ) -> tuple[list[_ImageFile], list[Problem]]:
+    """Files that fit the layout, with canonical names; ``class_map`` None keeps label folder names."""
     files: list[_ImageFile] = []
     problems: list[Problem] = []
     for relative in paths:
@@ -176,20 +220,26 @@ def _parse_paths(
                     )
                 )
                 continue
+        label_folder = fields.get("label", "unlabelled")
         files.append(
             _ImageFile(
                 relative_path=relative,
                 domain=canonical_domain(fields["domain"]) if "domain" in fields else str(domain),
                 split=split,
                 pol=pol,
-                label=canonical_class(fields.get("label", "unlabelled")),
+                label=label_folder.strip()
+                if class_map is None
+                else class_for_folder(label_folder, class_map) or canonical_class(label_folder),
                 stem=Path(fields["name"]).stem,
+                domain_folder=fields.get("domain", DOMAIN_OPTION),
+                label_folder=label_folder,
             )
         )
     return files, problems
 
 
-def _sample_id(domain: str, split: str | None, label: str, stem: str) -> str:
+def make_sample_id(domain: str, split: str | None, label: str, stem: str) -> str:
+    """The id of a pair: ``domain/split/label/stem``, without the split when there is none."""
     return "/".join(part for part in (domain, split, label, stem) if part)
 
 
@@ -197,7 +247,7 @@ def _pair_files(files: list[_ImageFile]) -> tuple[dict[str, dict[str, _ImageFile
     """Group files into pairs by (domain, split, label, file stem)."""
     groups: dict[str, dict[str, list[_ImageFile]]] = defaultdict(lambda: defaultdict(list))
     for item in files:
-        groups[_sample_id(item.domain, item.split, item.label, item.stem)][item.pol].append(item)
+        groups[make_sample_id(item.domain, item.split, item.label, item.stem)][item.pol].append(item)
     pairs: dict[str, dict[str, _ImageFile]] = {}
     problems: list[Problem] = []
     for sample_id, by_pol in groups.items():
@@ -274,6 +324,78 @@ def _leakage_problems(rows: pd.DataFrame) -> tuple[set[str], list[Problem]]:
     return bad, problems
 
 
+def _how(folder: str, name: str, canonical: tuple[str, ...], mapped: bool) -> str:
+    """How a folder name became its name: class map, canonical spelling, alias, or kept as given."""
+    if mapped:
+        return "class map"
+    if fold_name(folder) == fold_name(name):
+        return "canonical" if name in canonical else "kept as given"
+    return "alias"
+
+
+def folder_table(files: list[_ImageFile], class_map: Mapping[str, str]) -> pd.DataFrame:
+    """Every domain and label folder name found, what it became and how, and its image count.
+
+    Columns: kind (``domain`` or ``class``), folder, name, how (``canonical``, ``alias``,
+    ``kept as given``, ``class map``, or ``--domain`` for a tree without a domain level), images.
+    """
+    counts: dict[tuple[str, str, str], int] = defaultdict(int)
+    for item in files:
+        counts[("domain", item.domain_folder, item.domain)] += 1
+        counts[("class", item.label_folder, item.label)] += 1
+    rows = []
+    for (kind, folder, name), images in counts.items():
+        if folder == DOMAIN_OPTION:
+            how = "--domain"
+        elif kind == "domain":
+            how = _how(folder, name, CANONICAL_RIVERS, False)
+        else:
+            how = _how(folder, name, CANONICAL_CLASSES, class_for_folder(folder, class_map) is not None)
+        rows.append({"kind": kind, "folder": folder, "name": name, "how": how, "images": images})
+    table = pd.DataFrame(rows, columns=["kind", "folder", "name", "how", "images"])
+    if table.empty:
+        return table
+    rank = {
+        **{n: i for i, n in enumerate(ordered_domains(table.loc[table["kind"] == "domain", "name"]))},
+        **{n: i for i, n in enumerate(ordered_classes(table.loc[table["kind"] == "class", "name"]))},
+    }
+    order = table.assign(k=table["kind"] == "class", r=table["name"].map(rank)).sort_values(
+        ["k", "r", "folder"]
+    )
+    return order[table.columns].reset_index(drop=True)
+
+
+def _merged(table: pd.DataFrame, kind: str) -> dict[str, list[str]]:
+    """Names that two or more distinct folder names become, unless the class map names them all."""
+    rows = table[table["kind"] == kind]
+    mapped = set(rows.loc[rows["how"] == "class map", "folder"])
+    merged = merged_names(zip(rows["folder"], rows["name"], strict=True))
+    return {name: folders for name, folders in merged.items() if not set(folders) <= mapped}
+
+
+def _check_merges(root: Path, table: pd.DataFrame) -> list[Problem]:
+    """FolderMergeError for label folders merged without a class map; warnings for merged river folders."""
+    if merged := _merged(table, "class"):
+        described = "; ".join(f"{', '.join(folders)} -> {name}" for name, folders in merged.items())
+        example = "\n".join(f"  {folder}: {folder}" for folders in merged.values() for folder in folders)
+        raise FolderMergeError(
+            f"{root}: distinct label folders would become one class: {described}. They are never "
+            "merged without being told (Spn is spinel in the published dataset but sphene/titanite in "
+            "other lists; Cpx and Opx are different pyroxenes). Pass build_manifest.py --class-map FILE "
+            "(then use the manifest CSV it writes) saying what each "
+            f"folder is ({CLASS_MAP_FORMAT}); e.g. to keep them apart:\n{example}"
+        )
+    return [
+        Problem(
+            "warning",
+            "merged_folders",
+            ", ".join(folders),
+            f"river folders {', '.join(folders)} are all taken as domain {name!r}",
+        )
+        for name, folders in _merged(table, "domain").items()
+    ]
+
+
 def _resolve_layout(paths: list[str], layout: str | None, domain: str | None) -> Layout:
     if layout:
         compiled = compile_layout(layout)
@@ -294,6 +416,8 @@ def build_manifest(
     layout: str | None = None,
     domain: str | None = None,
     *,
+    class_map: Mapping[str, str] | None = None,
+    keep_folder_names: bool = False,
     workers: int | None = None,
     progress: bool = True,
 ) -> ManifestResult:
@@ -304,6 +428,10 @@ def build_manifest(
         layout: a template such as ``{label}Data/{pol}/{name}``; None detects
             ``{domain}/{pol}/{label}/{name}`` or ``{domain}/{split}/{pol}/{label}/{name}``.
         domain: the domain name of a tree with no domain level.
+        class_map: folder name -> class for label folders (see :mod:`data_tools.class_map`), over the
+            built-in aliases; the only way two distinct folder names may become one class.
+        keep_folder_names: labels are the label folder names as written (no aliases, no merges), for
+            tools that only copy files.
         workers: threads used to decode and hash the images (default: CPU count).
         progress: show a progress bar.
 
@@ -314,13 +442,18 @@ def build_manifest(
     Raises:
         FileNotFoundError: root is not a folder.
         LayoutError: the template is malformed or no default layout fits the tree.
+        FolderMergeError: two distinct label folder names (``Spl`` and ``Spn``, ``Cpx`` and ``Opx``)
+            would become one class and ``class_map`` does not say so for each of them.
     """
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"data root {str(root)!r} is not a folder")
-    paths, skipped = _list_files(root)
+    paths, skipped, problems = list_image_files(root)
     compiled = _resolve_layout(paths, layout, domain)
-    files, problems = _parse_paths(paths, compiled, domain)
+    class_map = dict(class_map or {})
+    files, path_problems = _parse_paths(paths, compiled, domain, None if keep_folder_names else class_map)
+    folders = folder_table(files, class_map)
+    problems += path_problems + _check_merges(root, folders)
     pairs, pair_problems = _pair_files(files)
     problems += pair_problems
 
@@ -376,7 +509,12 @@ def build_manifest(
     problems += leak_problems
     manifest = sort_manifest(manifest[~manifest["sample_id"].isin(leaked)])
     return ManifestResult(
-        root=root, layout=compiled.template, manifest=manifest, problems=problems, skipped_non_images=skipped
+        root=root,
+        layout=compiled.template,
+        manifest=manifest,
+        problems=problems,
+        skipped_non_images=skipped,
+        folder_names=folders,
     )
 
 

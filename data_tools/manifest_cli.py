@@ -6,11 +6,15 @@ import argparse
 import sys
 from pathlib import Path
 
+import pandas as pd
+
 from data_tools.atomic import atomic_write
+from data_tools.class_map import CLASS_MAP_FORMAT, ClassMapError, read_class_map
 from data_tools.commandline import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from data_tools.layout import LayoutError
-from data_tools.manifest import build_manifest, count_table
+from data_tools.manifest import FolderMergeError, build_manifest, count_table
 from data_tools.manifest_io import write_manifest
+from data_tools.names import fold_name
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -45,19 +49,50 @@ def make_parser() -> argparse.ArgumentParser:
         help="write the manifest anyway, without the bad pairs, and write the problems to "
         "FILE.problems.csv beside it (exit 0)",
     )
+    parser.add_argument(
+        "--class-map",
+        type=Path,
+        metavar="FILE",
+        help=f"what each label folder is, over the built-in aliases: {CLASS_MAP_FORMAT}, e.g. 'Cpx: Px' "
+        "and 'Opx: Px' to merge them, or 'Spl: Spl' and 'Spn: Spn' to keep them apart. Distinct folder "
+        "names that would become one class are an error without it. Folder names match in any case",
+    )
     parser.add_argument("--workers", type=int, default=None, help="threads for decoding (default: CPU count)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
+
+
+def _print_folder_names(table: pd.DataFrame, class_map: dict[str, str]) -> None:
+    """How every domain and label folder name was mapped, and the notes a mineralogist needs."""
+    if table.empty:
+        return
+    print("\nfolder names (folder -> name, how, images):")
+    print(table.rename(columns={"kind": "level"}).to_string(index=False))
+    if ((table["name"] == "Spn") & (table["how"] != "class map")).any():
+        print(
+            "note: Spn is the published dataset's label for spinel (Hao et al. 2022); in Whitney and Evans "
+            "(2010) spinel is Spl and Spn is titanite (sphene). If your Spn folder holds titanite, say so "
+            "with --class-map (e.g. 'Spn: Ttn')."
+        )
+    found = {fold_name(folder) for folder in table.loc[table["kind"] == "class", "folder"]}
+    if unused := [folder for folder in class_map if fold_name(folder) not in found]:
+        print(f"note: class map entries that match no folder: {', '.join(unused)}")
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command; returns the exit code."""
     args = make_parser().parse_args(argv)
     try:
+        class_map = read_class_map(args.class_map) if args.class_map else None
         result = build_manifest(
-            args.root, layout=args.layout, domain=args.domain, workers=args.workers, progress=not args.quiet
+            args.root,
+            layout=args.layout,
+            domain=args.domain,
+            class_map=class_map,
+            workers=args.workers,
+            progress=not args.quiet,
         )
-    except (FileNotFoundError, LayoutError) as error:
+    except (FileNotFoundError, LayoutError, ClassMapError, FolderMergeError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
 
@@ -67,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         f"pairs: {len(manifest)}   non-image files skipped: {result.skipped_non_images}   "
         f"errors: {len(result.errors)}   warnings: {len(result.warnings)}"
     )
+    _print_folder_names(result.folder_names, class_map or {})
     if not manifest.empty:
         print("\npairs per domain x class:")
         print(count_table(manifest).to_string())

@@ -2,12 +2,20 @@
 
 Folder names found in the wild are mapped to one canonical spelling. Names that match no
 alias are kept exactly as given, so other datasets (other minerals, other domains) work.
+
+Class names are the published dataset's (Hao et al. 2022), which labels spinel ``Spn``. Beware:
+in the standard abbreviations (Whitney and Evans 2010, Am. Mineral. 95:185) spinel is ``Spl`` and
+``Spn`` is sphene (titanite, ``Ttn`` in some lists), and many mineralogists read ``Spn`` so. Here
+``Spn`` stays the dataset's spinel and ``Spl``/``spinel`` are its aliases; ``build_manifest`` prints
+how every folder name was mapped and refuses a tree in which two distinct folder names (``Spl`` and
+``Spn``, ``Cpx`` and ``Opx``) would become one class unless a class map (data_tools.class_map)
+says so, so a titanite folder named ``Spn`` can be given its own class.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 CANONICAL_CLASSES: tuple[str, ...] = (
     "Amp",
@@ -34,7 +42,7 @@ MINERAL_NAMES: dict[str, str] = {
     "Ms": "muscovite",
     "Px": "pyroxene",
     "Rt": "rutile",
-    "Spn": "spinel",
+    "Spn": "spinel",  # the dataset's Spn; Spn is titanite (sphene) in Whitney and Evans (2010)
     "Tur": "tourmaline",
     "Zrn": "zircon",
 }
@@ -49,7 +57,7 @@ _CLASS_ALIASES: dict[str, tuple[str, ...]] = {
     "Ms": ("muscovite", "mus", "mu"),
     "Px": ("pyroxene", "pyx", "cpx", "opx"),
     "Rt": ("rutile", "rut"),
-    "Spn": ("spinel", "spl"),
+    "Spn": ("spinel", "spl"),  # Spl: Whitney and Evans' spinel; never sphene or titanite
     "Tur": ("tourmaline", "tour", "tou"),
     "Zrn": ("zircon", "zr", "zir"),
 }
@@ -84,7 +92,7 @@ _SPLIT_ALIASES: dict[str, tuple[str, ...]] = {
 }
 
 
-def _fold(name: str) -> str:
+def fold_name(name: str) -> str:
     """Case- and punctuation-insensitive key: 'Cross_1' -> 'cross1', 'Yarlung Zangbo' -> 'yarlungzangbo'."""
     return re.sub(r"[\s_\-.]+", "", name.strip().lower())
 
@@ -93,7 +101,7 @@ def _invert(aliases: dict[str, tuple[str, ...]]) -> dict[str, str]:
     table: dict[str, str] = {}
     for canonical, names in aliases.items():
         for alias in (canonical, *names):
-            table[_fold(alias)] = canonical
+            table[fold_name(alias)] = canonical
     return table
 
 
@@ -108,7 +116,7 @@ def canonical_class(name: str) -> str:
 
     Unknown names are returned unchanged (stripped), so other label sets pass through.
     """
-    return _CLASS_LOOKUP.get(_fold(name), name.strip())
+    return _CLASS_LOOKUP.get(fold_name(name), name.strip())
 
 
 def canonical_domain(name: str) -> str:
@@ -116,17 +124,17 @@ def canonical_domain(name: str) -> str:
 
     Unknown names are returned unchanged (stripped).
     """
-    return _RIVER_LOOKUP.get(_fold(name), name.strip())
+    return _RIVER_LOOKUP.get(fold_name(name), name.strip())
 
 
 def canonical_polarization(name: str) -> str | None:
     """Return 'plane' or 'cross' for a polarization folder name, or None if it is unknown."""
-    return _POL_LOOKUP.get(_fold(name))
+    return _POL_LOOKUP.get(fold_name(name))
 
 
 def canonical_split(name: str) -> str | None:
     """Return 'train', 'val' or 'test' for a split folder name, or None if it is unknown."""
-    return _SPLIT_LOOKUP.get(_fold(name))
+    return _SPLIT_LOOKUP.get(fold_name(name))
 
 
 def ordered(names: Iterable[str], canonical: Iterable[str]) -> list[str]:
@@ -144,6 +152,41 @@ def ordered_classes(names: Iterable[str]) -> list[str]:
 def ordered_domains(names: Iterable[str]) -> list[str]:
     """Domain names ordered yangtze, yarlung, pengqu first, then others alphabetically."""
     return ordered(names, CANONICAL_RIVERS)
+
+
+def match_names(
+    requested: Iterable[str], available: Iterable[str], canonical: Callable[[str], str]
+) -> list[str | None]:
+    """Each requested name resolved to one of ``available``, or None when it matches none.
+
+    A name matches through its canonical alias (``canonical``), else by :func:`fold_name` (any case
+    and punctuation), which is how folder names are matched to canonical names; an available name
+    that only differs from another in case cannot be chosen by fold, so it matches exactly or not at all.
+    """
+    available = list(available)
+    by_key: dict[str, list[str]] = {}
+    for name in available:
+        by_key.setdefault(fold_name(name), []).append(name)
+    matched: list[str | None] = []
+    for name in requested:
+        alias = canonical(name)
+        if alias in available:
+            matched.append(alias)
+            continue
+        candidates = by_key.get(fold_name(alias), [])
+        matched.append(candidates[0] if len(candidates) == 1 else None)
+    return matched
+
+
+def merged_names(pairs: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
+    """Names that two or more distinct originals become, from (original, name) pairs: name -> originals.
+
+    Originals that differ only in case and punctuation (``Zrn``, ``ZRN``) count as one.
+    """
+    groups: dict[str, dict[str, str]] = {}
+    for original, name in pairs:
+        groups.setdefault(name, {}).setdefault(fold_name(original), original)
+    return {name: list(originals.values()) for name, originals in groups.items() if len(originals) > 1}
 
 
 def parse_name_list(text: str | None) -> list[str]:

@@ -25,7 +25,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from data_tools.atomic import atomic_write_text
-from data_tools.commandline import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+from data_tools.commandline import EXIT_FAILED, EXIT_OK, EXIT_USAGE, MAX_SIDE, image_side, side_problem
 from data_tools.images import CropMode, load_prepared
 from data_tools.layout import LayoutError
 from data_tools.manifest import Problem, build_manifest
@@ -50,8 +50,8 @@ class PreprocessSettings:
 
     def check(self) -> None:
         """Raises PreprocessError naming the bad value."""
-        if self.size < 1:
-            raise PreprocessError(f"size must be a positive number of pixels, got {self.size}")
+        if problem := side_problem(self.size):
+            raise PreprocessError(problem)
         if self.crop not in ("center", "none"):
             raise PreprocessError(f"crop must be 'center' or 'none', got {self.crop!r}")
         if self.format not in _SAVE_FORMATS:
@@ -167,7 +167,10 @@ def preprocess_tree(
     settings = settings or PreprocessSettings()
     settings.check()
     _check_paths(source, destination)
-    scan = build_manifest(source, layout=layout, domain=domain, workers=workers, progress=progress)
+    # Folders are copied as they are: no class names needed, so Spl and Spn never clash here.
+    scan = build_manifest(
+        source, layout=layout, domain=domain, keep_folder_names=True, workers=workers, progress=progress
+    )
     destination.mkdir(parents=True, exist_ok=True)
     result = PreprocessResult(source, destination, destination / RECORD_NAME, problems=list(scan.problems))
     rows = list(scan.manifest[["sample_id", "plane_path", "cross_path"]].itertuples(index=False))
@@ -245,7 +248,10 @@ def make_parser() -> argparse.ArgumentParser:
         "replaced; copies of pairs not written this time are left as they were)",
     )
     parser.add_argument(
-        "--size", type=int, default=defaults.size, help="output side in px (default %(default)s)"
+        "--size",
+        type=image_side,
+        default=defaults.size,
+        help=f"output side in px, 1..{MAX_SIDE} (default %(default)s)",
     )
     parser.add_argument(
         "--crop",

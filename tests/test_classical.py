@@ -67,17 +67,28 @@ def test_search_is_reproducible_with_a_seed(monkeypatch):
     np.testing.assert_array_equal(first.estimator.predict_proba(X), second.estimator.predict_proba(X))
 
 
-@pytest.mark.filterwarnings("ignore:The least populated class:UserWarning")
 @pytest.mark.parametrize("method", METHODS)
-def test_a_class_with_one_training_sample_reduces_folds_without_crashing(method, caplog):
+def test_a_class_with_one_training_sample_keeps_the_folds_of_the_others(method, caplog):
     X, y = blobs(np.random.default_rng(4), per_class=6)
     X, y = np.concatenate([X, X[:1] + 20.0]), np.concatenate([y, [3]])
     with caplog.at_level(logging.WARNING, logger="baselines.classical"):
-        fitted = fit_classical(method, X, y, seed=0, cv_folds=5)
-    assert fitted.cv_folds == 2
-    assert "2 folds instead of 5" in caplog.text
+        fitted = fit_classical(method, X, y, seed=0, cv_folds=5, class_names=["Ap", "Grt", "Zrn", "Spn"])
+    assert fitted.cv_folds == 5 and fitted.cv_left_out == [3]
+    assert "Spn (1 sample) have fewer training samples than the 5 grid-search folds: left out" in caplog.text
     assert fitted.classes == [0, 1, 2, 3]
     assert fitted.estimator.predict_proba(X).shape == (len(X), 4)
+    assert fitted.estimator.predict(X[-1:]) == [3]  # the final fit learnt it
+
+
+def test_folds_shrink_only_when_two_classes_cannot_fill_them(caplog):
+    X, y = blobs(np.random.default_rng(6), per_class=12)
+    keep = np.concatenate([np.flatnonzero(y == 0), np.flatnonzero(y == 1)[:3], np.flatnonzero(y == 2)[:2]])
+    with caplog.at_level(logging.WARNING, logger="baselines.classical"):
+        fitted = fit_classical("knn", X[keep], y[keep], seed=0, cv_folds=5)
+    assert fitted.cv_folds == 3 and fitted.cv_left_out == [2]
+    assert "3 folds instead of 5" in caplog.text and "2 (2 samples)" in caplog.text
+    with pytest.raises(ValueError, match=r"two classes with at least 2.*0 \(12 samples\), 1 \(1 sample\)"):
+        fit_classical("knn", X[:13], y[:13], seed=0)
 
 
 def test_bad_requests_are_clear_errors():

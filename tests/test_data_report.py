@@ -16,7 +16,7 @@ from data_tools.manifest import build_manifest
 from data_tools.manifest_io import write_manifest
 from data_tools.report.build import build_report
 from data_tools.report.cli import main
-from data_tools.report.duplicates import hamming_neighbours, perceptual_hashes
+from data_tools.report.duplicates import HASH_BYTES, pair_neighbours, perceptual_hashes
 from data_tools.report.findings import ReportSettings, collect_findings
 from data_tools.report.inputs import open_data
 from data_tools.report.outliers import find_outliers, iqr_fences
@@ -26,6 +26,7 @@ SETTINGS = ReportSettings(size=64, workers=2, progress=False)
 BLURRY = "yangtze/plane/Zrn/Zrn_002.png"
 COPY = ("yangtze/Grt/Grt_000", "yangtze/Grt/Grt_dup")
 ROTATED = ("yangtze/Zrn/Zrn_001", "yangtze/Ap/Ap_rot")
+LOOKALIKE = "pengqu/Grt/Grt_alike"  # PPL a copy of another label's PPL, XPL of another PPL: no leak
 
 
 def texture(seed: int, blur: float = 0.0) -> np.ndarray:
@@ -46,8 +47,9 @@ def save(root: Path, relative: str, image: np.ndarray, **options) -> None:
 
 @pytest.fixture(scope="module")
 def planted_tree(tmp_path_factory) -> Path:
-    """Two rivers; pengqu lacks Ap; one exact copy, one rotated JPEG copy under another label, one blurry
-    image, one truncated file and one PPL image without partner."""
+    """Two rivers; pengqu lacks Ap; one exact copy, one rotated JPEG copy of a pair under another label,
+    a pair only one of whose images is a copy (of a PPL image: once PPL, once as XPL), one blurry image,
+    one truncated file and one PPL image without partner."""
     root = tmp_path_factory.mktemp("planted") / "data"
     seed = 0
     for domain, classes in (("yangtze", ("Ap", "Grt", "Zrn")), ("pengqu", ("Grt", "Zrn"))):
@@ -59,9 +61,16 @@ def planted_tree(tmp_path_factory) -> Path:
     for pol in ("plane", "cross"):
         copied = (root / f"yangtze/{pol}/Grt/Grt_000.png").read_bytes()
         (root / f"yangtze/{pol}/Grt/Grt_dup.png").write_bytes(copied)
-    original = np.asarray(Image.open(root / "yangtze/plane/Zrn/Zrn_001.png"))
-    save(root, "yangtze/plane/Ap/Ap_rot.jpg", np.rot90(original).copy(), quality=90)
-    save(root, "yangtze/cross/Ap/Ap_rot.jpg", texture(9999), quality=90)
+    for pol in ("plane", "cross"):
+        original = np.asarray(Image.open(root / f"yangtze/{pol}/Zrn/Zrn_001.png"))
+        save(root, f"yangtze/{pol}/Ap/Ap_rot.jpg", np.rot90(original).copy(), quality=90)
+    for pol, source in (("plane", "pengqu/plane/Zrn/Zrn_004.png"), ("cross", "yangtze/plane/Ap/Ap_005.png")):
+        save(
+            root,
+            f"{LOOKALIKE.replace('/', f'/{pol}/', 1)}.jpg",
+            np.asarray(Image.open(root / source)),
+            quality=90,
+        )
     save(root, BLURRY, texture(10_000, blur=3.0))
     truncated = root / "pengqu/cross/Zrn/Zrn_003.png"
     truncated.write_bytes(truncated.read_bytes()[:200])
@@ -133,7 +142,7 @@ def test_report_files_link_existing_figures_and_json_holds_the_findings(report):
     assert len(document["duplicates"]) == len(report.findings.duplicates)
     assert document["what_to_fix"][0]["severity"] == "critical"
     statistics = pd.read_csv(report.directory / "image_statistics.csv")
-    assert len(statistics) == len(report.findings.images) == 2 * (8 * 5 + 2 - 1)  # the truncated pair is out
+    assert len(statistics) == len(report.findings.images) == 2 * (8 * 5 + 3 - 1)  # the truncated pair is out
 
 
 def test_split_crossing_duplicate_is_leakage(planted_tree):
@@ -202,30 +211,34 @@ def test_image_statistics_on_known_images():
         image_statistics(black[..., 0])
 
 
-def test_hamming_neighbours_match_brute_force():
+def test_pair_neighbours_match_brute_force():
     rng = np.random.default_rng(3)
-    hashes = rng.integers(0, 256, size=(40, 2, 8), dtype=np.uint8)
-    hashes[7, 1] = hashes[3, 0] ^ np.array([1, 0, 0, 0, 0, 0, 0, 2], dtype=np.uint8)  # a variant of 7 ~ 3
-    groups = np.arange(40) // 2  # images 2k and 2k+1 are never compared
-    first, second, distance, nearest = hamming_neighbours(hashes, max_distance=20, groups=groups)
-    bits = np.unpackbits(hashes, axis=2)
+    hashes = rng.integers(0, 256, size=(30, 2, 3, HASH_BYTES), dtype=np.uint8)  # samples, pols, variants
+    hashes[7, :, 1] = hashes[3, :, 0]
+    hashes[7, 0, 1, 0] ^= 0b1  # PPL 1 bit and XPL 3 bits from sample 3 under variant 1
+    hashes[7, 1, 1, 5] ^= 0b111
+    hashes[9, 0, 2] = hashes[4, 0, 0]  # sample 9's PPL alone is a copy of 4's: not a near pair
+    first, second, distance, parts, nearest = pair_neighbours(hashes, max_distance=100)
+    bits = np.unpackbits(hashes, axis=3)
     expected = {}
-    for i in range(40):
-        for j in range(i + 1, 40):
-            d = int((bits[i, 0][None, :] != bits[j]).sum(axis=1).min())
-            if groups[i] != groups[j] and d <= 20:
+    for i in range(30):
+        for j in range(i + 1, 30):
+            there = (bits[i, :, :1] != bits[j]).sum(axis=2).max(axis=0).min()  # worst pol, best variant
+            back = (bits[j, :, :1] != bits[i]).sum(axis=2).max(axis=0).min()
+            d = int(min(there, back))
+            if d <= 100:
                 expected[(i, j)] = d
-    assert (
-        dict(zip(zip(first.tolist(), second.tolist(), strict=True), distance.tolist(), strict=True))
-        == expected
-    )
-    assert expected[(3, 7)] == 2 and nearest[3] == 2
+    found = dict(zip(zip(first.tolist(), second.tolist(), strict=True), distance.tolist(), strict=True))
+    assert found == expected
+    assert expected[(3, 7)] == 3 and nearest[3] == nearest[7] == 3  # symmetric
+    assert parts[list(found).index((3, 7))].tolist() == [1, 3]
+    assert expected.get((4, 9), 999) > 50
 
 
 def test_rotated_copy_matches_a_hash_variant_exactly():
     image = texture(5)
     assert (perceptual_hashes(np.rot90(image).copy())[0] == perceptual_hashes(image)).all(axis=1).any()
-    assert perceptual_hashes(image, dihedral=False).shape == (1, 8)
+    assert perceptual_hashes(image, dihedral=False).shape == (1, HASH_BYTES)
 
 
 def test_iqr_rule_and_small_groups():

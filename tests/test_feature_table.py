@@ -21,19 +21,20 @@ from data_tools.names import CANONICAL_CLASSES
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "import_features.py"
 WIDTH = 5  # values per line (170 in the real release)
 
-# (river, part) -> [(file name, label index)]; "01-10x.jpg" recurs in two classes, as in the real release.
+# (river, part) -> [(file name, label index)]; as in the real release, "01-10x.jpg" recurs in two classes
+# and "429.jpg" (Ep) names one grain in PengQu's train file and another in its val file.
 RELEASE = {
     ("ChangJiang", "train"): [("01-10x.jpg", 0), ("01-10x.jpg", 11), ("02-10x.jpg", 4)],
     ("ChangJiang", "val"): [("03-10x.jpg", 4)],
     ("PengQu", "train"): [("429.jpg", 3), ("430.jpg", 8)],
-    ("PengQu", "val"): [("431.jpg", 10)],
+    ("PengQu", "val"): [("431.jpg", 10), ("429.jpg", 3)],
     ("YaJiang", "train"): [("7.jpg", 9)],
     ("YaJiang", "val"): [("8.jpg", 9), ("9.jpg", 1)],
 }
 
 
 def write_release(directory: Path, seed: int = 0) -> dict[tuple[str, str, str], np.ndarray]:
-    """Write the release in the published format; returns the values by (river, file stem, pol)."""
+    """Write the release in the published format; returns the values by (river, part/class/stem, pol)."""
     rng = np.random.default_rng(seed)
     directory.mkdir(parents=True, exist_ok=True)
     written: dict[tuple[str, str, str], np.ndarray] = {}
@@ -42,7 +43,7 @@ def write_release(directory: Path, seed: int = 0) -> dict[tuple[str, str, str], 
             lines = []
             for name, label in samples:
                 values = rng.normal(size=WIDTH) * 10.0 ** rng.integers(-6, 4, size=WIDTH)
-                written[(river, f"{CANONICAL_CLASSES[label]}/{Path(name).stem}", pol)] = values
+                written[(river, f"{part}/{CANONICAL_CLASSES[label]}/{Path(name).stem}", pol)] = values
                 lines.append(f"{name}\t{label}\t{' '.join(repr(float(v)) for v in values)}")
             (directory / f"{river}_{part}_{pol}.txt").write_text("\n".join(lines) + "\n")
     return written
@@ -59,15 +60,17 @@ def rewrite_line(path: Path, index: int, field: int, value: str) -> None:
 def test_release_import_joins_pairs_and_round_trips_through_csv(tmp_path):
     written = write_release(tmp_path / "release")
     table = import_published_release(tmp_path / "release")
-    assert len(table) == sum(len(s) for s in RELEASE.values()) == 10
+    assert len(table) == sum(len(s) for s in RELEASE.values()) == 11
     assert list(table.columns[:4]) == ["sample_id", "domain", "label", "split"]
     assert feature_columns(table) == [f"cross_f{i:03d}" for i in range(WIDTH)] + [
         f"plane_f{i:03d}" for i in range(WIDTH)
     ]
     assert list(table["domain"].unique()) == ["yangtze", "yarlung", "pengqu"]  # canonical order
-    row = table.set_index("sample_id").loc["yangtze/Zrn/01-10x"]
+    row = table.set_index("sample_id").loc["yangtze/train/Zrn/01-10x"]
     assert (row["label"], row["split"]) == ("Zrn", "train")
-    assert table.set_index("sample_id").loc["yarlung/Ap/9", "split"] == "test"  # val -> test
+    assert table.set_index("sample_id").loc["yarlung/val/Ap/9", "split"] == "test"  # val -> test
+    shared = table[table["sample_id"].str.endswith("/Ep/429")]  # one name, two grains
+    assert list(shared["split"]) == ["train", "test"]
     river_of = {"yangtze": "ChangJiang", "pengqu": "PengQu", "yarlung": "YaJiang"}
     for record in table.itertuples(index=False):
         stem = record.sample_id.split("/", 1)[1]
@@ -123,6 +126,33 @@ def test_release_problems_are_named(tmp_path):
         import_published_release(tmp_path / "absent")
 
 
+def test_release_refuses_one_grain_in_train_and_val(tmp_path):
+    write_release(tmp_path / "copy")
+    for pol in ("cross", "plane"):  # PengQu val's 429.jpg becomes a copy of train's
+        train = (tmp_path / "copy" / f"PengQu_train_{pol}.txt").read_text().splitlines()
+        rewrite_line(tmp_path / "copy" / f"PengQu_val_{pol}.txt", 1, 2, train[0].split("\t")[2])
+    leak = r"identical feature values \(leakage\): '429' \(pengqu, Ep: PengQu_train_cross\.txt, line 1 and "
+    with pytest.raises(FeatureTableError, match=leak + r"PengQu_val_cross\.txt, line 2\)"):
+        import_published_release(tmp_path / "copy")
+
+
+def test_release_refuses_non_utf8_and_non_finite_values_at_import(tmp_path):
+    write_release(tmp_path / "latin1")
+    path = tmp_path / "latin1" / "YaJiang_val_plane.txt"
+    path.write_bytes(path.read_bytes().replace(b"9.jpg", "9\u00e9.jpg".encode("latin-1")))
+    where = r"YaJiang_val_plane\.txt, line 2: not UTF-8 text \(byte 0xe9"
+    with pytest.raises(FeatureTableError, match=where):
+        import_published_release(tmp_path / "latin1")
+
+    for text in ("nan", "inf", "-Infinity"):
+        write_release(tmp_path / text)
+        values = " ".join(["1.0", "2.0", text, "4.0", "5.0"])
+        rewrite_line(tmp_path / text / "PengQu_train_plane.txt", 1, 2, values)
+        where = rf"PengQu_train_plane\.txt, line 2 \(430\.jpg\): value 3 \(column plane_f002\) is '{text}'"
+        with pytest.raises(FeatureTableError, match=where):
+            import_published_release(tmp_path / text)
+
+
 def good_table() -> pd.DataFrame:
     return pd.DataFrame(
         {
@@ -157,6 +187,11 @@ def test_read_feature_table_canonicalises_names(tmp_path):
         (lambda t: t.assign(sample_id=["a", "a", "c"]), "sample_id values repeat: a"),
         (lambda t: t.assign(split=["train", "holdout", "test"]), "unknown value.*holdout"),
         (lambda t: t.assign(domain=["r", "", "r"]), "column 'domain' is empty in 1 row"),
+        (
+            lambda t: t.assign(label=["Spl", "Spn", "Grt"]),
+            r"distinct labels would become one class: Spl, Spn -> Spn",
+        ),
+        (lambda t: t.assign(label=["Cpx", "Opx", "Grt"]), r"Cpx, Opx -> Px"),
     ],
 )
 def test_malformed_feature_tables_are_named_errors(tmp_path, change, message):
@@ -173,7 +208,7 @@ def test_import_script_writes_a_table_or_exits_2(tmp_path, capsys):
     spec.loader.exec_module(script)
     write_release(tmp_path / "release")
     assert script.main([str(tmp_path / "release"), "--out", str(tmp_path / "table.csv")]) == 0
-    assert len(read_feature_table(tmp_path / "table.csv")) == 10
+    assert len(read_feature_table(tmp_path / "table.csv")) == 11
     (tmp_path / "release" / "PengQu_val_plane.txt").unlink()
     assert script.main([str(tmp_path / "release"), "--out", str(tmp_path / "other.csv")]) == 2
     assert "PengQu_val_cross.txt has no" in capsys.readouterr().err

@@ -11,6 +11,7 @@ from data_tools.cache import PairImageCache
 from data_tools.dataset import PairedGrainDataset
 from data_tools.images import ImageDecodeError, load_prepared, load_rgb
 from data_tools.manifest_io import load_dataset
+from data_tools.pipeline_benchmark import main as benchmark_pipeline_main
 from data_tools.transforms import AugmentationConfig, ChannelStats, PairTransform, channel_stats
 
 IDENTITY_STATS = ChannelStats((0.0,) * 3, (1.0,) * 3, (0.0,) * 3, (1.0,) * 3)
@@ -141,3 +142,28 @@ def test_dataset_items_and_normalisation(tmp_path, write_pair_tree):
     assert int(item["label"]) == 1 and int(item["index"]) == 3
     normalised = item["plane"].reshape(3, -1).mean(dim=1)
     assert normalised.abs().max() < 3.0
+
+
+@pytest.mark.parametrize(
+    ("arguments", "code", "message"),
+    [
+        (["{tmp}/no-such-root"], 2, "does not exist"),
+        (["{tmp}/empty"], 2, "no layout fits this tree"),
+        (["{tmp}/tree", "--size", "100000"], 2, "image side must be 1..8192 px"),
+        (["{tmp}/orphan"], 1, "orphan.png"),
+    ],
+)
+def test_pipeline_benchmark_errors_are_one_clear_message(
+    tmp_path, write_pair_tree, write_image, arguments, code, message, capsys
+):
+    (tmp_path / "empty").mkdir()
+    write_pair_tree(tmp_path / "tree", "{domain}/{pol}/{label}/{name}", {"yangtze": {"Ap": 1}})
+    write_pair_tree(tmp_path / "orphan", "{domain}/{pol}/{label}/{name}", {"yangtze": {"Ap": 1}})
+    write_image(tmp_path / "orphan/yangtze/plane/Ap/orphan.png", 5)
+    argv = [a.format(tmp=tmp_path) for a in arguments]
+    try:
+        returned = benchmark_pipeline_main(argv)
+    except SystemExit as exit_info:  # argparse's own usage errors
+        returned = exit_info.code
+    assert returned == code
+    assert message in capsys.readouterr().err

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
+from PIL import Image
 
+from data_tools.class_map import ClassMapError, read_class_map
+from data_tools.images import ImageDecodeError, load_rgb
 from data_tools.layout import LayoutError, compile_layout
-from data_tools.manifest import build_manifest, count_table, manifest_hash
+from data_tools.manifest import FolderMergeError, build_manifest, count_table, manifest_hash
 from data_tools.manifest_cli import main as build_manifest_main
 from data_tools.manifest_io import ManifestError, load_dataset, read_manifest
 
@@ -24,7 +29,10 @@ def kinds(result) -> dict[str, set[str]]:
 
 def test_default_layout_pairs_and_canonical_names(tmp_path, write_pair_tree):
     write_pair_tree(
-        tmp_path, DEFAULT, {"ChangJiang": {"zircon": 2, "Grt": 3}, "PumQu": {"Zrn": 1}}, pols=("PPL", "XPL")
+        tmp_path,
+        DEFAULT,
+        {"ChangJiang": {"zircon": 2, "Grt": 3}, "PumQu": {"Zircon": 1}},
+        pols=("PPL", "XPL"),
     )
     result = build_manifest(tmp_path, progress=False)
     manifest = result.manifest
@@ -36,6 +44,14 @@ def test_default_layout_pairs_and_canonical_names(tmp_path, write_pair_tree):
     assert manifest["cross_path"].str.contains("/XPL/").all()
     assert list(count_table(manifest).columns) == ["Grt", "Zrn", "total"]  # canonical order
     assert count_table(manifest).loc["total", "total"] == 6
+    mapped = {(r.kind, r.folder): (r.name, r.how, r.images) for r in result.folder_names.itertuples()}
+    assert mapped == {
+        ("domain", "ChangJiang"): ("yangtze", "alias", 10),
+        ("domain", "PumQu"): ("pengqu", "alias", 2),
+        ("class", "Grt"): ("Grt", "canonical", 6),
+        ("class", "zircon"): ("Zrn", "alias", 4),
+        ("class", "Zircon"): ("Zrn", "alias", 2),  # the same name in another case: not a merge
+    }
 
 
 def test_split_layout_is_detected_and_kept(tmp_path, write_pair_tree):
@@ -170,3 +186,152 @@ def test_real_sandstone_pairs(sandstone_root: Path):
         "quartz": 81,
         "rockchips": 50,
     }
+
+
+def write_manifest_csv(path: Path, **changes: list) -> Path:
+    """A three-row manifest CSV with some columns replaced (the files need not exist to be read)."""
+    table = pd.DataFrame(
+        {
+            "sample_id": ["r/A/a", "r/A/b", "r/B/c"],
+            "domain": ["r", "r", "r"],
+            "label": ["A", "A", "B"],
+            "plane_path": ["r/plane/A/a.png", "r/plane/A/b.png", "r/plane/B/c.png"],
+            "cross_path": ["r/cross/A/a.png", "r/cross/A/b.png", "r/cross/B/c.png"],
+            "plane_sha1": ["0" * 40, "1" * 40, "2" * 40],
+            "plane_width": [24, 24, 24],
+            "split": ["train", "val", "test"],
+        }
+    )
+    table.assign(**changes).to_csv(path, index=False)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        ({"domain": ["r", "", "r"]}, r"row 2, column 'domain' is empty; expected a domain"),
+        ({"label": ["A", "A", " "]}, r"row 3, column 'label' is empty; expected a class name"),
+        ({"cross_path": ["", "x.png", "y.png"]}, r"row 1, column 'cross_path' is empty"),
+        ({"sample_id": ["a", None, "c"]}, r"row 2, column 'sample_id' is empty"),
+        ({"plane_width": [24, "wide", 0]}, r"row 2, column 'plane_width' is 'wide'; expected a positive"),
+        (
+            {"plane_sha1": ["abc", "1" * 40, "2" * 40]},
+            r"row 1, column 'plane_sha1' is 'abc'; expected a 40-hex",
+        ),
+        ({"split": ["train", "holdout", "test"]}, r"row 2, column 'split' is 'holdout'; expected train, val"),
+    ],
+)
+def test_read_manifest_names_every_bad_cell(tmp_path, changes, expected):
+    path = write_manifest_csv(tmp_path / "m.csv", **changes)
+    with pytest.raises(ManifestError, match=expected) as caught:
+        read_manifest(path)
+    assert str(caught.value).startswith(f"{path}: ")
+
+
+def test_read_manifest_lists_several_bad_cells_and_canonicalises(tmp_path):
+    path = write_manifest_csv(tmp_path / "m.csv", domain=["", "", "r"], label=["A", None, "B"])
+    with pytest.raises(ManifestError, match=r"3 bad cell\(s\)") as caught:
+        read_manifest(path)
+    assert "row 2, column 'domain'" in str(caught.value) and "row 2, column 'label'" in str(caught.value)
+    good = read_manifest(write_manifest_csv(tmp_path / "good.csv", split=["Training", "valid", "test"]))
+    assert list(good.manifest["split"]) == ["train", "val", "test"]
+    assert good.manifest["plane_width"].dtype.kind == "i"
+    (tmp_path / "latin1.csv").write_bytes("sample_id,domain\n\xe9,x\n".encode("latin-1"))
+    with pytest.raises(ManifestError, match="not a readable CSV"):
+        read_manifest(tmp_path / "latin1.csv")
+
+
+def test_bad_manifest_cell_is_a_usage_error_before_training(tmp_path, capsys):
+    from san.cli.train import train_baseline_main
+
+    path = write_manifest_csv(tmp_path / "m.csv", label=["A", "A", ""])
+    code = train_baseline_main(["--method", "svm", "--data", str(path), "--out", str(tmp_path / "runs")])
+    assert code == 1 and "row 3, column 'label' is empty" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_float_tiff_with_non_finite_pixels_is_named(tmp_path, write_image, bad):
+    values = np.linspace(0.0, 1.0, 20 * 24, dtype=np.float32).reshape(20, 24)
+    values[3, 5] = bad
+    path = tmp_path / "r/plane/A/a.tif"
+    path.parent.mkdir(parents=True)
+    Image.fromarray(values, mode="F").save(path)
+    write_image(tmp_path / "r/cross/A/a.tif", 1)
+    with pytest.raises(ImageDecodeError, match=r"a\.tif: 1 of 480 pixel value\(s\) are NaN or infinite"):
+        load_rgb(path)
+    result = build_manifest(tmp_path, progress=False)
+    assert result.manifest.empty
+    assert [(p.kind, p.path) for p in result.errors] == [("unreadable", "r/plane/A/a.tif")]
+    values[3, 5] = 0.5
+    Image.fromarray(values, mode="F").save(path)
+    assert load_rgb(path).max() == 255  # a finite float image still spans the range
+
+
+def test_symlinked_river_folders_are_followed_and_loops_are_not(tmp_path, write_pair_tree):
+    root, elsewhere = tmp_path / "tree", tmp_path / "disk2"
+    write_pair_tree(root, DEFAULT, {"pengqu": {"Zrn": 2}})
+    write_pair_tree(elsewhere, DEFAULT, {"yarlung": {"Ap": 3}}, seed=1)
+    (root / "yarlung").symlink_to(elsewhere / "yarlung", target_is_directory=True)
+    (root / "pengqu/plane/Zrn/again").symlink_to(root / "pengqu", target_is_directory=True)
+    result = build_manifest(root, progress=False)
+    assert result.manifest.groupby("domain").size().to_dict() == {"yarlung": 3, "pengqu": 2}
+    assert [(p.severity, p.kind, p.path) for p in result.problems] == [
+        ("warning", "symlink_loop", "pengqu/plane/Zrn/again")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("folders", "named"),
+    [(("Spl", "Spn"), "Spl, Spn -> Spn"), (("Cpx", "Opx"), "Cpx, Opx -> Px")],
+)
+def test_two_folders_becoming_one_class_need_a_class_map(tmp_path, write_pair_tree, folders, named, capsys):
+    write_pair_tree(tmp_path / "tree", DEFAULT, {"yarlung": {folders[0]: 2, folders[1]: 1, "Zrn": 1}})
+    with pytest.raises(FolderMergeError, match=f"distinct label folders would become one class: {named}"):
+        build_manifest(tmp_path / "tree", progress=False)
+    assert build_manifest_main([str(tmp_path / "tree"), "--quiet"]) == 2
+    assert named in capsys.readouterr().err and not (tmp_path / "tree/manifest.csv").exists()
+    with pytest.raises(ManifestError, match="--class-map"):  # training straight from the tree
+        load_dataset(tmp_path / "tree", progress=False)
+
+    apart = tmp_path / "apart.yaml"
+    apart.write_text(f"{folders[0]}: {folders[0]}\n{folders[1].lower()}: {folders[1]}\n")
+    result = build_manifest(tmp_path / "tree", class_map=read_class_map(apart), progress=False)
+    assert result.manifest.groupby("label").size().to_dict() == {folders[0]: 2, folders[1]: 1, "Zrn": 1}
+    merge = tmp_path / "merge.csv"
+    merge.write_text(f"folder,class\n{folders[0]},Px\n{folders[1]},Px\n")
+    out = tmp_path / "m.csv"
+    assert (
+        build_manifest_main([str(tmp_path / "tree"), "--class-map", str(merge), "--out", str(out), "--quiet"])
+        == 0
+    )
+    printed = capsys.readouterr().out
+    assert re.search(rf"class\s+{folders[0]}\s+Px\s+class map\s+4", printed)
+    assert re.search(r"domain\s+yarlung\s+yarlung\s+canonical\s+8", printed)
+    assert sorted(read_manifest(out).manifest["label"]) == ["Px", "Px", "Px", "Zrn"]
+
+
+def test_spn_is_mapped_as_the_dataset_names_it_with_a_note(tmp_path, write_pair_tree, capsys):
+    write_pair_tree(tmp_path, DEFAULT, {"PengQu": {"spinel": 1}, "YaJiang": {"spinel": 1}})
+    assert build_manifest_main([str(tmp_path), "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert re.search(r"class\s+spinel\s+Spn\s+alias", printed)
+    assert "Spn is the published dataset's label for spinel" in printed and "titanite (sphene)" in printed
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "message"),
+    [
+        ("m.yaml", "- Cpx\n- Opx\n", "expected a YAML mapping"),
+        ("m.yaml", "Cpx: Px\ncpx: Px\n", "folder 'cpx' is listed twice"),
+        ("m.csv", "from,to\nCpx,Px\n", "expected exactly folder,class"),
+        ("m.csv", "folder,class\nCpx,\n", "has an empty folder or class"),
+        ("m.txt", "Cpx Px", "unknown suffix '.txt'"),
+    ],
+)
+def test_bad_class_maps_are_named(tmp_path, write_pair_tree, name, text, message, capsys):
+    (tmp_path / name).write_text(text)
+    with pytest.raises(ClassMapError, match=message):
+        read_class_map(tmp_path / name)
+    write_pair_tree(tmp_path / "tree", DEFAULT, {"yarlung": {"Zrn": 1}})
+    assert build_manifest_main([str(tmp_path / "tree"), "--class-map", str(tmp_path / name), "--quiet"]) == 2
+    assert message in capsys.readouterr().err

@@ -183,3 +183,24 @@ def test_help_explains_every_flag():
     for flag in ("--size", "--crop", "--format", "--quality", "--workers", "--layout", "--domain", "--quiet"):
         assert flag in text
     assert "Exit codes" in text
+
+
+@pytest.mark.parametrize("size", ["100000", "0", "-3", "big"])
+def test_an_unusable_size_is_a_usage_error_before_any_work(tmp_path, write_pair_tree, size, capsys):
+    write_pair_tree(tmp_path / "raw", DEFAULT, {"yangtze": {"Ap": 1}})
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(tmp_path / "raw"), str(tmp_path / "ready"), "--size", size, "--quiet"])
+    assert exit_info.value.code == 2
+    assert "--size" in capsys.readouterr().err and not (tmp_path / "ready").exists()
+    with pytest.raises(PreprocessError, match=r"image side must be 1\.\.8192 px, got 100000"):
+        preprocess_tree(
+            tmp_path / "raw", tmp_path / "new", settings=PreprocessSettings(size=100_000), progress=False
+        )
+
+
+def test_folders_that_would_merge_into_one_class_are_copied_as_they_are(tmp_path, write_pair_tree):
+    write_pair_tree(tmp_path / "raw", DEFAULT, {"yarlung": {"Spl": 1, "Spn": 1}})
+    assert main([str(tmp_path / "raw"), str(tmp_path / "ready"), "--size", "8", "--quiet"]) == 0
+    assert sorted(output_files(tmp_path / "ready")) == [
+        f"yarlung/{pol}/{label}/{label}_000.png" for pol in ("cross", "plane") for label in ("Spl", "Spn")
+    ]

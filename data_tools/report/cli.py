@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from data_tools.commandline import EXIT_FAILED, EXIT_OK, EXIT_USAGE, positive_int
+from data_tools.commandline import EXIT_FAILED, EXIT_OK, EXIT_USAGE, image_side, positive_int
 from data_tools.layout import LayoutError
 from data_tools.manifest_io import ManifestError
 from data_tools.report.build import build_report, summary_lines
@@ -54,7 +54,7 @@ def make_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--size",
-        type=positive_int,
+        type=image_side,
         default=_DEFAULTS.size,
         help="working size in px: images are centre-cropped and resized to it before measuring and "
         "hashing (default %(default)s)",
@@ -64,8 +64,10 @@ def make_parser() -> argparse.ArgumentParser:
         type=int,
         default=_DEFAULTS.near_distance,
         metavar="BITS",
-        help="two images are near duplicates when their 64-bit pHashes differ in at most BITS bits "
-        "(default %(default)s; 0 finds only visually identical images)",
+        help="two pairs are near duplicates when their PPL images' 256-bit pHashes and their XPL images' "
+        "pHashes each differ in at most BITS bits, under the same rotation or mirroring (default "
+        "%(default)s: distinct synthetic pairs are 50 or more apart, re-encoded or resized copies 30 or "
+        "less; 0 finds only visually identical pairs)",
     )
     parser.add_argument(
         "--no-rotations",

@@ -17,6 +17,7 @@ from matplotlib.ticker import LogFormatter, NullFormatter, ScalarFormatter  # no
 
 from data_tools.images import ImageDecodeError, load_prepared  # noqa: E402
 from data_tools.names import POLARIZATIONS, ordered_domains  # noqa: E402
+from data_tools.report.duplicates import HASH_BITS  # noqa: E402
 from data_tools.report.statistics import LOG_SCALE_STATISTICS, STATISTIC_LABELS, STATISTICS  # noqa: E402
 
 POL_NAMES = {"plane": "PPL", "cross": "XPL"}
@@ -122,17 +123,18 @@ def plot_sizes(images: pd.DataFrame, path: Path) -> Path:
 
 
 def plot_nearest_distances(images: pd.DataFrame, threshold: int, path: Path) -> Path:
-    """Histogram of each image's pHash distance to its nearest other sample, with the threshold."""
-    distances = images.loc[images["nearest_distance"] >= 0, "nearest_distance"]
+    """Histogram of each pair's pHash distance to its nearest other pair, with the threshold."""
+    pairs = images.drop_duplicates("sample_id")
+    distances = pairs.loc[pairs["nearest_distance"] >= 0, "nearest_distance"]
     figure, axis = plt.subplots(figsize=(6, 3.6))
-    axis.hist(distances, bins=np.arange(-0.5, 65.5, 1.0), color="#5b6bb5")
+    axis.hist(distances, bins=np.arange(-0.5, HASH_BITS + 1.5, 2.0), color="#5b6bb5")
     axis.set_xlim(-0.5, max(threshold + 6, int(distances.to_numpy().max(initial=0)) + 3))
     axis.axvline(
         threshold + 0.5, color="red", linestyle="--", label=f"near-duplicate threshold ({threshold})"
     )
-    axis.set_xlabel("pHash distance to the nearest image of another sample (bits of 64)")
-    axis.set_ylabel("images")
-    axis.set_title("How close is each image's nearest neighbour?")
+    axis.set_xlabel(f"distance to the nearest other pair (larger of PPL and XPL, pHash bits of {HASH_BITS})")
+    axis.set_ylabel("pairs")
+    axis.set_title("How close is each pair's nearest neighbour?")
     axis.legend(fontsize=8)
     return _save(figure, path)
 

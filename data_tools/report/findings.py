@@ -9,7 +9,7 @@ import pandas as pd
 from data_tools.images import CropMode
 from data_tools.manifest import Problem
 from data_tools.report.composition import class_counts, composition
-from data_tools.report.duplicates import find_duplicates
+from data_tools.report.duplicates import DEFAULT_NEAR_DISTANCE, find_duplicates
 from data_tools.report.inputs import DataSource
 from data_tools.report.outliers import find_outliers
 from data_tools.report.scan import scan_images
@@ -25,7 +25,8 @@ class ReportSettings:
 
     size: int = 128  # working size (px) the statistics and hashes are measured at
     crop: CropMode = "center"
-    near_distance: int = 6  # pHash bits (of 64) within which two images are near duplicates
+    near_distance: int = DEFAULT_NEAR_DISTANCE  # pHash bits (of 256) within which both images of two
+    # pairs must be for the pairs to be near duplicates
     dihedral: bool = True  # rotated / mirrored copies count as duplicates
     iqr_k: float = 1.5
     min_group: int = 8  # smallest river x polarization group judged for outliers

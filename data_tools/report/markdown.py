@@ -7,6 +7,7 @@ from collections.abc import Mapping
 
 import pandas as pd
 
+from data_tools.report.duplicates import HASH_BITS
 from data_tools.report.findings import Findings
 from data_tools.report.fixes import Fix
 from data_tools.report.statistics import STATISTICS
@@ -65,7 +66,7 @@ def _header(findings: Findings) -> list[str]:
         )
     lines += [
         f"- settings: statistics and hashes at {settings.size} px ({settings.crop} crop); near duplicates "
-        f"within {settings.near_distance} of 64 pHash bits"
+        f"when both images are within {settings.near_distance} of {HASH_BITS} pHash bits"
         + (", rotated and mirrored copies included" if settings.dihedral else "")
         + f"; outliers by the IQR rule (k = {settings.iqr_k:g}) within each river x polarization x class "
         f"(a class with under {settings.min_group} images there is judged against the whole river x "
@@ -149,10 +150,11 @@ def _duplicates(findings: Findings, figures: Mapping[str, str]) -> list[str]:
     return [
         "## 4. Duplicates and leakage",
         "",
-        "exact = byte-identical files; near = perceptual hashes within the threshold (re-saved, resized, "
-        "slightly edited, rotated or mirrored copies). `crosses` names what differs between the two samples: "
-        "a duplicate across labels, rivers or splits is leakage. The PPL and XPL image of one pair are never "
-        "compared.",
+        "exact = byte-identical files; near = two pairs whose PPL images and whose XPL images both have "
+        "perceptual hashes within the threshold (re-saved, resized, slightly edited, rotated or mirrored "
+        "copies of a pair): one row per polarization. PPL is only compared with PPL, XPL with XPL. "
+        "`crosses` names what differs between the two samples: a duplicate across labels, rivers or splits "
+        "is leakage.",
         *_figure(figures, "nearest_distances", "nearest-neighbour distances"),
         markdown_table(table),
         *_figure(figures, "duplicates", "duplicate thumbnails"),

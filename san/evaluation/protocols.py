@@ -8,7 +8,13 @@ from typing import Any
 
 import pandas as pd
 
-from data_tools.names import canonical_class, canonical_domain, ordered_classes, ordered_domains
+from data_tools.names import (
+    canonical_class,
+    canonical_domain,
+    match_names,
+    ordered_classes,
+    ordered_domains,
+)
 from data_tools.splits import split_cross, split_from_given, split_mixed
 
 PROTOCOLS = ("mixed", "cross")
@@ -37,10 +43,13 @@ class Protocol:
 
 
 def _canonical_names(requested: Sequence[str], available: Sequence[str], kind: str, canonical) -> list[str]:
-    names = [canonical(n) for n in requested]
-    if unknown := [r for r, n in zip(requested, names, strict=True) if n not in available]:
+    names = match_names(requested, available, canonical)
+    if unknown := [r for r, n in zip(requested, names, strict=True) if n is None]:
         raise UsageError(f"unknown {kind}(s) {', '.join(unknown)}; the data hold: {', '.join(available)}")
-    return list(dict.fromkeys(names))
+    if repeated := [n for n in dict.fromkeys(names) if names.count(n) > 1]:
+        spelled = ", ".join(r for r, n in zip(requested, names, strict=True) if n == repeated[0])
+        raise UsageError(f"{kind} {repeated[0]} is named more than once ({spelled}); name each {kind} once")
+    return list(names)
 
 
 def resolve_protocol(
