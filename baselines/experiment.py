@@ -13,8 +13,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-import joblib
 import numpy as np
+import skops.io
 
 from baselines.classical import METHODS, fit_classical
 from baselines.feature_table import feature_columns, read_feature_table
@@ -164,7 +164,7 @@ def run_classical_experiment(request: RunRequest) -> dict[str, Any]:
             "trained_classes": trained_classes,
             "hparams": hparams,
         }
-        atomic_write(context.run_dir / CLASSICAL_MODEL_FILE, lambda tmp: joblib.dump(payload, tmp))
+        atomic_write(context.run_dir / CLASSICAL_MODEL_FILE, lambda tmp: skops.io.dump(payload, tmp))
         context.save_figures(metrics)
         context.finish(record)
         failed = False
