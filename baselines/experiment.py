@@ -13,8 +13,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-import joblib
 import numpy as np
+import skops.io
 
 from baselines.classical import METHODS, fit_classical
 from baselines.feature_table import feature_columns, read_feature_table
@@ -164,6 +164,6 @@ def run_classical_experiment(request: RunRequest) -> dict[str, Any]:
         }
 
         def save_artifacts(run_dir: Path) -> None:
-            atomic_write(run_dir / CLASSICAL_MODEL_FILE, lambda tmp: joblib.dump(payload, tmp))
+            atomic_write(run_dir / CLASSICAL_MODEL_FILE, lambda tmp: skops.io.dump(payload, tmp))
 
         return context.conclude(probabilities_by_split, selection, timing, extras, save_artifacts)

@@ -42,8 +42,8 @@ class Method:
             baselines), ``erm`` (the Siamese pair network without the adversary; its own family so it
             is never "the best CNN" of a table) or ``san``.
         run: ``module:function`` taking a ``RunRequest`` and returning the run record.
-        predictor: ``module:function`` taking a run directory (and ``device``) and returning a
-            ``san.inference.predictors.Predictor``.
+        predictor: ``module:function`` taking a run directory (and ``device``, ``trust_run``) and
+            returning a ``san.inference.predictors.Predictor``.
         resume: ``module:function`` continuing an interrupted run from its directory; None when the
             method has no checkpoints (a classical fit is simply rerun).
         hparams: ``module:function`` taking the method name and returning its default

@@ -38,6 +38,23 @@ def _write_image(path: Path, seed: int, size: tuple[int, int] = (24, 20)) -> Pat
     return path
 
 
+class CodeRunningPayload:
+    """Unpickling this creates ``marker``: the stand-in for a crafted file that runs code when loaded."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[Callable[..., object], tuple[str, str]]:
+        return (open, (str(self.marker), "w"))
+
+
+@pytest.fixture
+def code_running_payload(tmp_path: Path) -> tuple[CodeRunningPayload, Path]:
+    """(payload, marker): a picklable object whose unpickling writes ``marker`` (asserted absent after)."""
+    marker = tmp_path / "CODE_RAN"
+    return CodeRunningPayload(marker), marker
+
+
 @pytest.fixture(scope="session")
 def write_image() -> Callable[..., Path]:
     """``write_image(path, seed, size=(w, h))``: write a random image."""

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from pathlib import Path
 
+import joblib
 import numpy as np
 import pandas as pd
 import pytest
+import skops.io
+import torch
 from PIL import Image
+from san.inference.prediction import PredictionSettings, StrictInputError, run_prediction
+from san.inference.tta import dihedral_view
+from sklearn.preprocessing import FunctionTransformer
 
 from baselines.experiment import run_classical_experiment
 from data_tools.inputs import INPUT_TEMPLATES, detect_input_layout, read_prediction_input
@@ -17,9 +25,7 @@ from data_tools.manifest import build_manifest
 from data_tools.manifest_io import write_manifest
 from san.cli.predict import predict_main
 from san.evaluation.calibration import CALIBRATION_FILE, log_scores, scaled_probabilities
-from san.inference.prediction import PredictionSettings, StrictInputError, run_prediction
 from san.inference.predictors import Predictor, RunLoadError, load_predictor
-from san.inference.tta import dihedral_view
 from san.training.experiment import RunRequest, run_experiment
 
 TINY = ["size=16", "epochs=1", "batch_size=6", "eval_batch_size=64", "fused_dim=16"]
@@ -227,6 +233,52 @@ def test_a_run_directory_without_a_model_is_named(tmp_path, unlabelled_tree, cap
         load_predictor(tmp_path / "unfinished")
     assert predict_main([str(tmp_path / "unfinished"), str(unlabelled_tree), "--quiet"]) == 1
     assert "model.pt" in capsys.readouterr().err
+
+
+def test_a_model_pt_that_would_run_code_is_refused_in_one_line(
+    tmp_path, unlabelled_tree, capsys, code_running_payload
+):
+    payload, marker = code_running_payload
+    (tmp_path / "crafted").mkdir()
+    torch.save({"method": "san", "state_dict": payload}, tmp_path / "crafted" / "model.pt")
+    assert predict_main([str(tmp_path / "crafted"), str(unlabelled_tree), "--quiet"]) == 1
+    error = capsys.readouterr().err
+    assert not marker.exists()
+    assert len(error.strip().splitlines()) == 1 and "Traceback" not in error
+    assert str(tmp_path / "crafted" / "model.pt") in error and "refused" in error
+
+
+def test_a_classical_run_is_saved_in_a_format_that_loads_without_unpickling(classical_run):
+    assert (classical_run / "model.skops").is_file() and not (classical_run / "model.joblib").exists()
+
+
+def test_an_old_pickled_classical_run_is_refused_unless_trusted(
+    classical_run, tmp_path, unlabelled_tree, capsys, code_running_payload
+):
+    old = shutil.copytree(classical_run, tmp_path / "old-run")
+    model = skops.io.load(old / "model.skops", trusted=skops.io.get_untrusted_types(file=old / "model.skops"))
+    (old / "model.skops").unlink()
+    payload, marker = code_running_payload
+    joblib.dump({**model, "estimator": payload}, old / "model.joblib")
+    assert predict_main([str(old), str(unlabelled_tree), "--out", str(tmp_path / "p"), "--quiet"]) == 1
+    error = capsys.readouterr().err
+    assert not marker.exists()
+    assert str(old / "model.joblib") in error and "--trust-run" in error and len(error.splitlines()) == 1
+    joblib.dump(model, old / "model.joblib")  # a genuine old run, loaded once the user vouches for it
+    argv = [str(old), str(unlabelled_tree), "--out", str(tmp_path / "p"), "--quiet", "--trust-run"]
+    assert predict_main(argv) == 0
+
+
+def test_a_skops_model_naming_a_type_we_never_save_is_refused(
+    classical_run, tmp_path, unlabelled_tree, capsys
+):
+    crafted = shutil.copytree(classical_run, tmp_path / "crafted")
+    path = crafted / "model.skops"
+    model = skops.io.load(path, trusted=skops.io.get_untrusted_types(file=path))
+    skops.io.dump({**model, "estimator": FunctionTransformer(func=os.system)}, path)
+    assert predict_main([str(crafted), str(unlabelled_tree), "--out", str(tmp_path / "p"), "--quiet"]) == 1
+    error = capsys.readouterr().err
+    assert "refused" in error and "system" in error and str(path) in error
 
 
 @pytest.mark.parametrize("template", INPUT_TEMPLATES)

@@ -7,6 +7,10 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
+import signal
+import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,8 +18,10 @@ from typing import Any
 import pytest
 import torch
 import yaml
+from runner_stubs import driver_command, stub_grid
 
 from data_tools.atomic import append_line
+from san.benchmark.claims import claim_path
 from san.benchmark.jobs import (
     ALL_METHODS,
     GridError,
@@ -30,6 +36,7 @@ from san.benchmark.runner import (
     FAILURE_FILE,
     claim_output_dir,
     job_state,
+    run_job,
     run_jobs,
     threads_per_worker,
 )
@@ -37,7 +44,7 @@ from san.cli import benchmark as benchmark_cli
 from san.evaluation.metrics import classification_metrics
 from san.runs.config import CONFIG_DIR, resolve_config
 from san.runs.lifecycle import CHECKPOINT_FILE, REQUEST_FILE
-from san.runs.records import RESULTS_FILE, read_record, write_record
+from san.runs.records import RESULTS_FILE, RESULTS_LOG, read_record, write_record
 
 ROOT = Path(__file__).resolve().parents[1]
 RIVERS = ["yangtze", "yarlung", "pengqu"]
@@ -217,6 +224,70 @@ def test_parallel_workers_are_processes_with_a_share_of_the_threads(tmp_path):
     assert summary.counts() == {"ran": 3, "failed": 3}
     assert {c["threads"] for c in calls(tmp_path)} == {threads_per_worker(2)}
     assert all(job_state(j.run_dir(out)) == ("failed" if j.method == "san" else "complete") for j in jobs)
+
+
+# ------------------------------------------------------------------- many runners, killed runners
+
+
+def test_a_job_claimed_by_a_live_process_is_left_alone(tmp_path):
+    job, out = small_grid()[0], tmp_path / "out"
+    run_dir = job.run_dir(out)
+    run_dir.mkdir(parents=True)
+    (run_dir / "config.yaml").write_text("being written by the other runner")
+    claim_path(run_dir).write_text(json.dumps({"host": "node7", "pid": 4242, "time": "now"}))
+    assert job_state(run_dir) == "running"
+    outcome = run_job(job, out, FakeExecutor(str(tmp_path)))
+    assert outcome.status == "elsewhere" and "pid 4242 on node7" in outcome.error
+    assert (run_dir / "config.yaml").is_file() and not calls(tmp_path)  # not wiped, not run
+    summary = run_jobs([job], out, FakeExecutor(str(tmp_path)), progress=False)
+    assert "1 left to another process" in summary.format(out) and "node7" in summary.format(out)
+
+
+def test_two_runners_on_one_folder_run_each_job_once(tmp_path):
+    out, barrier = tmp_path / "out", tmp_path / "barrier"
+    drivers = [
+        subprocess.Popen(driver_command("slow", out, tmp_path, barrier, 2), stdout=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    counts = [json.loads(d.communicate(timeout=120)[0].splitlines()[-1]) for d in drivers]
+    assert all(d.returncode == 0 for d in drivers)
+    names = [c["name"] for c in calls(tmp_path)]
+    assert sorted(names) == sorted(j.name for j in stub_grid())  # every job ran exactly once
+    assert sum(c.get("ran", 0) for c in counts) == 6 and not any(c.get("failed") for c in counts)
+    lines = [json.loads(line) for line in (out / RESULTS_LOG).read_text().splitlines()]
+    assert sorted(line["run_dir"] for line in lines) == sorted(str(j.run_dir(out)) for j in stub_grid())
+    for job in stub_grid():
+        run_dir = job.run_dir(out)
+        assert job_state(run_dir) == "complete" and not claim_path(run_dir).exists()
+        assert not (run_dir / FAILURE_FILE).exists() and not (run_dir / CHECKPOINT_FILE).exists()
+
+
+def _alive(pid: int) -> bool:
+    """A process that exists and is not a zombie (a killed worker re-parented to a non-reaping init)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process states from /proc")
+def test_workers_die_when_the_runner_is_killed(tmp_path):
+    runner = subprocess.Popen(driver_command("sleepy", tmp_path / "out", tmp_path, tmp_path / "barrier"))
+    pids_log = tmp_path / "pids.log"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and len(pids_log.read_text().split() if pids_log.exists() else []) < 2:
+        time.sleep(0.1)
+    workers = [int(pid) for pid in pids_log.read_text().split()]
+    assert len(workers) == 2 and runner.pid not in workers
+    os.kill(runner.pid, signal.SIGKILL)
+    runner.wait(timeout=10)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and any(_alive(pid) for pid in workers):
+        time.sleep(0.1)
+    survivors = [pid for pid in workers if _alive(pid)]
+    for pid in survivors:  # do not leave them behind when the assertion fails
+        os.kill(pid, signal.SIGKILL)
+    assert not survivors, f"workers {survivors} outlived their killed parent"
 
 
 def test_output_folder_refuses_runs_of_other_settings(tmp_path):

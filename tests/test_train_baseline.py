@@ -54,7 +54,7 @@ def test_classical_method_on_images(two_river_tree, tmp_path):
     assert "GridSearchCV" in record["selection"]["rule"] and record["selection"]["best_params"]
     for split in ("test", "target"):
         assert set(METRIC_KEYS) <= set(record["metrics"][split])
-    assert (Path(record["run_dir"]) / "model.joblib").is_file()
+    assert (Path(record["run_dir"]) / "model.skops").is_file()
 
 
 def test_cnn_baseline_stack_input(two_river_tree, tmp_path):

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from san.cli.train import train_san_main
 from san.runs.config import ConfigError, apply_overrides, resolve_config
@@ -90,8 +91,34 @@ def test_resume_after_interruption_matches_an_uninterrupted_run(tiny_tree, tmp_p
         assert resumed["metrics"][split]["accuracy"] == full["metrics"][split]["accuracy"]
     assert resumed["extras"]["final_epoch"]["train_loss"] == full["extras"]["final_epoch"]["train_loss"]
     assert resumed["timing"]["resumed"] is True
+    assert not (interrupted.run_dir / CHECKPOINT_FILE).exists()  # removed once the run is complete
     with pytest.raises(ValueError, match="already complete"):
         resume_experiment(interrupted.run_dir, progress=False)
+
+
+def test_checkpoint_holds_only_tensors_and_plain_containers(tiny_tree, tmp_path):
+    interrupted = Experiment(tiny_request(tiny_tree, tmp_path, method="san"))
+    with pytest.raises(TrainingInterrupted):
+        interrupted.run(stop_after_epoch=lambda epoch: epoch == 1)
+    state = torch.load(interrupted.run_dir / CHECKPOINT_FILE, weights_only=True)
+    assert state["epoch"] == 0 and isinstance(state["random_states"]["torch"], torch.Tensor)
+
+
+def test_resume_refuses_a_checkpoint_that_would_run_code(tiny_tree, tmp_path, capsys, code_running_payload):
+    payload, marker = code_running_payload
+    interrupted = Experiment(tiny_request(tiny_tree, tmp_path, method="erm", overrides=[*TINY, "epochs=1"]))
+    with pytest.raises(TrainingInterrupted):
+        interrupted.run(stop_after_epoch=lambda epoch: epoch == 1)
+    checkpoint = interrupted.run_dir / CHECKPOINT_FILE
+    torch.save({"epoch": 0, "model": payload}, checkpoint)
+    assert train_san_main(["--resume", str(interrupted.run_dir), "--quiet"]) == 1
+    error = capsys.readouterr().err
+    assert not marker.exists()
+    assert str(checkpoint) in error and "refused" in error and "Traceback" not in error
+    assert len(error.strip().splitlines()) == 1
+    torch.save({"epoch": 0}, checkpoint)  # plain, but not ours
+    assert train_san_main(["--resume", str(interrupted.run_dir), "--quiet"]) == 1
+    assert "not a checkpoint written by this engine" in capsys.readouterr().err
 
 
 def test_wandb_offline_writes_its_files_under_the_run_directory(tiny_tree, tmp_path):

@@ -2,17 +2,24 @@
 
 A job whose run directory holds a complete ``results.json`` is skipped; an unfinished one is
 continued from its checkpoint when it has one, else wiped and run again; a job that raises gets a
-``failure.json`` beside its files and the others go on. The executor is a parameter
+``failure.json`` beside its files and the others go on. Each job is claimed first
+(:mod:`san.benchmark.claims`), so several runners may share one output folder: a job another live
+process holds is left to it, never wiped or run twice. Worker processes die with their parent.
+The executor is a parameter
 (``execute(job, run_dir, resume) -> record``), so this module knows no method and never imports
 ``baselines``.
 """
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import platform
 import shutil
+import signal
+import sys
+import threading
 import time
 import traceback
 from collections import Counter
@@ -29,6 +36,7 @@ from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from data_tools.atomic import atomic_write_text
+from san.benchmark.claims import claimed, describe_owner, holder
 from san.benchmark.jobs import Job
 from san.runs.lifecycle import CHECKPOINT_FILE, REQUEST_FILE
 from san.runs.records import read_record
@@ -37,13 +45,21 @@ Executor = Callable[[Job, Path, bool], dict[str, Any]]
 
 FAILURE_FILE = "failure.json"
 SETTINGS_FILE = "benchmark.json"
-JOB_STATES = ("complete", "resumable", "failed", "incomplete", "new")
+JOB_STATES = ("complete", "running", "resumable", "failed", "incomplete", "new")
+_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "LOKY_MAX_CPU_COUNT")
 
 
 def job_state(run_dir: Path) -> str:
-    """One of :data:`JOB_STATES`: ``complete`` (a results.json with status complete), ``resumable``
-    (a checkpoint and its request), ``failed`` (a failure.json), ``incomplete`` (anything else), ``new``."""
+    """One of :data:`JOB_STATES`: ``complete`` (a results.json with status complete), ``running``
+    (claimed by a live process), ``resumable`` (a checkpoint and its request), ``failed`` (a
+    failure.json), ``incomplete`` (anything else), ``new``."""
+    state = _files_state(run_dir)
+    return "running" if state != "complete" and holder(run_dir) is not None else state
+
+
+def _files_state(run_dir: Path) -> str:
+    """:func:`job_state` from the files alone (what the claim's holder sees)."""
     record = read_record(run_dir)
     if record is not None and record.get("status") == "complete":
         return "complete"
@@ -94,7 +110,8 @@ def format_stale(stale: Sequence[tuple[Job, list[str]]], out: str | Path, shown:
 
 @dataclass(frozen=True)
 class JobOutcome:
-    """What happened to one job: ``ran``, ``resumed``, ``skipped`` (already complete) or ``failed``."""
+    """What happened to one job: ``ran``, ``resumed``, ``skipped`` (already complete), ``failed`` or
+    ``elsewhere`` (another live process holds it; ``error`` says which)."""
 
     job: Job
     status: str
@@ -123,14 +140,23 @@ def write_failure(run_dir: Path, job: Job, error: BaseException, seconds: float)
 
 
 def run_job(job: Job, out: str | Path, execute: Executor) -> JobOutcome:
-    """Run one job unless it is complete; never raises for a failing job (it is recorded instead).
+    """Claim and run one job unless it is complete; never raises for a failing job (it is recorded).
 
-    An unfinished run directory with a checkpoint is resumed; any other leftover is removed first,
-    so a rerun never mixes files of two attempts.
+    A job another live process has claimed is left alone (``elsewhere``). Under the claim, an
+    unfinished run directory with a checkpoint is resumed; any other leftover is removed first, so a
+    rerun never mixes files of two attempts.
     """
     run_dir = job.run_dir(out)
-    state = job_state(run_dir)
-    if state == "complete":
+    with claimed(run_dir, label=job.name) as claim:
+        if claim is None:
+            owner = holder(run_dir)
+            return JobOutcome(job, "elsewhere", error=f"held by {describe_owner(owner or {})}")
+        return _run_claimed(job, run_dir, execute)
+
+
+def _run_claimed(job: Job, run_dir: Path, execute: Executor) -> JobOutcome:
+    state = _files_state(run_dir)
+    if state == "complete":  # finished by another process between planning and claiming
         return JobOutcome(job, "skipped")
     resume = state == "resumable"
     if not resume and run_dir.exists():
@@ -139,7 +165,7 @@ def run_job(job: Job, out: str | Path, execute: Executor) -> JobOutcome:
     started = time.perf_counter()
     try:
         execute(job, run_dir, resume)
-        if job_state(run_dir) != "complete":
+        if _files_state(run_dir) != "complete":
             raise RuntimeError(f"the executor returned but {run_dir} holds no complete results.json")
     except Exception as error:  # a failing job is recorded and the benchmark goes on
         seconds = time.perf_counter() - started
@@ -161,7 +187,7 @@ def threads_per_worker(workers: int) -> int:
 
 
 def limit_threads(threads: int) -> None:
-    """Cap torch, BLAS/OpenMP and joblib in this process to ``threads`` (a worker's initializer)."""
+    """Cap torch, BLAS/OpenMP and joblib in this process to ``threads``."""
     for variable in THREAD_VARIABLES:  # for libraries loaded later and for their subprocesses
         os.environ[variable] = str(threads)
     threadpool_limits(limits=threads)  # for BLAS/OpenMP already loaded (the spawned worker imported them)
@@ -170,12 +196,45 @@ def limit_threads(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
+def die_with_parent(parent_pid: int, poll_seconds: float = 1.0) -> None:
+    """End this process when ``parent_pid`` ends, however it ends (kill -9 included).
+
+    Linux: the kernel sends SIGKILL on the parent's death (``prctl(PR_SET_PDEATHSIG)``). Everywhere:
+    a daemon thread that exits once the parent pid is no longer our parent (we were re-parented).
+    Without this, a killed runner's workers finish their job and then block forever on its pipe.
+    """
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):  # no prctl in this libc: the watchdog still covers it
+            pass
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(poll_seconds)
+        os._exit(1)
+
+    if os.getppid() != parent_pid:  # the parent died before we got here
+        os._exit(1)
+    threading.Thread(target=watch, name="parent-watchdog", daemon=True).start()
+
+
+def _init_worker(threads: int, parent_pid: int) -> None:
+    """A worker's initializer: die with the parent, then take a fair share of the cores."""
+    die_with_parent(parent_pid)
+    limit_threads(threads)
+
+
 def _collect(future: Future, job: Job, out: str | Path) -> JobOutcome:
-    """The outcome of a future; a worker that died (or could not run the job) counts as that job's failure."""
+    """The outcome of a future; a worker that died (or could not run the job) counts as that job's
+    failure, recorded unless another process has claimed the job since."""
     try:
         return future.result()
     except Exception as error:
-        write_failure(job.run_dir(out), job, error, 0.0)
+        with claimed(job.run_dir(out), label=job.name) as claim:
+            if claim is not None:
+                write_failure(job.run_dir(out), job, error, 0.0)
         return JobOutcome(job, "failed", 0.0, _one_line(error))
 
 
@@ -190,8 +249,8 @@ def _run_in_processes(
     with ProcessPoolExecutor(
         workers,
         mp_context=get_context("spawn"),
-        initializer=limit_threads,
-        initargs=(threads_per_worker(workers),),
+        initializer=_init_worker,
+        initargs=(threads_per_worker(workers), os.getpid()),
     ) as pool:
         futures = {pool.submit(run_job, job, out, execute): job for job in jobs}
         try:
@@ -222,7 +281,7 @@ class BenchmarkSummary:
         """Per method: the summed time of its jobs run in this invocation, and how many ran."""
         totals: dict[str, tuple[float, int]] = {}
         for outcome in self.outcomes:
-            if outcome.status != "skipped":
+            if outcome.status not in ("skipped", "elsewhere"):
                 seconds, jobs = totals.get(outcome.job.method, (0.0, 0))
                 totals[outcome.job.method] = (seconds + outcome.seconds, jobs + 1)
         return totals
@@ -235,7 +294,11 @@ class BenchmarkSummary:
         lines = [
             f"{len(self.outcomes)} job(s): {ran} ran{resumed}, {counts['skipped']} skipped "
             f"(already complete), {counts['failed']} failed"
+            + (f", {counts['elsewhere']} left to another process" if counts["elsewhere"] else "")
         ]
+        if elsewhere := [o for o in self.outcomes if o.status == "elsewhere"]:
+            lines.append("running in another process (run this command again once it has finished):")
+            lines += [f"  {o.job.name}  {o.error}" for o in elsewhere]
         if self.failed:
             lines.append("failed (details in each run directory's failure.json):")
             width = max(len(o.job.name) for o in self.failed)
@@ -327,6 +390,17 @@ def claim_output_dir(out: str | Path, settings: Mapping[str, Any], *, record: bo
     """
     path = Path(out) / SETTINGS_FILE
     settings = json.loads(json.dumps(dict(settings)))  # tuples -> lists, as they come back from the file
+    if not path.is_file() and record:
+        written = atomic_write_text(
+            path.with_name(f".{SETTINGS_FILE}.{os.getpid()}"), json.dumps(settings, indent=2) + "\n"
+        )
+        try:
+            os.link(written, path)  # atomic and exclusive: of two runners starting together one writes
+            return
+        except FileExistsError:
+            pass
+        finally:
+            written.unlink()
     if path.is_file():
         saved = json.loads(path.read_text(encoding="utf-8"))
         if differing := {k: (saved.get(k), v) for k, v in settings.items() if saved.get(k) != v}:
@@ -335,6 +409,3 @@ def claim_output_dir(out: str | Path, settings: Mapping[str, Any], *, record: bo
                 f"{out} holds benchmark runs made with other settings ({details}); "
                 "use another --out (or delete that folder)"
             )
-        return
-    if record:
-        atomic_write_text(path, json.dumps(settings, indent=2) + "\n")

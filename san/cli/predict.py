@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from data_tools.commandline import positive_int, probability
+from data_tools.commandline import non_negative_int, positive_int, probability
 from san.cli.common import configure_logging, run_command
 from san.runtime import DEVICE_CHOICES
 
@@ -59,9 +59,16 @@ def predict_main(argv: list[str] | None = None) -> int:
         "mineral with 95% intervals, raw and corrected for the run's test confusions) and, for "
         "labelled input, metrics.json. Unreadable or "
         "unpaired files are reported by name and the other pairs are still predicted, unless --strict. "
+        "A run folder from someone else is data, not code: model.pt is read as tensors only and "
+        "model.skops without unpickling, so loading either runs no code; an old classical run's "
+        "model.joblib is a pickle and is refused unless you pass --trust-run. "
         "Exit codes: 0 done, 1 failed, 2 usage error.",
     )
-    parser.add_argument("run_dir", metavar="RUN_DIR", help="a run directory holding model.pt or model.joblib")
+    parser.add_argument(
+        "run_dir",
+        metavar="RUN_DIR",
+        help="a run directory holding model.pt (deep) or model.skops (classical)",
+    )
     parser.add_argument(
         "input",
         metavar="INPUT",
@@ -94,7 +101,15 @@ def predict_main(argv: list[str] | None = None) -> int:
         "--device", choices=DEVICE_CHOICES, default="auto", help="auto uses a CUDA GPU when present"
     )
     parser.add_argument("--strict", action="store_true", help="fail on any bad input instead of skipping it")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the assemblage bootstrap (default 0)")
+    parser.add_argument(
+        "--trust-run",
+        action="store_true",
+        help="also load an old classical run's model.joblib: a pickle, which runs whatever code it "
+        "holds when loaded; only for a run you made yourself or whose source you trust",
+    )
+    parser.add_argument(
+        "--seed", type=non_negative_int, default=0, help="seed of the assemblage bootstrap (default 0)"
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bars; log warnings only")
     args = parser.parse_args(argv)
     configure_logging(quiet=args.quiet)
@@ -115,6 +130,7 @@ def predict_main(argv: list[str] | None = None) -> int:
             sample=args.sample,
             device=args.device,
             settings=settings,
+            trust_run=args.trust_run,
         ),
         _show_prediction,
     )
@@ -165,7 +181,7 @@ def explain_main(argv: list[str] | None = None) -> int:
         "--device", choices=DEVICE_CHOICES, default="auto", help="auto uses a CUDA GPU when present"
     )
     parser.add_argument(
-        "--seed", type=int, default=0, help="seed of the example choice, t-SNE and probe folds"
+        "--seed", type=non_negative_int, default=0, help="seed of the example choice, t-SNE and probe folds"
     )
     parser.add_argument("--quiet", action="store_true", help="log warnings only")
     args = parser.parse_args(argv)

@@ -152,8 +152,11 @@ def run_prediction(
     sample: str | None = None,
     device: str = "auto",
     settings: PredictionSettings | None = None,
+    trust_run: bool = False,
 ) -> dict[str, Any]:
     """Load a run, classify an input, and write the files listed in the module docstring.
+
+    ``trust_run``: see :func:`san.inference.predictors.load_predictor`.
 
     Returns:
         The content of ``summary.json``.
@@ -165,7 +168,7 @@ def run_prediction(
         ValueError: no pair of the input could be predicted (the problems are still written).
     """
     settings = settings or PredictionSettings()
-    predictor = load_predictor(run_dir, device)
+    predictor = load_predictor(run_dir, device, trust_run=trust_run)
     inputs: PredictionInput = read_prediction_input(
         input_path, layout=layout, sample=sample, progress=settings.progress
     )

@@ -2,7 +2,7 @@
 
 Everything comes from the run directory, nothing is re-specified: a deep run's ``model.pt`` holds
 the method, weights, hyper-parameters, class list, normalisation and input size; a classical
-run's ``model.joblib`` holds the estimator, class list, feature columns and feature size (its
+run's ``model.skops`` holds the estimator, class list, feature columns and feature size (its
 crop mode is read from ``config.yaml``; its predictor lives in ``baselines.predictor``, found through
 the method registry). ``calibration.json``, when present, holds the
 temperature that scales the scores before the softmax.
@@ -36,6 +36,7 @@ from san.runs.saved_model import (
     model_file,
 )
 from san.runtime import resolve_device
+from san.safe_load import UnsafeFileError, load_plain_torch
 
 log = logging.getLogger(__name__)
 
@@ -160,8 +161,11 @@ def run_config(run_dir: Path) -> dict[str, Any]:
     return yaml.safe_load(path.read_text(encoding="utf-8")) if path.is_file() else {}
 
 
-def load_deep_predictor(run_dir: str | Path, device: str = "auto") -> DeepPredictor:
-    """The deep model of a run (``model.pt``, read with ``weights_only=True``).
+def load_deep_predictor(
+    run_dir: str | Path, device: str = "auto", *, trust_run: bool = False
+) -> DeepPredictor:
+    """The deep model of a run (``model.pt``, read with ``weights_only=True``, so never running code;
+    ``trust_run`` changes nothing here: a file holding more than tensors and plain data is refused).
 
     Raises:
         RunLoadError: the file cannot be read or is not a model of this project.
@@ -170,18 +174,20 @@ def load_deep_predictor(run_dir: str | Path, device: str = "auto") -> DeepPredic
     path = Path(run_dir) / DEEP_MODEL_FILE
     torch_device = resolve_device(device)
     try:
-        payload = torch.load(path, map_location=torch_device, weights_only=True)
-    except (RuntimeError, OSError, EOFError) as error:  # pickle errors surface as RuntimeError here
-        raise RunLoadError(f"{path}: cannot read the model ({error})") from error
+        payload = load_plain_torch(path, map_location=torch_device, what="model")
+    except (UnsafeFileError, FileNotFoundError) as error:
+        raise RunLoadError(str(error)) from error
     return DeepPredictor(Path(run_dir), check_payload(payload, DEEP_PAYLOAD_KEYS, path), torch_device)
 
 
-def load_predictor(run_dir: str | Path, device: str = "auto") -> Predictor:
+def load_predictor(run_dir: str | Path, device: str = "auto", *, trust_run: bool = False) -> Predictor:
     """Load the model of a run directory through the loader its method registers (:mod:`san.methods`).
 
     Args:
-        run_dir: a deep run (``model.pt``) or a classical one (``model.joblib``).
+        run_dir: a deep run (``model.pt``) or a classical one (``model.skops``).
         device: ``auto``, ``cpu`` or ``cuda`` (deep runs; classical ones run on the CPU).
+        trust_run: also load an old classical run's pickled ``model.joblib``, which runs whatever
+            code it holds: only for runs the user made or trusts.
 
     Raises:
         RunLoadError: the directory is missing, holds no model, or the model file is not one of ours
@@ -201,7 +207,8 @@ def load_predictor(run_dir: str | Path, device: str = "auto") -> Predictor:
     if name is None or name not in methods.method_names():
         # A run without a (known) record: the model file says which kind of loader reads it.
         name = methods.method_names(deep=found.name == DEEP_MODEL_FILE)[0]
-    predictor: Predictor = methods.resolve(methods.get_method(name).predictor)(run_dir, device=device)
+    load = methods.resolve(methods.get_method(name).predictor)
+    predictor: Predictor = load(run_dir, device=device, trust_run=trust_run)
     log.info(
         "loaded %s run %s (%d classes, %d px%s)",
         predictor.method,

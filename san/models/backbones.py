@@ -17,6 +17,8 @@ import torch
 import torchvision
 from torch import Tensor, nn
 
+from san.safe_load import load_plain_torch
+
 logger = logging.getLogger(__name__)
 
 BACKBONES = ("resnet18", "resnet34", "resnet50", "vgg16", "vgg16_bn")
@@ -232,7 +234,7 @@ def _read_state_dict(path: Path, arch: str) -> Mapping[str, Tensor]:
             f"backbone {arch}: weights file {path} does not exist "
             f"(expected a torchvision state dict saved with torch.save)"
         )
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = load_plain_torch(path, what=f"backbone {arch} weights file")
     if not isinstance(state, Mapping) or not all(isinstance(value, Tensor) for value in state.values()):
         raise ValueError(
             f"backbone {arch}: {path} does not hold a state dict (a mapping of parameter "

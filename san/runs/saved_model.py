@@ -1,9 +1,12 @@
 """The saved-model format of a run directory, owned here: file names, payload keys, format version.
 
-A deep run saves ``model.pt`` (a ``torch.save`` dict of tensors and plain data, loadable with
-``weights_only=True``); a classical run saves ``model.joblib``. Writers (the deep experiment,
-``baselines.experiment``) and readers (``san.inference.predictors``, ``baselines.predictor``) use
-these names and checks, so the format is defined once.
+A deep run saves ``model.pt`` (a ``torch.save`` dict of tensors and plain data, read only with
+``weights_only=True``); a classical run saves ``model.skops`` (skops' format: no pickle, so loading
+runs no code; only the estimator types in ``baselines.predictor.TRUSTED_TYPES`` are rebuilt). Runs
+made before that hold ``model.joblib``, a pickle, which is read only when the user says they trust
+the run (``--trust-run``). Writers (the deep experiment, ``baselines.experiment``) and readers
+(``san.inference.predictors``, ``baselines.predictor``) use these names and checks, so the format
+is defined once.
 """
 
 from __future__ import annotations
@@ -12,8 +15,9 @@ from pathlib import Path
 from typing import Any
 
 DEEP_MODEL_FILE = "model.pt"
-CLASSICAL_MODEL_FILE = "model.joblib"
-MODEL_FILES = (DEEP_MODEL_FILE, CLASSICAL_MODEL_FILE)
+CLASSICAL_MODEL_FILE = "model.skops"
+LEGACY_CLASSICAL_MODEL_FILE = "model.joblib"  # a pickle: loaded only with the user's explicit trust
+MODEL_FILES = (DEEP_MODEL_FILE, CLASSICAL_MODEL_FILE, LEGACY_CLASSICAL_MODEL_FILE)
 # Version 1 is every model written before the key existed; readers treat a missing key as 1.
 FORMAT_VERSION = 1
 DEEP_PAYLOAD_KEYS = (

@@ -29,6 +29,7 @@ from data_tools.atomic import atomic_write_text
 from data_tools.manifest_io import Dataset
 from san.inference.predictors import DeepPredictor, Predictor, load_predictor
 from san.runs.records import RESULTS_FILE, read_record
+from san.runs.saved_model import DEEP_MODEL_FILE, model_file
 from san.studies.figures import CamTile, save_embedding_panels, save_gradcam_grid
 
 log = logging.getLogger(__name__)
@@ -338,6 +339,12 @@ def record_probe(run_dir: Path, probe: dict[str, Any]) -> None:
 
 # --- the whole explanation ----------------------------------------------------------------------------
 def _deep(run_dir: Path, device: str) -> DeepPredictor:
+    found = model_file(Path(run_dir))
+    if found is not None and found.name != DEEP_MODEL_FILE:  # never load a classical model to refuse it
+        raise ExplainError(
+            f"{run_dir}: a classical run ({found.name}) has no network to explain; "
+            "explain needs a deep run (SAN, ERM, CNN baselines)"
+        )
     predictor = load_predictor(run_dir, device)
     if not isinstance(predictor, DeepPredictor):
         raise ExplainError(

@@ -27,6 +27,7 @@ from data_tools.dataset import PairedGrainDataset, seed_worker
 from san.algorithms.base import Algorithm
 from san.evaluation.metrics import classification_metrics
 from san.runs.tracking import Tracker
+from san.safe_load import UnsafeFileError, load_plain_torch
 from san.training.sampling import BalancedBatchSampler, check_resampling
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,17 @@ SCHEDULES = ("cosine", "dann", "constant")
 SELECTION_METRICS = ("accuracy", "macro_f1", "balanced_accuracy")
 CHECKPOINT_FILE = "checkpoint.pt"
 BEST_WEIGHTS_FILE = "best_weights.pt"
+CHECKPOINT_KEYS = (
+    "epoch",
+    "model",
+    "training_state",
+    "scheduler",
+    "history",
+    "best_epoch",
+    "best_score",
+    "patience_left",
+    "random_states",
+)
 
 
 class TrainingInterrupted(RuntimeError):
@@ -131,6 +143,9 @@ def predict_dataset(
 
 def _save(obj: Any, path: Path) -> None:
     atomic_write(path, lambda tmp: torch.save(obj, tmp))
+
+
+_RESTART_HINT = "If this run folder is yours, delete {name} to start the run again from scratch"
 
 
 def _random_states() -> dict[str, Any]:
@@ -253,7 +268,17 @@ class Trainer:
         )
 
     def _restore(self, result: FitResult) -> tuple[int, int | None]:
-        state = torch.load(self.run_dir / CHECKPOINT_FILE, map_location=self.device, weights_only=False)
+        path = self.run_dir / CHECKPOINT_FILE
+        try:
+            state = load_plain_torch(path, map_location=self.device, what="checkpoint")
+        except UnsafeFileError as error:
+            raise UnsafeFileError(f"{error}. {_RESTART_HINT.format(name=path.name)}") from error
+        if not isinstance(state, dict) or any(k not in state for k in CHECKPOINT_KEYS):
+            found = sorted(state) if isinstance(state, dict) else type(state).__name__
+            raise UnsafeFileError(
+                f"{path}: not a checkpoint written by this engine (expected keys {list(CHECKPOINT_KEYS)}, "
+                f"got {found}). {_RESTART_HINT.format(name=path.name)}"
+            )
         self.algorithm.load_state_dict(state["model"])
         self.algorithm.load_training_state(state["training_state"])
         self.scheduler.load_state_dict(state["scheduler"])
@@ -308,7 +333,9 @@ class Trainer:
         if result.history and patience_left is not None and patience_left <= 0:
             result.stopped_early = len(result.history) < self.settings.epochs
         result.train_seconds = time.perf_counter() - started
-        best = torch.load(self.run_dir / BEST_WEIGHTS_FILE, map_location=self.device, weights_only=True)
+        best = load_plain_torch(
+            self.run_dir / BEST_WEIGHTS_FILE, map_location=self.device, what="best weights"
+        )
         self.algorithm.load_state_dict(best)
         return result
 
