@@ -80,7 +80,7 @@ def run_classical_experiment(request: RunRequest) -> dict[str, Any]:
         raise ValueError(f"unknown classical method {request.method!r}; expected one of {', '.join(METHODS)}")
     dataset, synthetic, given = _open(request)
     context = RunContext(
-        request, dataset, synthetic=synthetic, use_cpu_preset=False, hparam_names=CLASSICAL_HPARAMS
+        request, dataset, synthetic=synthetic, use_cpu_preset=False, hparam_defaults=CLASSICAL_HPARAMS
     )
     hparams = _hparams(context.config)
     facts = context.training_class_facts()

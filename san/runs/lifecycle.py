@@ -103,7 +103,7 @@ class RunContext:
         *,
         synthetic: bool,
         use_cpu_preset: bool,
-        hparam_names: Iterable[str],
+        hparam_defaults: Mapping[str, Any],
         resume: bool = False,
     ) -> None:
         self.started = time.perf_counter()
@@ -116,8 +116,10 @@ class RunContext:
             config_file=request.config_file,
             use_cpu_preset=use_cpu_preset,
             overrides=request.overrides,
-            hparam_names=hparam_names,
+            hparam_names=hparam_defaults,
         )
+        # The record holds every resolved value, not only those a YAML layer wrote out.
+        self.config["hparams"] = {**hparam_defaults, **self.config["hparams"]}
         if use_cpu_preset:
             log.info("no GPU and no --config: using the CPU preset (configs/presets/cpu.yaml)")
         self.run_dir = (

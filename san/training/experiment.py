@@ -62,7 +62,7 @@ class Experiment:
             synthetic=synthetic,
             resume=resume,
             use_cpu_preset=self.device.type == "cpu" and request.config_file is None,
-            hparam_names=default_hparams(request.method),
+            hparam_defaults=default_hparams(request.method),
         )
 
     @property
