@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 from PIL import Image, ImageDraw
 from scipy import ndimage
@@ -214,20 +215,34 @@ def fracture(rng: np.random.Generator, mask: np.ndarray, placement: Placement) -
     return broken if broken.sum() > 0.5 * mask.sum() else mask
 
 
+def distance_to_background(mask: np.ndarray) -> np.ndarray:
+    """Euclidean distance (float64) from each True pixel to the nearest False one; 0 on False pixels.
+
+    Equal bit for bit to ``scipy.ndimage.distance_transform_edt(mask)``, about 5x faster: OpenCV's
+    exact transform gives float32 distances, whose squares round back to the integer squared
+    distances (float32 is precise enough up to 2 * 1024^2); their float64 square roots are scipy's.
+    """
+    if mask.all():  # no background: OpenCV returns a huge sentinel, keep scipy's own answer
+        return ndimage.distance_transform_edt(mask)
+    distance = cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    squared = np.square(distance, dtype=np.float64)
+    return np.sqrt(np.rint(squared, out=squared), out=squared)
+
+
 def round_corners(mask: np.ndarray, radius: float) -> np.ndarray:
     """Morphological opening with a disc: convex corners become arcs of ``radius`` pixels."""
     if radius < 1.0:
         return mask
-    eroded = ndimage.distance_transform_edt(mask) > radius
+    eroded = distance_to_background(mask) > radius
     if not eroded.any():
         return mask
-    return ndimage.distance_transform_edt(~eroded) <= radius
+    return distance_to_background(~eroded) <= radius
 
 
 def signed_distance(mask: np.ndarray) -> np.ndarray:
     """Distance to the outline in pixels: positive inside the grain, negative outside (float32)."""
-    inside = ndimage.distance_transform_edt(mask) - 0.5
-    outside = ndimage.distance_transform_edt(~mask) - 0.5
+    inside = distance_to_background(mask) - 0.5
+    outside = distance_to_background(~mask) - 0.5
     return np.where(mask, inside, -outside).astype(np.float32)
 
 
