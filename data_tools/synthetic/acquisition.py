@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 from PIL import Image
@@ -54,10 +55,17 @@ def draw_shot(style: RiverStyle, rng: np.random.Generator) -> Shot:
     )
 
 
-def _vignette(size: int, strength: float) -> np.ndarray:
+@lru_cache(maxsize=4)
+def _radius2(size: int) -> np.ndarray:
+    """Squared distance from the image centre, 1 in the corners (float32, cached, read-only)."""
     ys, xs = np.mgrid[0:size, 0:size].astype(np.float32)
     radius2 = ((xs - (size - 1) / 2) ** 2 + (ys - (size - 1) / 2) ** 2) / (2 * ((size - 1) / 2) ** 2)
-    return (1.0 - strength * radius2)[..., None]
+    radius2.flags.writeable = False
+    return radius2
+
+
+def _vignette(size: int, strength: float) -> np.ndarray:
+    return (1.0 - strength * _radius2(size))[..., None]
 
 
 def _highlight_shoulder(light: np.ndarray, knee: float = 0.7) -> np.ndarray:

@@ -145,11 +145,8 @@ def outline(
 
 def _roughen(rng: np.random.Generator, points: np.ndarray, amplitude: float) -> np.ndarray:
     """Subdivide the edges and jitter the new vertices: a slightly irregular, abraded outline."""
-    dense = []
-    for start, stop in zip(points, np.roll(points, -1, axis=0), strict=True):
-        for t in np.linspace(0, 1, 6, endpoint=False):
-            dense.append((1 - t) * start + t * stop)
-    dense = np.array(dense)
+    t = np.linspace(0, 1, 6, endpoint=False)[None, :, None]
+    dense = ((1 - t) * points[:, None, :] + t * np.roll(points, -1, axis=0)[:, None, :]).reshape(-1, 2)
     return dense + rng.normal(0, amplitude, dense.shape)
 
 
@@ -204,7 +201,8 @@ def rasterize(points: np.ndarray, frame: int) -> np.ndarray:
 def fracture(rng: np.random.Generator, mask: np.ndarray, placement: Placement) -> np.ndarray:
     """Break the grain along a gently curved (conchoidal) surface, keeping the larger piece."""
     height, width = mask.shape
-    ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
+    ys = np.arange(height, dtype=np.float32)[:, None]
+    xs = np.arange(width, dtype=np.float32)[None, :]
     direction = rng.uniform(0, 2 * np.pi)
     unit = np.array([np.cos(direction), np.sin(direction)])
     cut = placement.half_length * rng.uniform(0.25, 0.7)  # distance of the break from the centre

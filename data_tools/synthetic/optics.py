@@ -6,8 +6,6 @@ full transmission is (1, 1, 1); the camera model applies the tone curve.
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 import numpy as np
 
 WAVELENGTHS_NM: np.ndarray = np.arange(400.0, 701.0, 1.0)
@@ -71,7 +69,30 @@ def _spectra_to_linear_rgb(transmission: np.ndarray, lamp: np.ndarray, cmfs: np.
     return (transmission @ weights) @ _XYZ_TO_LINEAR_SRGB.T / white
 
 
-@lru_cache(maxsize=1)
+_LUT_CHUNK = 4096
+"""Rows of the interference table computed at a time (keeps the temporary spectra small)."""
+
+_LUT = np.zeros((MAX_RETARDATION_NM + 1, 3), np.float32)
+_LUT_ROWS_READY = 0  # rows [0, _LUT_ROWS_READY) of _LUT are filled
+
+
+def _fill_lut(rows: int) -> None:
+    """Fill _LUT up to at least ``rows`` rows, one whole chunk at a time (each chunk always spans the
+    same retardations, so a row's value does not depend on how far the table has been filled)."""
+    global _LUT_ROWS_READY
+    if rows <= _LUT_ROWS_READY:
+        return
+    cmfs = colour_matching_functions(WAVELENGTHS_NM)
+    lamp = blackbody_spectrum(WAVELENGTHS_NM, LAMP_TEMPERATURE_K)
+    while _LUT_ROWS_READY < rows:
+        start = _LUT_ROWS_READY
+        stop = min(start + _LUT_CHUNK, MAX_RETARDATION_NM + 1)
+        retardation = np.arange(start, stop, dtype=np.float64)
+        transmission = np.sin(np.pi * retardation[:, None] / WAVELENGTHS_NM[None, :]) ** 2
+        _LUT[start:stop] = np.clip(_spectra_to_linear_rgb(transmission, lamp, cmfs), 0.0, 1.0)
+        _LUT_ROWS_READY = stop
+
+
 def interference_lut() -> np.ndarray:
     """Michel-Levy colours: linear RGB of I = sin^2(pi Gamma / lambda) for Gamma = 0..MAX nm.
 
@@ -82,24 +103,22 @@ def interference_lut() -> np.ndarray:
     Returns:
         float32 array of shape (MAX_RETARDATION_NM + 1, 3); row g is the colour at g nm.
     """
-    cmfs = colour_matching_functions(WAVELENGTHS_NM)
-    lamp = blackbody_spectrum(WAVELENGTHS_NM, LAMP_TEMPERATURE_K)
-    rows = []
-    for start in range(0, MAX_RETARDATION_NM + 1, 4096):  # chunks keep the temporary arrays small
-        retardation = np.arange(start, min(start + 4096, MAX_RETARDATION_NM + 1), dtype=np.float64)
-        transmission = np.sin(np.pi * retardation[:, None] / WAVELENGTHS_NM[None, :]) ** 2
-        rows.append(_spectra_to_linear_rgb(transmission, lamp, cmfs))
-    return np.clip(np.concatenate(rows), 0.0, 1.0).astype(np.float32)
+    _fill_lut(MAX_RETARDATION_NM + 1)
+    return _LUT
 
 
 def interference_colour(retardation_nm: np.ndarray) -> np.ndarray:
     """Linear-RGB interference colour for each retardation value (nm), by table lookup.
 
+    Only the rows up to the largest retardation asked for are computed, so a process that renders
+    weakly birefringent grains never pays for the high orders.
+
     Returns:
         Array of shape retardation_nm.shape + (3,), float32 in [0, 1].
     """
     index = np.clip(np.rint(retardation_nm), 0, MAX_RETARDATION_NM).astype(np.int32)
-    return interference_lut()[index]
+    _fill_lut(int(index.max(initial=0)) + 1)
+    return _LUT[index]
 
 
 def relief_strength(grain_index: float, medium_index: float) -> float:

@@ -234,9 +234,25 @@ def _compose(
 
 
 def _downsample(image: np.ndarray) -> np.ndarray:
-    frame = image.shape[0]
-    size = frame // SUPERSAMPLE
-    return image.reshape(size, SUPERSAMPLE, size, SUPERSAMPLE, -1).mean(axis=(1, 3)).astype(np.float32)
+    """Mean over SUPERSAMPLE x SUPERSAMPLE blocks (H x W x C in, float32 out).
+
+    Bit-identical to ``image.reshape(h, S, w, S, C).mean(axis=(1, 3))`` for C = 3, which adds a
+    block's pixels in row-major order, but several times faster than that strided reduction.
+    """
+    total = image[0::SUPERSAMPLE, 0::SUPERSAMPLE].copy()
+    for dy in range(SUPERSAMPLE):
+        for dx in range(SUPERSAMPLE):
+            if dy or dx:
+                total += image[dy::SUPERSAMPLE, dx::SUPERSAMPLE]
+    total /= SUPERSAMPLE * SUPERSAMPLE
+    return total.astype(np.float32, copy=False)
+
+
+def _coverage(mask: np.ndarray) -> np.ndarray:
+    """Share of each output pixel that the supersampled mask covers (exact: sums of whole counts)."""
+    size = mask.shape[0] // SUPERSAMPLE
+    counts = mask.reshape(size, SUPERSAMPLE, size, SUPERSAMPLE).sum(axis=(1, 3), dtype=np.int32)
+    return counts / SUPERSAMPLE**2
 
 
 def render_pair(
@@ -257,5 +273,4 @@ def render_pair(
     shot = draw_shot(style, rng)
     plane = develop(plane_light, shot, shot.exposure_plane, rng)
     cross = develop(cross_light, shot, shot.exposure_cross, rng)
-    coverage = _downsample(mask.astype(np.float32)[..., None])[..., 0]
-    return RenderedPair(plane, cross, coverage >= 0.5, recipe, shot)
+    return RenderedPair(plane, cross, _coverage(mask) >= 0.5, recipe, shot)

@@ -7,15 +7,19 @@ Generator.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 from PIL import Image
 
 from data_tools.synthetic.grains import Placement
 
 
+@lru_cache(maxsize=8)
 def pixel_grid(frame: int) -> tuple[np.ndarray, np.ndarray]:
-    """(x, y) pixel-centre coordinates of a square frame, float32."""
+    """(x, y) pixel-centre coordinates of a square frame, float32 (cached, read-only)."""
     ys, xs = np.mgrid[0:frame, 0:frame].astype(np.float32)
+    xs.flags.writeable = ys.flags.writeable = False
     return xs, ys
 
 
@@ -24,7 +28,12 @@ def smooth_noise(rng: np.random.Generator, frame: int, feature_px: float) -> np.
     cells = max(2, int(np.ceil(frame / max(feature_px, 1.0))) + 1)
     coarse = rng.standard_normal((cells, cells)).astype(np.float32)
     field = np.asarray(Image.fromarray(coarse, mode="F").resize((frame, frame), Image.Resampling.BICUBIC))
-    return (field - field.mean()) / (field.std() + 1e-6)
+    # (field - mean) / (std + 1e-6) with the deviations computed once: the same float32 steps as
+    # field.std(), which subtracts the same mean, squares, sums and divides by the count.
+    centred = field - field.mean()
+    std = np.sqrt(np.square(centred).sum() / centred.size)
+    centred /= std + 1e-6
+    return centred
 
 
 def _line_profile(distance: np.ndarray, width_px: float) -> np.ndarray:
@@ -97,9 +106,8 @@ def blobs(
         strength = rng.uniform(0.5, 1.0)
         reach = int(np.ceil(1.5 * radius * stretch)) + 1  # only the blob's neighbourhood is computed
         top, left = max(cy - reach, 0), max(cx - reach, 0)
-        ys, xs = np.mgrid[top : min(cy + reach + 1, frame), left : min(cx + reach + 1, frame)].astype(
-            np.float32
-        )
+        ys = np.arange(top, min(cy + reach + 1, frame), dtype=np.float32)[:, None]
+        xs = np.arange(left, min(cx + reach + 1, frame), dtype=np.float32)[None, :]
         u = (xs - cx) * np.cos(angle) + (ys - cy) * np.sin(angle)
         v = -(xs - cx) * np.sin(angle) + (ys - cy) * np.cos(angle)
         blob = np.clip(1.5 - np.hypot(u / stretch, v) / radius, 0, 1) * strength
