@@ -64,6 +64,11 @@ class _Geometry:
     thickness: np.ndarray  # relative thickness 0..1
     placement: Placement
     half_width: float
+    inside: np.ndarray  # flat indices of the mask's pixels: maps used only under the grain are kept there
+
+    def take(self, image: np.ndarray) -> np.ndarray:
+        """The values of a frame-sized map at the grain's pixels (1-D, in ``inside`` order)."""
+        return np.take(image, self.inside)
 
 
 def _geometry(recipe: GrainRecipe, spec: MineralSpec, frame: int, rng: np.random.Generator) -> _Geometry:
@@ -75,7 +80,7 @@ def _geometry(recipe: GrainRecipe, spec: MineralSpec, frame: int, rng: np.random
         mask = fracture(rng, mask, placement)
     distance = signed_distance(mask)
     thickness = thickness_profile(distance, recipe.habit, edge_px=0.08 * half_width)
-    return _Geometry(mask, distance, thickness, placement, half_width)
+    return _Geometry(mask, distance, thickness, placement, half_width, np.flatnonzero(mask))
 
 
 def _texture_darkness(
@@ -117,105 +122,114 @@ def _texture_darkness(
 
 @dataclass(frozen=True)
 class _Surface:
-    """Maps shared by the PPL and XPL renders of one grain (supersampled)."""
+    """Maps shared by the PPL and XPL renders of one grain, at the grain's pixels only (1-D)."""
 
-    colour_depth: np.ndarray  # H x W x 1: relative optical path through the coloured grain
+    colour_depth: np.ndarray  # relative optical path through the coloured grain
     zoning: np.ndarray  # growth-zoning signal in [-1, 1] times the class's zoning amplitude
     rim: np.ndarray  # 0..1, the relief rim's profile
     rim_darkness: float
-    rim_width: float  # pixels
+    rim_fade: np.ndarray  # exp(-depth below the outline / rim width)
     surface: np.ndarray  # transmission of the textures, weathering and relief scattering
 
 
-def _surface(
-    recipe: GrainRecipe, spec: MineralSpec, geometry: _Geometry, frame: int, rng: np.random.Generator
-) -> _Surface:
-    darkness = _texture_darkness(recipe, spec, geometry, frame, rng)
-    zoning = np.zeros((frame, frame), np.float32)
+# The maps below are computed at the grain's pixels only and laid into the frame at the end: every
+# pixel goes through the same float operations as if the whole frame were computed, and the
+# frame-wide terms that the grain's alpha multiplied by 0 (or 1) are simply not formed.
+
+
+def _surface(recipe: GrainRecipe, spec: MineralSpec, geometry: _Geometry, frame: int,
+             rng: np.random.Generator) -> _Surface:
+    take = geometry.take
+    darkness = take(_texture_darkness(recipe, spec, geometry, frame, rng))
+    zoning = np.zeros(geometry.inside.size, np.float32)
     if spec.texture.zoning > 0:
-        zoning = spec.texture.zoning * textures.growth_zoning(rng, geometry.distance, frame * 0.03)
-    mottling = spec.texture.mottling * textures.smooth_noise(rng, frame, geometry.half_width * 0.5)
-    weathering = recipe.weathering * 0.12 * textures.smooth_noise(rng, frame, geometry.half_width * 0.35)
-    colour_depth = (geometry.thickness * np.clip(1 + 0.6 * mottling + 0.1 * zoning, 0.2, None))[..., None]
+        zoning = spec.texture.zoning * take(textures.growth_zoning(rng, geometry.distance, frame * 0.03))
+    mottling = spec.texture.mottling * take(textures.smooth_noise(rng, frame, geometry.half_width * 0.5))
+    weathering = recipe.weathering * 0.12 * take(textures.smooth_noise(rng, frame, geometry.half_width * 0.35))
+    colour_depth = take(geometry.thickness) * np.clip(1 + 0.6 * mottling + 0.1 * zoning, 0.2, None)
     # Relief: a dark rim whose width and darkness grow with the index contrast, uneven along the edge.
-    rim_width = frame * (0.004 + 0.07 * recipe.relief**2)
-    rim_unevenness = np.clip(1 + 0.35 * textures.smooth_noise(rng, frame, frame * 0.08), 0.3, 1.6)
-    inside = np.clip(geometry.distance, 0, None)
-    rim = np.clip(1.3 * np.exp(-inside / rim_width) * rim_unevenness, 0, 1)
+    rim_width = frame * (0.004 + 0.07 * recipe.relief ** 2)
+    rim_unevenness = np.clip(1 + 0.35 * take(textures.smooth_noise(rng, frame, frame * 0.08)), 0.3, 1.6)
+    rim_fade = np.exp(-np.clip(take(geometry.distance), 0, None) / rim_width)
+    rim = np.clip(1.3 * rim_fade * rim_unevenness, 0, 1)
     surface = (1 - darkness) * (1 - np.clip(weathering, 0, 0.5)) * (1 - SCATTER_LOSS * recipe.relief)
-    return _Surface(colour_depth, zoning, rim, 0.15 + 0.8 * recipe.relief, rim_width, surface)
+    return _Surface(colour_depth, zoning, rim, 0.15 + 0.8 * recipe.relief, rim_fade, surface)
 
 
-def _plane_scene(
-    recipe: GrainRecipe,
-    style: RiverStyle,
-    geometry: _Geometry,
-    maps: _Surface,
-    frame: int,
-    rng: np.random.Generator,
-) -> np.ndarray:
-    """PPL in linear light, empty field = 1 (before lamp and camera): medium, grain, relief, dust."""
-    shagreen = 1 + 0.08 * recipe.relief * textures.smooth_noise(rng, frame, 2.0 * SUPERSAMPLE)
-    lens = 1 + LENS_BRIGHTENING * recipe.relief * geometry.thickness**6  # a rounded grain focuses the lamp
+def _medium(style: RiverStyle) -> np.ndarray:
+    """Transmission of the mounting medium per channel (float32, 3)."""
+    return np.exp(np.asarray(style.medium_tint, np.float32))
+
+
+def _plane_scene(recipe: GrainRecipe, style: RiverStyle, geometry: _Geometry, maps: _Surface, frame: int,
+                 rng: np.random.Generator) -> np.ndarray:
+    """PPL in linear light, empty field = 1 (before lamp and camera): medium, grain, relief, dust.
+
+    Returns:
+        float64 array of shape (3, frame * frame): one flattened plane per channel.
+    """
+    take = geometry.take
+    shagreen = 1 + 0.08 * recipe.relief * take(textures.smooth_noise(rng, frame, 2.0 * SUPERSAMPLE))
+    lens = 1 + LENS_BRIGHTENING * recipe.relief * take(geometry.thickness) ** 6  # a rounded grain focuses
     # The polarizer vibrates along x: the body colour mixes the along/across absorbances (pleochroism).
     along_share = np.cos(recipe.long_axis_angle) ** 2
     absorbance = along_share * recipe.absorbance_along + (1 - along_share) * recipe.absorbance_across
-    grain = (
-        np.exp(-absorbance[None, None, :] * maps.colour_depth)
-        * ((1 - maps.rim_darkness * maps.rim) * maps.surface * shagreen * lens)[..., None]
-    )
-    medium = np.exp(np.asarray(style.medium_tint, np.float32))
+    transmission = (1 - maps.rim_darkness * maps.rim) * maps.surface * shagreen * lens
+    medium = _medium(style)
     illumination = 1 + 0.04 * textures.smooth_noise(rng, frame, frame * 0.5)
     outside = np.clip(-geometry.distance, 0, None)
     halo = 1 + 0.2 * recipe.relief * np.exp(-outside / (1.5 * SUPERSAMPLE)) * (outside > 0)  # Becke line
-    background = (illumination * halo)[..., None] * medium
+    lit = (illumination * halo).ravel()
     dust = textures.blobs(rng, frame, ~geometry.mask, int(rng.poisson(style.dust)), (0.8, 3.0))
-    alpha = geometry.mask.astype(np.float32)[..., None]
-    return (alpha * grain * medium + (1 - alpha) * background) * (1 - 0.7 * dust)[..., None]
+    speckle = (1 - 0.7 * dust).ravel()
+    plane = np.empty((3, frame * frame), np.float64)
+    for channel in range(3):
+        plane[channel] = lit * medium[channel]  # the background: mounting medium under the lamp
+        grain = np.exp(-absorbance[channel] * maps.colour_depth) * transmission
+        plane[channel, geometry.inside] = grain * medium[channel]
+        plane[channel] *= speckle
+    return plane
 
 
 def _extinction(recipe: GrainRecipe, geometry: _Geometry, frame: int, rng: np.random.Generator) -> np.ndarray:
-    """sin^2(2 theta) per pixel; a twinned grain's second half extinguishes at another angle."""
-    extinction = np.full((frame, frame), np.sin(2 * recipe.vibration_angle) ** 2, np.float32)
+    """sin^2(2 theta) at the grain's pixels; a twinned grain's second half extinguishes at another angle."""
+    extinction = np.full(geometry.inside.size, np.sin(2 * recipe.vibration_angle) ** 2, np.float32)
     if recipe.twin_angle is not None:
         xs, ys = textures.pixel_grid(frame)
         normal = recipe.long_axis_angle + np.pi / 2
-        across = (xs - geometry.placement.centre[0]) * np.cos(normal) + (
-            ys - geometry.placement.centre[1]
-        ) * np.sin(normal)
+        across = ((geometry.take(xs) - geometry.placement.centre[0]) * np.cos(normal)
+                  + (geometry.take(ys) - geometry.placement.centre[1]) * np.sin(normal))
         extinction[across > rng.normal(0, 0.2 * geometry.half_width)] = np.sin(2 * recipe.twin_angle) ** 2
     return extinction
 
 
-def _cross_scene(
-    recipe: GrainRecipe,
-    spec: MineralSpec,
-    style: RiverStyle,
-    geometry: _Geometry,
-    maps: _Surface,
-    plane: np.ndarray,
-    frame: int,
-    rng: np.random.Generator,
-) -> np.ndarray:
-    """XPL in linear light: interference colour x extinction x body colour, plus polarizer leakage."""
-    undulation = 1 + spec.thickness_noise * textures.smooth_noise(rng, frame, geometry.half_width * 0.6)
-    retardation = recipe.retardation_nm * geometry.thickness * undulation * (1 + 0.1 * maps.zoning)
+def _cross_scene(recipe: GrainRecipe, spec: MineralSpec, style: RiverStyle, geometry: _Geometry,
+                 maps: _Surface, plane: np.ndarray, frame: int, rng: np.random.Generator) -> np.ndarray:
+    """XPL in linear light: interference colour x extinction x body colour, plus polarizer leakage.
+
+    Returns:
+        float64 array of shape (3, frame * frame), laid out as ``_plane_scene``'s.
+    """
+    undulation = 1 + spec.thickness_noise * geometry.take(
+        textures.smooth_noise(rng, frame, geometry.half_width * 0.6))
+    retardation = recipe.retardation_nm * geometry.take(geometry.thickness) * undulation * (1 + 0.1 * maps.zoning)
     # A dichroic plate between crossed polars at angle theta transmits
     # sin^2(2 theta) [(a_e - a_o)^2 / 4 + a_e a_o sin^2(pi Gamma / lambda)], with a_e, a_o the amplitude
     # transmissions of its two vibrations: strong pleochroism masks the interference colour.
-    along = np.exp(-0.5 * recipe.absorbance_along[None, None, :] * maps.colour_depth)
-    across = np.exp(-0.5 * recipe.absorbance_across[None, None, :] * maps.colour_depth)
-    interference = interference_colour(retardation) * along * across + 0.25 * (along - across) ** 2
-    grain = (
-        interference
-        * _extinction(recipe, geometry, frame, rng)[..., None]
-        * ((1 - 0.85 * maps.rim_darkness * maps.rim) * maps.surface)[..., None]
-    )
-    inside = np.clip(geometry.distance, 0, None)
-    edge_glow = (EDGE_DEPOLARIZATION * recipe.relief * np.exp(-inside / maps.rim_width))[..., None]
-    alpha = geometry.mask.astype(np.float32)[..., None]
-    medium = np.exp(np.asarray(style.medium_tint, np.float32))
-    return alpha * (grain + edge_glow * medium) + style.cross_leak * plane * LEAK_TINT
+    along_scale, across_scale = -0.5 * recipe.absorbance_along, -0.5 * recipe.absorbance_across
+    colour = interference_colour(retardation)
+    extinction = _extinction(recipe, geometry, frame, rng)
+    transmission = (1 - 0.85 * maps.rim_darkness * maps.rim) * maps.surface
+    edge_glow = EDGE_DEPOLARIZATION * recipe.relief * maps.rim_fade
+    medium = _medium(style)
+    cross = np.empty_like(plane)
+    for channel in range(3):
+        cross[channel] = style.cross_leak * plane[channel] * LEAK_TINT[channel]
+        along = np.exp(along_scale[channel] * maps.colour_depth)
+        across = np.exp(across_scale[channel] * maps.colour_depth)
+        interference = colour[:, channel] * along * across + 0.25 * (along - across) ** 2
+        cross[channel, geometry.inside] += interference * extinction * transmission + edge_glow * medium[channel]
+    return cross
 
 
 def _compose(
@@ -228,9 +242,16 @@ def _compose(
     plane = _plane_scene(recipe, style, geometry, maps, frame, rng)
     cross = _cross_scene(recipe, spec, style, geometry, maps, plane, frame, rng)
     if rng.random() < style.bubble_probability:  # an air bubble in the mount: isotropic, thick dark ring
-        ring = (1 - 0.85 * textures.bubble_ring(rng, frame, geometry.mask))[..., None]
-        plane, cross = plane * ring, cross * ring
-    return _downsample(plane) * PLANE_LAMP, _downsample(cross) * CROSS_EXPOSURE, geometry.mask
+        ring = (1 - 0.85 * textures.bubble_ring(rng, frame, geometry.mask)).ravel()
+        plane *= ring
+        cross *= ring
+    return _to_image(plane, frame) * PLANE_LAMP, _to_image(cross, frame) * CROSS_EXPOSURE, geometry.mask
+
+
+def _to_image(planes: np.ndarray, frame: int) -> np.ndarray:
+    """Downsample channel planes (3, frame * frame) into a contiguous size x size x 3 float32 image."""
+    small = _downsample(planes.reshape(3, frame, frame).transpose(1, 2, 0))
+    return np.ascontiguousarray(small)
 
 
 def _downsample(image: np.ndarray) -> np.ndarray:
