@@ -30,6 +30,7 @@ from data_tools.synthetic.minerals import MINERALS, MineralSpec
 from data_tools.synthetic.optics import interference_colour
 from data_tools.synthetic.recipe import GrainRecipe, draw_recipe
 from data_tools.synthetic.rivers import RiverStyle, river_style
+from data_tools.synthetic.stages import StageTimes, stage
 
 SUPERSAMPLE = 2
 PLANE_LAMP = 0.23
@@ -83,32 +84,25 @@ def _geometry(recipe: GrainRecipe, spec: MineralSpec, frame: int, rng: np.random
     return _Geometry(mask, distance, thickness, placement, half_width, np.flatnonzero(mask))
 
 
-def _texture_darkness(
-    recipe: GrainRecipe, spec: MineralSpec, geometry: _Geometry, frame: int, rng: np.random.Generator
-) -> np.ndarray:
-    """Darkness (0..1) of cleavage traces, striations, fractures, inclusions and dirt on the grain."""
-    texture, scale = spec.texture, frame / 256.0
-    darkness = np.zeros((frame, frame), dtype=np.float32)
+def _texture_darkness(recipe: GrainRecipe, spec: MineralSpec, geometry: _Geometry, frame: int,
+                      rng: np.random.Generator) -> np.ndarray:
+    """Darkness (0..1) of cleavage traces, striations, fractures, inclusions and dirt at the grain's pixels."""
+    texture, scale, inside = spec.texture, frame / 256.0, geometry.inside
+    darkness = np.zeros(inside.size, dtype=np.float32)
     if texture.cleavage > 0 and not recipe.basal:
         for angle_deg in texture.cleavage_angles_deg:
             angle = recipe.long_axis_angle + np.deg2rad(angle_deg)
-            traces = textures.parallel_traces(
-                rng,
-                frame,
-                angle,
-                spacing_px=frame * rng.uniform(0.04, 0.08),
-                width_px=0.9 * scale,
-                continuity=rng.uniform(0.35, 0.7),
-            )
+            traces = textures.parallel_traces(rng, frame, inside, angle,
+                                              spacing_px=frame * rng.uniform(0.04, 0.08),
+                                              width_px=0.9 * scale, continuity=rng.uniform(0.35, 0.7))
             darkness = np.maximum(darkness, texture.cleavage * traces)
     if texture.striations > 0 and not recipe.basal:
-        traces = textures.parallel_traces(
-            rng, frame, recipe.long_axis_angle, spacing_px=frame * 0.025, width_px=0.7 * scale, continuity=0.6
-        )
+        traces = textures.parallel_traces(rng, frame, inside, recipe.long_axis_angle, spacing_px=frame * 0.025,
+                                          width_px=0.7 * scale, continuity=0.6)
         darkness = np.maximum(darkness, texture.striations * traces)
     fractures = int(rng.integers(texture.conchoidal_fractures[0], texture.conchoidal_fractures[1] + 1))
     if fractures:
-        arcs = textures.conchoidal_fractures(rng, frame, geometry.placement, fractures, 1.0 * scale)
+        arcs = textures.conchoidal_fractures(rng, frame, inside, geometry.placement, fractures, 1.0 * scale)
         darkness = np.maximum(darkness, 0.55 * arcs)
     interior = geometry.distance > 0.12 * geometry.half_width
     inclusions = int(rng.integers(texture.inclusions[0], texture.inclusions[1] + 1))
@@ -117,7 +111,7 @@ def _texture_darkness(
     )
     dirt = int(rng.poisson(8 * recipe.weathering))
     dirt_map = textures.blobs(rng, frame, geometry.mask, dirt, (0.8 * scale, 2.5 * scale))
-    return np.maximum(darkness, np.maximum(0.8 * inclusion_map, 0.5 * dirt_map))
+    return np.maximum(darkness, np.maximum(0.8 * geometry.take(inclusion_map), 0.5 * geometry.take(dirt_map)))
 
 
 @dataclass(frozen=True)
@@ -140,7 +134,7 @@ class _Surface:
 def _surface(recipe: GrainRecipe, spec: MineralSpec, geometry: _Geometry, frame: int,
              rng: np.random.Generator) -> _Surface:
     take = geometry.take
-    darkness = take(_texture_darkness(recipe, spec, geometry, frame, rng))
+    darkness = _texture_darkness(recipe, spec, geometry, frame, rng)
     zoning = np.zeros(geometry.inside.size, np.float32)
     if spec.texture.zoning > 0:
         zoning = spec.texture.zoning * take(textures.growth_zoning(rng, geometry.distance, frame * 0.03))
@@ -195,10 +189,10 @@ def _extinction(recipe: GrainRecipe, geometry: _Geometry, frame: int, rng: np.ra
     """sin^2(2 theta) at the grain's pixels; a twinned grain's second half extinguishes at another angle."""
     extinction = np.full(geometry.inside.size, np.sin(2 * recipe.vibration_angle) ** 2, np.float32)
     if recipe.twin_angle is not None:
-        xs, ys = textures.pixel_grid(frame)
+        xs, ys = textures.pixel_coordinates(frame, geometry.inside)
         normal = recipe.long_axis_angle + np.pi / 2
-        across = ((geometry.take(xs) - geometry.placement.centre[0]) * np.cos(normal)
-                  + (geometry.take(ys) - geometry.placement.centre[1]) * np.sin(normal))
+        across = ((xs - geometry.placement.centre[0]) * np.cos(normal)
+                  + (ys - geometry.placement.centre[1]) * np.sin(normal))
         extinction[across > rng.normal(0, 0.2 * geometry.half_width)] = np.sin(2 * recipe.twin_angle) ** 2
     return extinction
 
@@ -232,20 +226,24 @@ def _cross_scene(recipe: GrainRecipe, spec: MineralSpec, style: RiverStyle, geom
     return cross
 
 
-def _compose(
-    recipe: GrainRecipe, spec: MineralSpec, style: RiverStyle, size: int, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _compose(recipe: GrainRecipe, spec: MineralSpec, style: RiverStyle, size: int, rng: np.random.Generator,
+             times: StageTimes | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Linear-light PPL and XPL images (size x size x 3) and the supersampled grain mask."""
     frame = size * SUPERSAMPLE
-    geometry = _geometry(recipe, spec, frame, rng)
-    maps = _surface(recipe, spec, geometry, frame, rng)
-    plane = _plane_scene(recipe, style, geometry, maps, frame, rng)
-    cross = _cross_scene(recipe, spec, style, geometry, maps, plane, frame, rng)
-    if rng.random() < style.bubble_probability:  # an air bubble in the mount: isotropic, thick dark ring
-        ring = (1 - 0.85 * textures.bubble_ring(rng, frame, geometry.mask)).ravel()
-        plane *= ring
-        cross *= ring
-    return _to_image(plane, frame) * PLANE_LAMP, _to_image(cross, frame) * CROSS_EXPOSURE, geometry.mask
+    with stage(times, "geometry"):
+        geometry = _geometry(recipe, spec, frame, rng)
+    with stage(times, "surface"):
+        maps = _surface(recipe, spec, geometry, frame, rng)
+    with stage(times, "plane scene"):
+        plane = _plane_scene(recipe, style, geometry, maps, frame, rng)
+    with stage(times, "cross scene"):
+        cross = _cross_scene(recipe, spec, style, geometry, maps, plane, frame, rng)
+    with stage(times, "bubble, downsample"):
+        if rng.random() < style.bubble_probability:  # an air bubble in the mount: isotropic, thick dark ring
+            ring = (1 - 0.85 * textures.bubble_ring(rng, frame, geometry.mask)).ravel()
+            plane *= ring
+            cross *= ring
+        return _to_image(plane, frame) * PLANE_LAMP, _to_image(cross, frame) * CROSS_EXPOSURE, geometry.mask
 
 
 def _to_image(planes: np.ndarray, frame: int) -> np.ndarray:
@@ -276,10 +274,9 @@ def _coverage(mask: np.ndarray) -> np.ndarray:
     return counts / SUPERSAMPLE**2
 
 
-def render_pair(
-    mineral: str, river: str, *, size: int, shift: float, rng: np.random.Generator
-) -> RenderedPair:
-    """Draw and render one grain of ``mineral`` from ``river``.
+def render_pair(mineral: str, river: str, *, size: int, shift: float, rng: np.random.Generator,
+                times: StageTimes | None = None) -> RenderedPair:
+    """Draw and render one grain of ``mineral`` from ``river``; ``times`` collects per-stage wall time.
 
     Returns:
         RenderedPair with 8-bit PPL and XPL images of ``size`` x ``size`` pixels.
@@ -287,11 +284,13 @@ def render_pair(
     Raises:
         KeyError: unknown mineral. ValueError: unknown river or bad shift.
     """
-    style = river_style(river, shift)
-    spec = MINERALS[mineral]
-    recipe = draw_recipe(mineral, river, shift, style, rng)
-    plane_light, cross_light, mask = _compose(recipe, spec, style, size, rng)
-    shot = draw_shot(style, rng)
-    plane = develop(plane_light, shot, shot.exposure_plane, rng)
-    cross = develop(cross_light, shot, shot.exposure_cross, rng)
-    return RenderedPair(plane, cross, _coverage(mask) >= 0.5, recipe, shot)
+    with stage(times, "recipe"):
+        style = river_style(river, shift)
+        spec = MINERALS[mineral]
+        recipe = draw_recipe(mineral, river, shift, style, rng)
+    plane_light, cross_light, mask = _compose(recipe, spec, style, size, rng, times)
+    with stage(times, "camera"):
+        shot = draw_shot(style, rng)
+        plane = develop(plane_light, shot, shot.exposure_plane, rng)
+        cross = develop(cross_light, shot, shot.exposure_cross, rng)
+        return RenderedPair(plane, cross, _coverage(mask) >= 0.5, recipe, shot)

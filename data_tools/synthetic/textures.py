@@ -40,30 +40,35 @@ def _line_profile(distance: np.ndarray, width_px: float) -> np.ndarray:
     return np.exp(-0.5 * (distance / width_px) ** 2)
 
 
-def parallel_traces(
-    rng: np.random.Generator, frame: int, angle: float, spacing_px: float, width_px: float, continuity: float
-) -> np.ndarray:
+def pixel_coordinates(frame: int, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(x, y) float32 coordinates of the given flat pixel indices of a square frame."""
+    xs, ys = pixel_grid(frame)
+    return np.take(xs, pixels), np.take(ys, pixels)
+
+
+def parallel_traces(rng: np.random.Generator, frame: int, pixels: np.ndarray, angle: float, spacing_px: float,
+                    width_px: float, continuity: float) -> np.ndarray:
     """A family of parallel, broken lines (cleavage traces, striations) at ``angle`` radians.
 
-    ``continuity`` in [0, 1] is the share of each line that is visible.
+    ``continuity`` in [0, 1] is the share of each line that is visible. The darkness is returned
+    at the flat pixel indices ``pixels`` only (1-D); the breaks are still drawn over the whole frame.
     """
-    xs, ys = pixel_grid(frame)
+    xs, ys = pixel_coordinates(frame, pixels)
     normal = -xs * np.sin(angle) + ys * np.cos(angle)
     spacing = spacing_px * rng.uniform(0.7, 1.3)
     phase = rng.uniform(0, spacing)
     offset = np.mod(normal + phase + rng.normal(0, 0.15 * spacing_px, 1), spacing)  # irregular spacing
     distance = np.minimum(offset, spacing - offset)
     breaks = smooth_noise(rng, frame, spacing_px * 1.5)
-    visible = breaks > np.quantile(breaks, 1.0 - continuity)
+    visible = np.take(breaks, pixels) > np.quantile(breaks, 1.0 - continuity)
     return _line_profile(distance, width_px) * visible
 
 
-def conchoidal_fractures(
-    rng: np.random.Generator, frame: int, placement: Placement, count: int, width_px: float
-) -> np.ndarray:
-    """Curved fracture traces: arcs of random circles crossing the grain."""
-    xs, ys = pixel_grid(frame)
-    darkness = np.zeros((frame, frame), dtype=np.float32)
+def conchoidal_fractures(rng: np.random.Generator, frame: int, pixels: np.ndarray, placement: Placement,
+                         count: int, width_px: float) -> np.ndarray:
+    """Curved fracture traces: arcs of random circles crossing the grain, at the flat indices ``pixels`` (1-D)."""
+    xs, ys = pixel_coordinates(frame, pixels)
+    darkness = np.zeros(pixels.size, dtype=np.float32)
     for _ in range(count):
         radius = placement.half_length * rng.uniform(0.4, 1.5)
         angle = rng.uniform(0, 2 * np.pi)

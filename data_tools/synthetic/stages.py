@@ -1,0 +1,28 @@
+"""Wall time per rendering stage, for the benchmark; the renderer skips the clock when given none."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+
+
+class StageTimes:
+    """Seconds spent in each named stage, summed over calls (in first-seen order)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def measure(self, name: str) -> Iterator[None]:
+        """Add the wall time of the ``with`` block to stage ``name``."""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
+
+
+def stage(times: StageTimes | None, name: str) -> AbstractContextManager[None]:
+    """``times.measure(name)``, or a no-op context when ``times`` is None."""
+    return nullcontext() if times is None else times.measure(name)
