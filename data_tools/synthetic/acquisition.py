@@ -64,14 +64,13 @@ def _radius2(size: int) -> np.ndarray:
     return radius2
 
 
-def _vignette(size: int, strength: float) -> np.ndarray:
-    return (1.0 - strength * _radius2(size))[..., None]
-
-
 def _highlight_shoulder(light: np.ndarray, knee: float = 0.7) -> np.ndarray:
     """Compress values above ``knee`` smoothly towards 1, as a camera's tone curve rolls off highlights."""
     over = np.clip(light - knee, 0.0, None)
-    return np.minimum(light, knee) + (1.0 - knee) * np.tanh(over / (1.0 - knee))
+    rolled = np.zeros_like(over)  # tanh(0) = 0: only the highlights need the tanh
+    highlights = over > 0
+    rolled[highlights] = np.tanh(over[highlights] / (1.0 - knee))
+    return np.minimum(light, knee) + (1.0 - knee) * rolled
 
 
 def _s_curve(encoded: np.ndarray, strength: float) -> np.ndarray:
@@ -81,23 +80,34 @@ def _s_curve(encoded: np.ndarray, strength: float) -> np.ndarray:
     return 0.5 + 0.5 * np.tanh(strength * (2.0 * encoded - 1.0)) / np.tanh(strength)
 
 
+LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+
+
 def develop(light: np.ndarray, shot: Shot, exposure: float, rng: np.random.Generator) -> np.ndarray:
-    """Turn a linear-light image (H x W x 3, ~0..1) into an 8-bit image as this camera would.
+    """Turn a linear-light image, as channel planes (3 x H x W, ~0..1), into an 8-bit image as this camera would.
+
+    Channel planes keep numpy's loops long; the noise is drawn in H x W x 3 order and the luminance
+    is a matrix product over an H x W x 3 array, as they always were, so the bytes do not depend on it.
 
     Returns:
-        uint8 array of the same height and width.
+        uint8 array of shape H x W x 3.
     """
-    size = light.shape[0]
+    size = light.shape[1]
     sigma = shot.blur_px * size / REFERENCE_SIZE
     if sigma > 0.05:
-        light = ndimage.gaussian_filter(light, sigma=(sigma, sigma, 0), mode="nearest")
-    light = light * _vignette(size, shot.vignetting) * np.asarray(shot.gains, dtype=np.float32) * exposure
-    noisy = light + rng.standard_normal(light.shape).astype(np.float32) * shot.noise * np.sqrt(
-        0.25 + np.clip(light, 0, None)
-    )
+        light = ndimage.gaussian_filter(light, sigma=(0, sigma, sigma), mode="nearest")
+    vignette = 1.0 - shot.vignetting * _radius2(size)
+    gains = np.asarray(shot.gains, dtype=np.float32)
+    grain = rng.standard_normal((size, size, 3)).astype(np.float32).transpose(2, 0, 1)
+    noisy = np.empty_like(light)
+    for channel in range(3):
+        lit = light[channel] * vignette * gains[channel] * exposure
+        noisy[channel] = lit + grain[channel] * shot.noise * np.sqrt(0.25 + np.clip(lit, 0, None))
     encoded = _s_curve(_highlight_shoulder(np.clip(noisy, 0.0, None)) ** (1.0 / shot.gamma), shot.contrast)
-    luminance = encoded @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
-    encoded = luminance[..., None] + shot.saturation * (encoded - luminance[..., None])
+    encoded = np.ascontiguousarray(encoded.transpose(1, 2, 0))
+    luminance = encoded @ LUMA
+    for channel in range(3):
+        encoded[..., channel] = luminance + shot.saturation * (encoded[..., channel] - luminance)
     return np.clip(np.rint(encoded * 255.0), 0, 255).astype(np.uint8)
 
 

@@ -228,7 +228,7 @@ def _cross_scene(recipe: GrainRecipe, spec: MineralSpec, style: RiverStyle, geom
 
 def _compose(recipe: GrainRecipe, spec: MineralSpec, style: RiverStyle, size: int, rng: np.random.Generator,
              times: StageTimes | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Linear-light PPL and XPL images (size x size x 3) and the supersampled grain mask."""
+    """Linear-light PPL and XPL images as channel planes (3 x size x size) and the supersampled grain mask."""
     frame = size * SUPERSAMPLE
     with stage(times, "geometry"):
         geometry = _geometry(recipe, spec, frame, rng)
@@ -243,26 +243,21 @@ def _compose(recipe: GrainRecipe, spec: MineralSpec, style: RiverStyle, size: in
             ring = (1 - 0.85 * textures.bubble_ring(rng, frame, geometry.mask)).ravel()
             plane *= ring
             cross *= ring
-        return _to_image(plane, frame) * PLANE_LAMP, _to_image(cross, frame) * CROSS_EXPOSURE, geometry.mask
+        return _downsample(plane, frame) * PLANE_LAMP, _downsample(cross, frame) * CROSS_EXPOSURE, geometry.mask
 
 
-def _to_image(planes: np.ndarray, frame: int) -> np.ndarray:
-    """Downsample channel planes (3, frame * frame) into a contiguous size x size x 3 float32 image."""
-    small = _downsample(planes.reshape(3, frame, frame).transpose(1, 2, 0))
-    return np.ascontiguousarray(small)
+def _downsample(planes: np.ndarray, frame: int) -> np.ndarray:
+    """Mean over SUPERSAMPLE x SUPERSAMPLE blocks of channel planes (3, frame * frame) -> float32 (3, size, size).
 
-
-def _downsample(image: np.ndarray) -> np.ndarray:
-    """Mean over SUPERSAMPLE x SUPERSAMPLE blocks (H x W x C in, float32 out).
-
-    Bit-identical to ``image.reshape(h, S, w, S, C).mean(axis=(1, 3))`` for C = 3, which adds a
-    block's pixels in row-major order, but several times faster than that strided reduction.
+    Bit-identical to the former ``image.reshape(h, S, w, S, 3).mean(axis=(1, 3))`` of the
+    H x W x 3 image, which adds a block's pixels in row-major order, and several times faster.
     """
-    total = image[0::SUPERSAMPLE, 0::SUPERSAMPLE].copy()
+    image = planes.reshape(-1, frame, frame)
+    total = image[:, 0::SUPERSAMPLE, 0::SUPERSAMPLE].copy()
     for dy in range(SUPERSAMPLE):
         for dx in range(SUPERSAMPLE):
             if dy or dx:
-                total += image[dy::SUPERSAMPLE, dx::SUPERSAMPLE]
+                total += image[:, dy::SUPERSAMPLE, dx::SUPERSAMPLE]
     total /= SUPERSAMPLE * SUPERSAMPLE
     return total.astype(np.float32, copy=False)
 
