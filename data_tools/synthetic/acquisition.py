@@ -68,8 +68,8 @@ def _highlight_shoulder(light: np.ndarray, knee: float = 0.7) -> np.ndarray:
     """Compress values above ``knee`` smoothly towards 1, as a camera's tone curve rolls off highlights."""
     over = np.clip(light - knee, 0.0, None)
     rolled = np.zeros_like(over)  # tanh(0) = 0: only the highlights need the tanh
-    highlights = over > 0
-    rolled[highlights] = np.tanh(over[highlights] / (1.0 - knee))
+    highlights = np.flatnonzero(over)
+    rolled.ravel()[highlights] = np.tanh(over.ravel()[highlights] / (1.0 - knee))
     return np.minimum(light, knee) + (1.0 - knee) * rolled
 
 

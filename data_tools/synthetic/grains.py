@@ -7,6 +7,7 @@ XPL, so the pair is pixel-aligned by construction.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import cv2
@@ -227,21 +228,42 @@ def distance_to_background(mask: np.ndarray) -> np.ndarray:
     return np.sqrt(np.rint(squared, out=squared), out=squared)
 
 
+def _box(mask: np.ndarray, margin: int) -> tuple[slice, slice]:
+    """The bounding box of the mask's True pixels grown by ``margin`` (clipped to the frame; all of it if empty)."""
+    rows, columns = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if rows.size == 0:
+        return slice(None), slice(None)
+    return (slice(max(rows[0] - margin, 0), rows[-1] + margin + 1),
+            slice(max(columns[0] - margin, 0), columns[-1] + margin + 1))
+
+
+# Distances are computed on crops where that gives the same numbers: inside a mask grown by one
+# background pixel, the nearest background pixel of every True pixel lies in the crop, and beyond the
+# frame (or the crop) nothing counts as background either way.
+
+
 def round_corners(mask: np.ndarray, radius: float) -> np.ndarray:
     """Morphological opening with a disc: convex corners become arcs of ``radius`` pixels."""
     if radius < 1.0:
         return mask
-    eroded = distance_to_background(mask) > radius
+    box = _box(mask, 1)
+    eroded = np.zeros_like(mask)
+    eroded[box] = distance_to_background(mask[box]) > radius
     if not eroded.any():
         return mask
-    return distance_to_background(~eroded) <= radius
+    box = _box(eroded, math.ceil(radius) + 1)  # no pixel further than the radius from the eroded core is kept
+    opened = np.zeros_like(mask)
+    opened[box] = distance_to_background(~eroded[box]) <= radius
+    return opened
 
 
 def signed_distance(mask: np.ndarray) -> np.ndarray:
     """Distance to the outline in pixels: positive inside the grain, negative outside (float32)."""
-    inside = distance_to_background(mask) - 0.5
-    outside = distance_to_background(~mask) - 0.5
-    return np.where(mask, inside, -outside).astype(np.float32)
+    distance = -(distance_to_background(~mask) - 0.5)
+    box = _box(mask, 1)
+    inside = distance_to_background(mask[box]) - 0.5
+    distance[box] = np.where(mask[box], inside, distance[box])
+    return distance.astype(np.float32)
 
 
 PLATEAU: dict[str, float] = {"equant": 1.0, "octahedral": 0.7, "triangular": 0.6, "prism": 0.5}

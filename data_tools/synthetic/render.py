@@ -69,7 +69,7 @@ class _Geometry:
 
     def take(self, image: np.ndarray) -> np.ndarray:
         """The values of a frame-sized map at the grain's pixels (1-D, in ``inside`` order)."""
-        return np.take(image, self.inside)
+        return np.take(image, self.inside, mode="clip")  # indices are valid: skip numpy's bounds check
 
 
 def _geometry(recipe: GrainRecipe, spec: MineralSpec, frame: int, rng: np.random.Generator) -> _Geometry:

@@ -44,6 +44,7 @@ def _line_profile(distance: np.ndarray, width_px: float) -> np.ndarray:
 def _masked_line_profile(distance: np.ndarray, width_px: float, shown: np.ndarray) -> np.ndarray:
     """``_line_profile(distance, width_px) * shown`` with the exponential evaluated only where ``shown``."""
     profile = np.zeros(distance.shape, np.result_type(distance, width_px, np.float32))
+    shown = np.flatnonzero(shown)  # integer indices: much faster than boolean indexing at this density
     profile[shown] = _line_profile(distance[shown], width_px)
     return profile
 
@@ -67,7 +68,7 @@ def quantile(values: np.ndarray, q: float) -> np.floating:
 def pixel_coordinates(frame: int, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(x, y) float32 coordinates of the given flat pixel indices of a square frame."""
     xs, ys = pixel_grid(frame)
-    return np.take(xs, pixels), np.take(ys, pixels)
+    return np.take(xs, pixels, mode="clip"), np.take(ys, pixels, mode="clip")
 
 
 def parallel_traces(rng: np.random.Generator, frame: int, pixels: np.ndarray, angle: float, spacing_px: float,
@@ -84,7 +85,7 @@ def parallel_traces(rng: np.random.Generator, frame: int, pixels: np.ndarray, an
     offset = np.mod(normal + phase + rng.normal(0, 0.15 * spacing_px, 1), spacing)  # irregular spacing
     distance = np.minimum(offset, spacing - offset)
     breaks = smooth_noise(rng, frame, spacing_px * 1.5)
-    visible = np.take(breaks, pixels) > quantile(breaks, 1.0 - continuity)
+    visible = np.take(breaks, pixels, mode="clip") > quantile(breaks, 1.0 - continuity)
     return _masked_line_profile(distance, width_px, visible)
 
 
