@@ -175,7 +175,7 @@ def _plane_scene(recipe: GrainRecipe, style: RiverStyle, geometry: _Geometry, ma
     halo = 1 + 0.2 * recipe.relief * np.exp(-outside / (1.5 * SUPERSAMPLE)) * (outside > 0)  # Becke line
     lit = (illumination * halo).ravel()
     dust = textures.blobs(rng, frame, ~geometry.mask, int(rng.poisson(style.dust)), (0.8, 3.0))
-    speckle = (1 - 0.7 * dust).ravel()
+    speckle = (1 - 0.7 * dust).ravel().astype(np.float64)  # cast once, not once per channel
     plane = np.empty((3, frame * frame), np.float64)
     for channel in range(3):
         plane[channel] = lit * medium[channel]  # the background: mounting medium under the lamp
@@ -240,7 +240,7 @@ def _compose(recipe: GrainRecipe, spec: MineralSpec, style: RiverStyle, size: in
         cross = _cross_scene(recipe, spec, style, geometry, maps, plane, frame, rng)
     with stage(times, "bubble, downsample"):
         if rng.random() < style.bubble_probability:  # an air bubble in the mount: isotropic, thick dark ring
-            ring = (1 - 0.85 * textures.bubble_ring(rng, frame, geometry.mask)).ravel()
+            ring = (1 - 0.85 * textures.bubble_ring(rng, frame, geometry.mask)).ravel().astype(np.float64)
             plane *= ring
             cross *= ring
         return _downsample(plane, frame) * PLANE_LAMP, _downsample(cross, frame) * CROSS_EXPOSURE, geometry.mask
@@ -253,20 +253,22 @@ def _downsample(planes: np.ndarray, frame: int) -> np.ndarray:
     H x W x 3 image, which adds a block's pixels in row-major order, and several times faster.
     """
     image = planes.reshape(-1, frame, frame)
-    total = image[:, 0::SUPERSAMPLE, 0::SUPERSAMPLE].copy()
-    for dy in range(SUPERSAMPLE):
-        for dx in range(SUPERSAMPLE):
-            if dy or dx:
-                total += image[:, dy::SUPERSAMPLE, dx::SUPERSAMPLE]
+    blocks = [image[:, dy::SUPERSAMPLE, dx::SUPERSAMPLE] for dy in range(SUPERSAMPLE) for dx in range(SUPERSAMPLE)]
+    total = blocks[0] + blocks[1]
+    for block in blocks[2:]:
+        total += block
     total /= SUPERSAMPLE * SUPERSAMPLE
     return total.astype(np.float32, copy=False)
 
 
-def _coverage(mask: np.ndarray) -> np.ndarray:
-    """Share of each output pixel that the supersampled mask covers (exact: sums of whole counts)."""
-    size = mask.shape[0] // SUPERSAMPLE
-    counts = mask.reshape(size, SUPERSAMPLE, size, SUPERSAMPLE).sum(axis=(1, 3), dtype=np.int32)
-    return counts / SUPERSAMPLE**2
+def _half_covered(mask: np.ndarray) -> np.ndarray:
+    """True where the supersampled mask covers at least half of the output pixel (exact integer counts)."""
+    counts = mask[0::SUPERSAMPLE, 0::SUPERSAMPLE].astype(np.uint8)
+    for dy in range(SUPERSAMPLE):
+        for dx in range(SUPERSAMPLE):
+            if dy or dx:
+                counts += mask[dy::SUPERSAMPLE, dx::SUPERSAMPLE]
+    return 2 * counts.astype(np.int32) >= SUPERSAMPLE**2
 
 
 def render_pair(mineral: str, river: str, *, size: int, shift: float, rng: np.random.Generator,
@@ -288,4 +290,4 @@ def render_pair(mineral: str, river: str, *, size: int, shift: float, rng: np.ra
         shot = draw_shot(style, rng)
         plane = develop(plane_light, shot, shot.exposure_plane, rng)
         cross = develop(cross_light, shot, shot.exposure_cross, rng)
-        return RenderedPair(plane, cross, _coverage(mask) >= 0.5, recipe, shot)
+        return RenderedPair(plane, cross, _half_covered(mask), recipe, shot)
