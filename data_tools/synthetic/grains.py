@@ -276,9 +276,10 @@ def thickness_profile(distance: np.ndarray, habit: str, edge_px: float) -> np.nd
     Grains are ellipsoidal caps that reach full thickness at ``PLATEAU[habit]`` of their
     inradius (steep near the rim, where the interference fringes crowd; flat on top for
     prisms and cleavage fragments); flakes are plates with a thin edge of ``edge_px`` pixels.
+    ``distance`` may hold the whole frame or only the grain's pixels: the inradius is its maximum.
     """
     inside = np.clip(distance, 0.0, None)
     if habit == "plate":
         return np.clip(inside / max(edge_px, 1.0), 0.0, 1.0) ** 0.5
-    depth = np.clip(inside / max(PLATEAU.get(habit, 1.0) * float(inside.max()), 1.0), 0.0, 1.0)
-    return np.sqrt(2.0 * depth - depth**2)
+    depth = np.clip(inside / max(PLATEAU.get(habit, 1.0) * float(inside.max(initial=0.0)), 1.0), 0.0, 1.0)
+    return np.sqrt(2.0 * depth - depth ** 2)

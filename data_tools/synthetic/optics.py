@@ -69,28 +69,35 @@ def _spectra_to_linear_rgb(transmission: np.ndarray, lamp: np.ndarray, cmfs: np.
     return (transmission @ weights) @ _XYZ_TO_LINEAR_SRGB.T / white
 
 
-_LUT_CHUNK = 4096
-"""Rows of the interference table computed at a time (keeps the temporary spectra small)."""
+class _InterferenceTable:
+    """The Michel-Levy table as channel planes (3 x retardations), filled on demand a chunk at a time.
 
-_LUT = np.zeros((MAX_RETARDATION_NM + 1, 3), np.float32)
-_LUT_ROWS_READY = 0  # rows [0, _LUT_ROWS_READY) of _LUT are filled
+    Each chunk always spans the same retardations, so a row's value does not depend on how far the
+    table has been filled, and a process that renders weakly birefringent grains never pays for the
+    high orders.
+    """
+
+    CHUNK = 4096  # rows computed at a time (keeps the temporary spectra small)
+
+    def __init__(self) -> None:
+        self.planes = np.zeros((3, MAX_RETARDATION_NM + 1), np.float32)
+        self.rows_ready = 0
+
+    def fill(self, rows: int) -> None:
+        """Make sure at least the first ``rows`` rows are computed."""
+        if rows <= self.rows_ready:
+            return
+        cmfs = colour_matching_functions(WAVELENGTHS_NM)
+        lamp = blackbody_spectrum(WAVELENGTHS_NM, LAMP_TEMPERATURE_K)
+        while self.rows_ready < rows:
+            start, stop = self.rows_ready, min(self.rows_ready + self.CHUNK, MAX_RETARDATION_NM + 1)
+            retardation = np.arange(start, stop, dtype=np.float64)
+            transmission = np.sin(np.pi * retardation[:, None] / WAVELENGTHS_NM[None, :]) ** 2
+            self.planes[:, start:stop] = np.clip(_spectra_to_linear_rgb(transmission, lamp, cmfs), 0.0, 1.0).T
+            self.rows_ready = stop
 
 
-def _fill_lut(rows: int) -> None:
-    """Fill _LUT up to at least ``rows`` rows, one whole chunk at a time (each chunk always spans the
-    same retardations, so a row's value does not depend on how far the table has been filled)."""
-    global _LUT_ROWS_READY
-    if rows <= _LUT_ROWS_READY:
-        return
-    cmfs = colour_matching_functions(WAVELENGTHS_NM)
-    lamp = blackbody_spectrum(WAVELENGTHS_NM, LAMP_TEMPERATURE_K)
-    while _LUT_ROWS_READY < rows:
-        start = _LUT_ROWS_READY
-        stop = min(start + _LUT_CHUNK, MAX_RETARDATION_NM + 1)
-        retardation = np.arange(start, stop, dtype=np.float64)
-        transmission = np.sin(np.pi * retardation[:, None] / WAVELENGTHS_NM[None, :]) ** 2
-        _LUT[start:stop] = np.clip(_spectra_to_linear_rgb(transmission, lamp, cmfs), 0.0, 1.0)
-        _LUT_ROWS_READY = stop
+_TABLE = _InterferenceTable()
 
 
 def interference_lut() -> np.ndarray:
@@ -103,22 +110,28 @@ def interference_lut() -> np.ndarray:
     Returns:
         float32 array of shape (MAX_RETARDATION_NM + 1, 3); row g is the colour at g nm.
     """
-    _fill_lut(MAX_RETARDATION_NM + 1)
-    return _LUT
+    _TABLE.fill(MAX_RETARDATION_NM + 1)
+    return _TABLE.planes.T
+
+
+def interference_planes(retardation_nm: np.ndarray) -> np.ndarray:
+    """Linear-RGB interference colour for each retardation value (nm), by table lookup, as channel planes.
+
+    Returns:
+        Array of shape (3,) + retardation_nm.shape, float32 in [0, 1].
+    """
+    index = np.clip(np.rint(retardation_nm), 0, MAX_RETARDATION_NM).astype(np.int32)
+    _TABLE.fill(int(index.max(initial=0)) + 1)
+    return np.take(_TABLE.planes, index, axis=1, mode="clip")
 
 
 def interference_colour(retardation_nm: np.ndarray) -> np.ndarray:
     """Linear-RGB interference colour for each retardation value (nm), by table lookup.
 
-    Only the rows up to the largest retardation asked for are computed, so a process that renders
-    weakly birefringent grains never pays for the high orders.
-
     Returns:
         Array of shape retardation_nm.shape + (3,), float32 in [0, 1].
     """
-    index = np.clip(np.rint(retardation_nm), 0, MAX_RETARDATION_NM).astype(np.int32)
-    _fill_lut(int(index.max(initial=0)) + 1)
-    return _LUT[index]
+    return np.moveaxis(interference_planes(retardation_nm), 0, -1)
 
 
 def relief_strength(grain_index: float, medium_index: float) -> float:

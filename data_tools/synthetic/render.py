@@ -27,7 +27,7 @@ from data_tools.synthetic.grains import (
     thickness_profile,
 )
 from data_tools.synthetic.minerals import MINERALS, MineralSpec
-from data_tools.synthetic.optics import interference_colour
+from data_tools.synthetic.optics import interference_planes
 from data_tools.synthetic.recipe import GrainRecipe, draw_recipe
 from data_tools.synthetic.rivers import RiverStyle, river_style
 from data_tools.synthetic.stages import StageTimes, stage
@@ -62,7 +62,7 @@ class RenderedPair:
 class _Geometry:
     mask: np.ndarray  # bool, supersampled
     distance: np.ndarray  # signed distance to the outline, pixels
-    thickness: np.ndarray  # relative thickness 0..1
+    thickness: np.ndarray  # relative thickness 0..1, at the grain's pixels (``inside`` order)
     placement: Placement
     half_width: float
     inside: np.ndarray  # flat indices of the mask's pixels: maps used only under the grain are kept there
@@ -80,8 +80,9 @@ def _geometry(recipe: GrainRecipe, spec: MineralSpec, frame: int, rng: np.random
     if recipe.fractured:
         mask = fracture(rng, mask, placement)
     distance = signed_distance(mask)
-    thickness = thickness_profile(distance, recipe.habit, edge_px=0.08 * half_width)
-    return _Geometry(mask, distance, thickness, placement, half_width, np.flatnonzero(mask))
+    inside = np.flatnonzero(mask)
+    thickness = thickness_profile(np.take(distance, inside, mode="clip"), recipe.habit, edge_px=0.08 * half_width)
+    return _Geometry(mask, distance, thickness, placement, half_width, inside)
 
 
 def _texture_darkness(recipe: GrainRecipe, spec: MineralSpec, geometry: _Geometry, frame: int,
@@ -137,10 +138,10 @@ def _surface(recipe: GrainRecipe, spec: MineralSpec, geometry: _Geometry, frame:
     darkness = _texture_darkness(recipe, spec, geometry, frame, rng)
     zoning = np.zeros(geometry.inside.size, np.float32)
     if spec.texture.zoning > 0:
-        zoning = spec.texture.zoning * take(textures.growth_zoning(rng, geometry.distance, frame * 0.03))
+        zoning = spec.texture.zoning * textures.growth_zoning(rng, geometry.distance, geometry.inside, frame * 0.03)
     mottling = spec.texture.mottling * take(textures.smooth_noise(rng, frame, geometry.half_width * 0.5))
     weathering = recipe.weathering * 0.12 * take(textures.smooth_noise(rng, frame, geometry.half_width * 0.35))
-    colour_depth = take(geometry.thickness) * np.clip(1 + 0.6 * mottling + 0.1 * zoning, 0.2, None)
+    colour_depth = geometry.thickness * np.clip(1 + 0.6 * mottling + 0.1 * zoning, 0.2, None)
     # Relief: a dark rim whose width and darkness grow with the index contrast, uneven along the edge.
     rim_width = frame * (0.004 + 0.07 * recipe.relief ** 2)
     rim_unevenness = np.clip(1 + 0.35 * take(textures.smooth_noise(rng, frame, frame * 0.08)), 0.3, 1.6)
@@ -164,7 +165,7 @@ def _plane_scene(recipe: GrainRecipe, style: RiverStyle, geometry: _Geometry, ma
     """
     take = geometry.take
     shagreen = 1 + 0.08 * recipe.relief * take(textures.smooth_noise(rng, frame, 2.0 * SUPERSAMPLE))
-    lens = 1 + LENS_BRIGHTENING * recipe.relief * take(geometry.thickness) ** 6  # a rounded grain focuses
+    lens = 1 + LENS_BRIGHTENING * recipe.relief * geometry.thickness ** 6  # a rounded grain focuses
     # The polarizer vibrates along x: the body colour mixes the along/across absorbances (pleochroism).
     along_share = np.cos(recipe.long_axis_angle) ** 2
     absorbance = along_share * recipe.absorbance_along + (1 - along_share) * recipe.absorbance_across
@@ -206,23 +207,25 @@ def _cross_scene(recipe: GrainRecipe, spec: MineralSpec, style: RiverStyle, geom
     """
     undulation = 1 + spec.thickness_noise * geometry.take(
         textures.smooth_noise(rng, frame, geometry.half_width * 0.6))
-    retardation = recipe.retardation_nm * geometry.take(geometry.thickness) * undulation * (1 + 0.1 * maps.zoning)
+    retardation = recipe.retardation_nm * geometry.thickness * undulation * (1 + 0.1 * maps.zoning)
     # A dichroic plate between crossed polars at angle theta transmits
     # sin^2(2 theta) [(a_e - a_o)^2 / 4 + a_e a_o sin^2(pi Gamma / lambda)], with a_e, a_o the amplitude
     # transmissions of its two vibrations: strong pleochroism masks the interference colour.
     along_scale, across_scale = -0.5 * recipe.absorbance_along, -0.5 * recipe.absorbance_across
-    colour = interference_colour(retardation)
+    colour = interference_planes(retardation)
     extinction = _extinction(recipe, geometry, frame, rng)
     transmission = (1 - 0.85 * maps.rim_darkness * maps.rim) * maps.surface
     edge_glow = EDGE_DEPOLARIZATION * recipe.relief * maps.rim_fade
     medium = _medium(style)
     cross = np.empty_like(plane)
     for channel in range(3):
-        cross[channel] = style.cross_leak * plane[channel] * LEAK_TINT[channel]
+        leak = style.cross_leak * plane[channel] * LEAK_TINT[channel]
+        cross[channel] = leak
         along = np.exp(along_scale[channel] * maps.colour_depth)
         across = np.exp(across_scale[channel] * maps.colour_depth)
-        interference = colour[:, channel] * along * across + 0.25 * (along - across) ** 2
-        cross[channel, geometry.inside] += interference * extinction * transmission + edge_glow * medium[channel]
+        interference = colour[channel] * along * across + 0.25 * (along - across) ** 2
+        grain = interference * extinction * transmission + edge_glow * medium[channel]
+        cross[channel, geometry.inside] = grain + geometry.take(leak)
     return cross
 
 

@@ -124,11 +124,15 @@ def conchoidal_fractures(rng: np.random.Generator, frame: int, pixels: np.ndarra
     return darkness
 
 
-def growth_zoning(rng: np.random.Generator, distance: np.ndarray, period_px: float) -> np.ndarray:
-    """Oscillatory zoning parallel to the outline: values in [-1, 1] banded by depth below the rim."""
+def growth_zoning(rng: np.random.Generator, distance: np.ndarray, pixels: np.ndarray, period_px: float) -> np.ndarray:
+    """Oscillatory zoning parallel to the outline: values in [-1, 1] banded by depth below the rim.
+
+    ``distance`` is the frame's signed distance map; the zoning is returned at the flat indices ``pixels`` (1-D).
+    """
     period = period_px * rng.uniform(0.7, 1.4)
-    wobble = smooth_noise(rng, distance.shape[0], period * 4) * 0.25 * period
-    return np.sin(2 * np.pi * (np.clip(distance, 0, None) + wobble) / period + rng.uniform(0, 2 * np.pi))
+    wobble = np.take(smooth_noise(rng, distance.shape[0], period * 4), pixels, mode="clip") * 0.25 * period
+    depth = np.clip(np.take(distance, pixels, mode="clip"), 0, None)
+    return np.sin(2 * np.pi * (depth + wobble) / period + rng.uniform(0, 2 * np.pi))
 
 
 def blobs(
