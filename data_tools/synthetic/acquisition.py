@@ -77,7 +77,14 @@ def _s_curve(encoded: np.ndarray, strength: float) -> np.ndarray:
     """The camera's contrast curve: 0.5 + tanh(k (2x - 1)) / (2 tanh k); identity as k -> 0, ends fixed."""
     if strength < 1e-3:
         return encoded
-    return 0.5 + 0.5 * np.tanh(strength * (2.0 * encoded - 1.0)) / np.tanh(strength)
+    curve = 2.0 * encoded
+    curve -= 1.0
+    curve *= strength
+    np.tanh(curve, out=curve)
+    curve *= 0.5
+    curve = curve / np.tanh(strength)  # a float64 scalar: the result is float64
+    curve += 0.5
+    return curve
 
 
 LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
@@ -97,18 +104,23 @@ def develop(light: np.ndarray, shot: Shot, exposure: float, rng: np.random.Gener
     if sigma > 0.05:
         light = ndimage.gaussian_filter(light, sigma=(0, sigma, sigma), mode="nearest")
     vignette = 1.0 - shot.vignetting * _radius2(size)
-    gains = np.asarray(shot.gains, dtype=np.float32)
-    grain = rng.standard_normal((size, size, 3)).astype(np.float32).transpose(2, 0, 1)
-    noisy = np.empty_like(light)
-    for channel in range(3):
-        lit = light[channel] * vignette * gains[channel] * exposure
-        noisy[channel] = lit + grain[channel] * shot.noise * np.sqrt(0.25 + np.clip(lit, 0, None))
-    encoded = _s_curve(_highlight_shoulder(np.clip(noisy, 0.0, None)) ** (1.0 / shot.gamma), shot.contrast)
+    gains = np.asarray(shot.gains, dtype=np.float32)[:, None, None]
+    lit = light * vignette
+    lit *= gains
+    lit *= exposure
+    noise = rng.standard_normal((size, size, 3)).astype(np.float32).transpose(2, 0, 1) * shot.noise
+    noise *= np.sqrt(0.25 + np.clip(lit, 0, None))
+    lit += noise
+    np.clip(lit, 0.0, None, out=lit)
+    encoded = _s_curve(_highlight_shoulder(lit) ** (1.0 / shot.gamma), shot.contrast)
     encoded = np.ascontiguousarray(encoded.transpose(1, 2, 0))
     luminance = encoded @ LUMA
     for channel in range(3):
         encoded[..., channel] = luminance + shot.saturation * (encoded[..., channel] - luminance)
-    return np.clip(np.rint(encoded * 255.0), 0, 255).astype(np.uint8)
+    encoded *= 255.0
+    np.rint(encoded, out=encoded)
+    np.clip(encoded, 0, 255, out=encoded)
+    return encoded.astype(np.uint8)
 
 
 def encode_jpeg(image: np.ndarray, quality: int) -> bytes:
