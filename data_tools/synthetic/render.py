@@ -156,13 +156,19 @@ def _medium(style: RiverStyle) -> np.ndarray:
     return np.exp(np.asarray(style.medium_tint, np.float32))
 
 
-def _plane_scene(recipe: GrainRecipe, style: RiverStyle, geometry: _Geometry, maps: _Surface, frame: int,
-                 rng: np.random.Generator) -> np.ndarray:
-    """PPL in linear light, empty field = 1 (before lamp and camera): medium, grain, relief, dust.
+@dataclass(frozen=True)
+class _Plane:
+    """The PPL scene in parts: what lies behind the grain and the grain's own light."""
 
-    Returns:
-        float64 array of shape (3, frame * frame): one flattened plane per channel.
-    """
+    lamp: np.ndarray  # frame pixels, float32: lamp brightness with the Becke halo, before the medium
+    medium: np.ndarray  # per channel, float32: transmission of the mounting medium
+    speckle: np.ndarray  # frame pixels, float64: transmission of the dust on the cover glass
+    grain: np.ndarray  # channels x grain pixels, float64: the grain's light before the dust
+
+
+def _plane_scene(recipe: GrainRecipe, style: RiverStyle, geometry: _Geometry, maps: _Surface, frame: int,
+                 rng: np.random.Generator) -> _Plane:
+    """PPL in linear light, empty field = 1 (before lamp and camera): medium, grain, relief, dust."""
     take = geometry.take
     shagreen = 1 + 0.08 * recipe.relief * take(textures.smooth_noise(rng, frame, 2.0 * SUPERSAMPLE))
     lens = 1 + LENS_BRIGHTENING * recipe.relief * geometry.thickness ** 6  # a rounded grain focuses
@@ -171,19 +177,15 @@ def _plane_scene(recipe: GrainRecipe, style: RiverStyle, geometry: _Geometry, ma
     absorbance = along_share * recipe.absorbance_along + (1 - along_share) * recipe.absorbance_across
     transmission = (1 - maps.rim_darkness * maps.rim) * maps.surface * shagreen * lens
     medium = _medium(style)
+    grain = np.empty((3, geometry.inside.size), np.float64)
+    for channel in range(3):
+        grain[channel] = np.exp(-absorbance[channel] * maps.colour_depth) * transmission * medium[channel]
     illumination = 1 + 0.04 * textures.smooth_noise(rng, frame, frame * 0.5)
     outside = np.clip(-geometry.distance, 0, None)
     halo = 1 + 0.2 * recipe.relief * np.exp(-outside / (1.5 * SUPERSAMPLE)) * (outside > 0)  # Becke line
-    lit = (illumination * halo).ravel()
     dust = textures.blobs(rng, frame, ~geometry.mask, int(rng.poisson(style.dust)), (0.8, 3.0))
     speckle = (1 - 0.7 * dust).ravel().astype(np.float64)  # cast once, not once per channel
-    plane = np.empty((3, frame * frame), np.float64)
-    for channel in range(3):
-        plane[channel] = lit * medium[channel]  # the background: mounting medium under the lamp
-        grain = np.exp(-absorbance[channel] * maps.colour_depth) * transmission
-        plane[channel, geometry.inside] = grain * medium[channel]
-        plane[channel] *= speckle
-    return plane
+    return _Plane((illumination * halo).ravel(), medium, speckle, grain)
 
 
 def _extinction(recipe: GrainRecipe, geometry: _Geometry, frame: int, rng: np.random.Generator) -> np.ndarray:
@@ -198,12 +200,11 @@ def _extinction(recipe: GrainRecipe, geometry: _Geometry, frame: int, rng: np.ra
     return extinction
 
 
-def _cross_scene(recipe: GrainRecipe, spec: MineralSpec, style: RiverStyle, geometry: _Geometry,
-                 maps: _Surface, plane: np.ndarray, frame: int, rng: np.random.Generator) -> np.ndarray:
-    """XPL in linear light: interference colour x extinction x body colour, plus polarizer leakage.
+def _cross_grain(recipe: GrainRecipe, spec: MineralSpec, style: RiverStyle, geometry: _Geometry,
+                 maps: _Surface, frame: int, rng: np.random.Generator) -> np.ndarray:
+    """XPL light of the grain itself (channels x grain pixels): interference colour x extinction x body colour.
 
-    Returns:
-        float64 array of shape (3, frame * frame), laid out as ``_plane_scene``'s.
+    The polarizer leakage through the whole frame is added when the frame is laid out.
     """
     undulation = 1 + spec.thickness_noise * geometry.take(
         textures.smooth_noise(rng, frame, geometry.half_width * 0.6))
@@ -217,16 +218,37 @@ def _cross_scene(recipe: GrainRecipe, spec: MineralSpec, style: RiverStyle, geom
     transmission = (1 - 0.85 * maps.rim_darkness * maps.rim) * maps.surface
     edge_glow = EDGE_DEPOLARIZATION * recipe.relief * maps.rim_fade
     medium = _medium(style)
-    cross = np.empty_like(plane)
+    channels = []
     for channel in range(3):
-        leak = style.cross_leak * plane[channel] * LEAK_TINT[channel]
-        cross[channel] = leak
         along = np.exp(along_scale[channel] * maps.colour_depth)
         across = np.exp(across_scale[channel] * maps.colour_depth)
         interference = colour[channel] * along * across + 0.25 * (along - across) ** 2
-        grain = interference * extinction * transmission + edge_glow * medium[channel]
-        cross[channel, geometry.inside] = grain + geometry.take(leak)
-    return cross
+        channels.append(interference * extinction * transmission + edge_glow * medium[channel])
+    return np.stack(channels)
+
+
+def _lay_out(plane: _Plane, cross_grain: np.ndarray, ring: np.ndarray | None, geometry: _Geometry,
+             style: RiverStyle, frame: int) -> tuple[np.ndarray, np.ndarray]:
+    """Frame-sized PPL and XPL channels (background, grain, dust, polarizer leak, bubble), downsampled.
+
+    One channel at a time, so the float64 frames stay small enough for the cache.
+
+    Returns:
+        Two float32 arrays of shape (3, size, size): the PPL and XPL linear light (before lamp scaling).
+    """
+    size = frame // SUPERSAMPLE
+    small_plane, small_cross = np.empty((3, size, size), np.float32), np.empty((3, size, size), np.float32)
+    for channel in range(3):
+        ppl = (plane.lamp * plane.medium[channel]).astype(np.float64)  # the mounting medium under the lamp
+        ppl[geometry.inside] = plane.grain[channel]
+        ppl *= plane.speckle
+        xpl = style.cross_leak * ppl * LEAK_TINT[channel]  # light leaking through imperfectly crossed polars
+        xpl[geometry.inside] = cross_grain[channel] + geometry.take(xpl)
+        if ring is not None:
+            ppl *= ring
+            xpl *= ring
+        small_plane[channel], small_cross[channel] = _downsample(ppl, frame)[0], _downsample(xpl, frame)[0]
+    return small_plane, small_cross
 
 
 def _compose(recipe: GrainRecipe, spec: MineralSpec, style: RiverStyle, size: int, rng: np.random.Generator,
@@ -240,13 +262,15 @@ def _compose(recipe: GrainRecipe, spec: MineralSpec, style: RiverStyle, size: in
     with stage(times, "plane scene"):
         plane = _plane_scene(recipe, style, geometry, maps, frame, rng)
     with stage(times, "cross scene"):
-        cross = _cross_scene(recipe, spec, style, geometry, maps, plane, frame, rng)
-    with stage(times, "bubble, downsample"):
+        cross_grain = _cross_grain(recipe, spec, style, geometry, maps, frame, rng)
+    with stage(times, "lay out, downsample"):
+        ring = None
         if rng.random() < style.bubble_probability:  # an air bubble in the mount: isotropic, thick dark ring
             ring = (1 - 0.85 * textures.bubble_ring(rng, frame, geometry.mask)).ravel().astype(np.float64)
-            plane *= ring
-            cross *= ring
-        return _downsample(plane, frame) * PLANE_LAMP, _downsample(cross, frame) * CROSS_EXPOSURE, geometry.mask
+        plane_light, cross_light = _lay_out(plane, cross_grain, ring, geometry, style, frame)
+        plane_light *= PLANE_LAMP
+        cross_light *= CROSS_EXPOSURE
+    return plane_light, cross_light, geometry.mask
 
 
 def _downsample(planes: np.ndarray, frame: int) -> np.ndarray:
