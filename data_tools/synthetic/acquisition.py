@@ -65,12 +65,17 @@ def _radius2(size: int) -> np.ndarray:
 
 
 def _highlight_shoulder(light: np.ndarray, knee: float = 0.7) -> np.ndarray:
-    """Compress values above ``knee`` smoothly towards 1, as a camera's tone curve rolls off highlights."""
-    over = np.clip(light - knee, 0.0, None)
-    rolled = np.zeros_like(over)  # tanh(0) = 0: only the highlights need the tanh
-    highlights = np.flatnonzero(over)
-    rolled.ravel()[highlights] = np.tanh(over.ravel()[highlights] / (1.0 - knee))
-    return np.minimum(light, knee) + (1.0 - knee) * rolled
+    """Compress values above ``knee`` smoothly towards 1, as a camera's tone curve rolls off highlights.
+
+    min(light, knee) + (1 - knee) tanh(max(light - knee, 0) / (1 - knee)), with the tanh term (0
+    below the knee) evaluated only at the highlights. (Skipping the + 0 there could only turn a -0.0
+    into +0.0, which the gamma power that follows maps to +0.0 anyway.)
+    """
+    shouldered = np.minimum(light, knee)
+    highlights = np.flatnonzero(light > knee)
+    over = light.ravel()[highlights] - knee
+    shouldered.ravel()[highlights] += (1.0 - knee) * np.tanh(over / (1.0 - knee))
+    return shouldered
 
 
 def _s_curve(encoded: np.ndarray, strength: float) -> np.ndarray:

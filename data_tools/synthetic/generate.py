@@ -19,7 +19,6 @@ from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from data_tools.names import CANONICAL_CLASSES, CANONICAL_RIVERS
 from data_tools.paths import cache_root
@@ -157,6 +156,8 @@ def generate_dataset(
         for index in range(counts[river][mineral])
     ]
     workers = min(workers or os.cpu_count() or 1, len(tasks))
+    from tqdm.auto import tqdm  # here, not at the top: worker processes import this module and show no bar
+
     bar = tqdm(total=len(tasks), desc="rendering grain pairs", unit="pair", disable=not progress)
     if workers == 1:
         for task in tasks:

@@ -145,8 +145,10 @@ def blobs(
 ) -> np.ndarray:
     """Small dark ellipses (inclusions, dust, dirt) centred inside ``mask``; darkness map."""
     darkness = np.zeros((frame, frame), dtype=np.float32)
+    if count <= 0:
+        return darkness
     candidates = np.flatnonzero(mask)
-    if count <= 0 or candidates.size == 0:
+    if candidates.size == 0:
         return darkness
     for index in rng.choice(candidates, size=count):
         cy, cx = divmod(int(index), frame)
