@@ -96,7 +96,7 @@ LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
 
 def develop(light: np.ndarray, shot: Shot, exposure: float, rng: np.random.Generator) -> np.ndarray:
-    """Turn a linear-light image, as channel planes (3 x H x W, ~0..1), into an 8-bit image as this camera would.
+    """Turn linear light as channel planes (3 x H x W, ~0..1) into an 8-bit image as this camera would.
 
     Channel planes keep numpy's loops long; the noise is drawn in H x W x 3 order and the luminance
     is a matrix product over an H x W x 3 array, as they always were, so the bytes do not depend on it.

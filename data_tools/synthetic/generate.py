@@ -92,8 +92,15 @@ def file_name(river: str, mineral: str, index: int) -> str:
     return f"{river}-{mineral}-{index:04d}.jpg"
 
 
-def _render_and_write(out: Path, task: Task, seed: int, size: int, shift: float,
-                      times: StageTimes | None = None) -> None:
+def dataset_tasks(counts: dict[str, dict[str, int]]) -> list[Task]:
+    """Every (river, class, index) of a set with these per-river, per-class counts, in file order."""
+    return [(river, mineral, index) for river in CANONICAL_RIVERS for mineral in CANONICAL_CLASSES
+            for index in range(counts[river][mineral])]
+
+
+def render_and_write(out: Path, task: Task, seed: int, size: int, shift: float,
+                     times: StageTimes | None = None) -> None:
+    """Render one pair and write its two JPEGs under ``out``; ``times`` collects per-stage wall time."""
     river, mineral, index = task
     pair = render_pair(mineral, river, size=size, shift=shift, rng=sample_rng(seed, river, mineral, index),
                        times=times)
@@ -108,7 +115,7 @@ def _render_and_write(out: Path, task: Task, seed: int, size: int, shift: float,
 
 def _render_chunk(out: Path, tasks: list[Task], seed: int, size: int, shift: float) -> int:
     for task in tasks:
-        _render_and_write(out, task, seed, size, shift)
+        render_and_write(out, task, seed, size, shift)
     return len(tasks)
 
 
@@ -149,19 +156,14 @@ def generate_dataset(
         raise FileExistsError(f"output folder {str(out)!r} exists and is not empty; choose a new folder")
     out.mkdir(parents=True, exist_ok=True)
     counts = class_counts(scale)
-    tasks = [
-        (river, mineral, index)
-        for river in CANONICAL_RIVERS
-        for mineral in CANONICAL_CLASSES
-        for index in range(counts[river][mineral])
-    ]
+    tasks = dataset_tasks(counts)
     workers = min(workers or os.cpu_count() or 1, len(tasks))
     from tqdm.auto import tqdm  # here, not at the top: worker processes import this module and show no bar
 
     bar = tqdm(total=len(tasks), desc="rendering grain pairs", unit="pair", disable=not progress)
     if workers == 1:
         for task in tasks:
-            _render_and_write(out, task, seed, size, shift)
+            render_and_write(out, task, seed, size, shift)
             bar.update()
     else:
         chunks = [tasks[i : i + CHUNK] for i in range(0, len(tasks), CHUNK)]

@@ -229,7 +229,7 @@ def distance_to_background(mask: np.ndarray) -> np.ndarray:
 
 
 def _box(mask: np.ndarray, margin: int) -> tuple[slice, slice]:
-    """The bounding box of the mask's True pixels grown by ``margin`` (clipped to the frame; all of it if empty)."""
+    """Bounding box of the True pixels grown by ``margin``, clipped to the frame (all of it if none)."""
     rows, columns = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
     if rows.size == 0:
         return slice(None), slice(None)

@@ -81,13 +81,17 @@ def _geometry(recipe: GrainRecipe, spec: MineralSpec, frame: int, rng: np.random
         mask = fracture(rng, mask, placement)
     distance = signed_distance(mask)
     inside = np.flatnonzero(mask)
-    thickness = thickness_profile(np.take(distance, inside, mode="clip"), recipe.habit, edge_px=0.08 * half_width)
+    depth = np.take(distance, inside, mode="clip")
+    thickness = thickness_profile(depth, recipe.habit, edge_px=0.08 * half_width)
     return _Geometry(mask, distance, thickness, placement, half_width, inside)
 
 
 def _texture_darkness(recipe: GrainRecipe, spec: MineralSpec, geometry: _Geometry, frame: int,
                       rng: np.random.Generator) -> np.ndarray:
-    """Darkness (0..1) of cleavage traces, striations, fractures, inclusions and dirt at the grain's pixels."""
+    """Darkness (0..1) of cleavage traces, striations, fractures, inclusions and dirt, at the grain's pixels.
+
+    Its only use is ``1 - darkness`` in float64, which ``textures.NEGLIGIBLE_WIDTHS`` relies on.
+    """
     texture, scale, inside = spec.texture, frame / 256.0, geometry.inside
     darkness = np.zeros(inside.size, dtype=np.float32)
     if texture.cleavage > 0 and not recipe.basal:
@@ -98,8 +102,8 @@ def _texture_darkness(recipe: GrainRecipe, spec: MineralSpec, geometry: _Geometr
                                               width_px=0.9 * scale, continuity=rng.uniform(0.35, 0.7))
             darkness = np.maximum(darkness, texture.cleavage * traces)
     if texture.striations > 0 and not recipe.basal:
-        traces = textures.parallel_traces(rng, frame, inside, recipe.long_axis_angle, spacing_px=frame * 0.025,
-                                          width_px=0.7 * scale, continuity=0.6)
+        traces = textures.parallel_traces(rng, frame, inside, recipe.long_axis_angle,
+                                          spacing_px=frame * 0.025, width_px=0.7 * scale, continuity=0.6)
         darkness = np.maximum(darkness, texture.striations * traces)
     fractures = int(rng.integers(texture.conchoidal_fractures[0], texture.conchoidal_fractures[1] + 1))
     if fractures:
@@ -138,9 +142,11 @@ def _surface(recipe: GrainRecipe, spec: MineralSpec, geometry: _Geometry, frame:
     darkness = _texture_darkness(recipe, spec, geometry, frame, rng)
     zoning = np.zeros(geometry.inside.size, np.float32)
     if spec.texture.zoning > 0:
-        zoning = spec.texture.zoning * textures.growth_zoning(rng, geometry.distance, geometry.inside, frame * 0.03)
+        banding = textures.growth_zoning(rng, geometry.distance, geometry.inside, frame * 0.03)
+        zoning = spec.texture.zoning * banding
     mottling = spec.texture.mottling * take(textures.smooth_noise(rng, frame, geometry.half_width * 0.5))
-    weathering = recipe.weathering * 0.12 * take(textures.smooth_noise(rng, frame, geometry.half_width * 0.35))
+    patches = take(textures.smooth_noise(rng, frame, geometry.half_width * 0.35))
+    weathering = recipe.weathering * 0.12 * patches
     colour_depth = geometry.thickness * np.clip(1 + 0.6 * mottling + 0.1 * zoning, 0.2, None)
     # Relief: a dark rim whose width and darkness grow with the index contrast, uneven along the edge.
     rim_width = frame * (0.004 + 0.07 * recipe.relief ** 2)
@@ -202,7 +208,7 @@ def _extinction(recipe: GrainRecipe, geometry: _Geometry, frame: int, rng: np.ra
 
 def _cross_grain(recipe: GrainRecipe, spec: MineralSpec, style: RiverStyle, geometry: _Geometry,
                  maps: _Surface, frame: int, rng: np.random.Generator) -> np.ndarray:
-    """XPL light of the grain itself (channels x grain pixels): interference colour x extinction x body colour.
+    """XPL light of the grain itself (channels x grain pixels): interference colour x extinction x body.
 
     The polarizer leakage through the whole frame is added when the frame is laid out.
     """
@@ -274,13 +280,14 @@ def _compose(recipe: GrainRecipe, spec: MineralSpec, style: RiverStyle, size: in
 
 
 def _downsample(planes: np.ndarray, frame: int) -> np.ndarray:
-    """Mean over SUPERSAMPLE x SUPERSAMPLE blocks of channel planes (3, frame * frame) -> float32 (3, size, size).
+    """Mean over SUPERSAMPLE x SUPERSAMPLE blocks: planes (C, frame * frame) -> float32 (C, size, size).
 
     Bit-identical to the former ``image.reshape(h, S, w, S, 3).mean(axis=(1, 3))`` of the
     H x W x 3 image, which adds a block's pixels in row-major order, and several times faster.
     """
     image = planes.reshape(-1, frame, frame)
-    blocks = [image[:, dy::SUPERSAMPLE, dx::SUPERSAMPLE] for dy in range(SUPERSAMPLE) for dx in range(SUPERSAMPLE)]
+    blocks = [image[:, dy::SUPERSAMPLE, dx::SUPERSAMPLE]
+              for dy in range(SUPERSAMPLE) for dx in range(SUPERSAMPLE)]
     total = blocks[0] + blocks[1]
     for block in blocks[2:]:
         total += block

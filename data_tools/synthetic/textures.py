@@ -96,7 +96,7 @@ exactly 1.0 in float64 whether or not the line is drawn there."""
 
 def conchoidal_fractures(rng: np.random.Generator, frame: int, pixels: np.ndarray, placement: Placement,
                          count: int, width_px: float) -> np.ndarray:
-    """Curved fracture traces: arcs of random circles crossing the grain, at the flat indices ``pixels`` (1-D).
+    """Curved fracture traces: arcs of random circles crossing the grain, at the flat indices ``pixels``.
 
     Each arc is evaluated only within ``NEGLIGIBLE_WIDTHS`` line widths of its circle and is 0
     further out (instead of a value below 2^-54).
@@ -112,7 +112,8 @@ def conchoidal_fractures(rng: np.random.Generator, frame: int, pixels: np.ndarra
         centre_y = placement.centre[1] + np.sin(angle) * (radius + reach - placement.half_length * 0.3)
         dx, dy = xs - centre_x, ys - centre_y
         squared = dx * dx + dy * dy
-        near = np.flatnonzero((squared >= max(radius - margin, 0.0) ** 2) & (squared <= (radius + margin) ** 2))
+        inner, outer = max(radius - margin, 0.0) ** 2, (radius + margin) ** 2
+        near = np.flatnonzero((squared >= inner) & (squared <= outer))
         dx, dy = dx[near], dy[near]
         distance = np.abs(np.hypot(dx, dy) - radius)
         arc_direction = np.arctan2(dy, dx) - (angle + np.pi)
@@ -124,10 +125,11 @@ def conchoidal_fractures(rng: np.random.Generator, frame: int, pixels: np.ndarra
     return darkness
 
 
-def growth_zoning(rng: np.random.Generator, distance: np.ndarray, pixels: np.ndarray, period_px: float) -> np.ndarray:
+def growth_zoning(rng: np.random.Generator, distance: np.ndarray, pixels: np.ndarray,
+                  period_px: float) -> np.ndarray:
     """Oscillatory zoning parallel to the outline: values in [-1, 1] banded by depth below the rim.
 
-    ``distance`` is the frame's signed distance map; the zoning is returned at the flat indices ``pixels`` (1-D).
+    ``distance`` is the frame's signed distance map; the zoning is returned at the flat indices ``pixels``.
     """
     period = period_px * rng.uniform(0.7, 1.4)
     wobble = np.take(smooth_noise(rng, distance.shape[0], period * 4), pixels, mode="clip") * 0.25 * period
