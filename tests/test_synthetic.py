@@ -375,10 +375,21 @@ def test_script_exit_code_and_help() -> None:
         assert flag in help_text
 
 
-def test_benchmark_reports_speed_stages_and_identity(small_set: Path, tmp_path: Path,
-                                                     capsys: pytest.CaptureFixture[str]) -> None:
-    argv = ["--scale", str(SMALL["scale"]), "--size", str(SMALL["size"]), "--runs", "1", "--workers", "1",
-            "--stage-scale", "0.005"]
+def test_benchmark_reports_speed_stages_and_identity(
+    small_set: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = [
+        "--scale",
+        str(SMALL["scale"]),
+        "--size",
+        str(SMALL["size"]),
+        "--runs",
+        "1",
+        "--workers",
+        "1",
+        "--stage-scale",
+        "0.005",
+    ]
     assert benchmark_main([*argv, "--reference", str(small_set)]) == 0
     report = capsys.readouterr().out
     assert "pairs/s" in report and "all byte-identical" in report

@@ -44,8 +44,11 @@ def compare_trees(ours: Path, reference: Path) -> tuple[int, list[str], list[str
     """
     mine = {p.relative_to(ours) for p in ours.rglob("*") if p.is_file()}
     theirs = {p.relative_to(reference) for p in reference.rglob("*") if p.is_file()}
-    different = sorted(str(path) for path in mine
-                       if path not in theirs or (ours / path).read_bytes() != (reference / path).read_bytes())
+    different = sorted(
+        str(path)
+        for path in mine
+        if path not in theirs or (ours / path).read_bytes() != (reference / path).read_bytes()
+    )
     return len(mine), different, sorted(str(path) for path in theirs - mine)
 
 
@@ -63,8 +66,9 @@ def stage_breakdown(runs: int, *, scale: float, size: int, seed: int) -> tuple[i
             for task in tasks:
                 render_and_write(Path(out), task, seed, size, 1.0, times)
         per_run.append(times.seconds)
-    return len(tasks), {stage: statistics.median(run[stage] for run in per_run) / len(tasks)
-                        for stage in per_run[0]}
+    return len(tasks), {
+        stage: statistics.median(run[stage] for run in per_run) / len(tasks) for stage in per_run[0]
+    }
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -72,22 +76,38 @@ def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="benchmark_synthetic.py",
         description="Time the synthetic generator: whole runs of make_synthetic's generate_dataset (pairs/s, "
-                    "wall and CPU seconds, median of --runs) and a per-stage breakdown of one process "
-                    "rendering a smaller set. Exit codes: 0 done, 1 files differ from --reference, "
-                    "2 bad arguments.")
-    parser.add_argument("--scale", type=float, default=1.0,
-                        help="factor on the published counts of the timed runs (default: 1.0, 1,654 pairs)")
-    parser.add_argument("--size", type=int, default=128,
-                        help=f"image side in pixels, {MIN_SIZE}..{MAX_SIZE} (default: 128)")
+        "wall and CPU seconds, median of --runs) and a per-stage breakdown of one process "
+        "rendering a smaller set. Exit codes: 0 done, 1 files differ from --reference, "
+        "2 bad arguments.",
+    )
+    parser.add_argument(
+        "--scale",
+        type=float,
+        default=1.0,
+        help="factor on the published counts of the timed runs (default: 1.0, 1,654 pairs)",
+    )
+    parser.add_argument(
+        "--size", type=int, default=128, help=f"image side in pixels, {MIN_SIZE}..{MAX_SIZE} (default: 128)"
+    )
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    parser.add_argument("--workers", type=int, default=None,
-                        help="processes of the timed runs (default: the CPU count)")
+    parser.add_argument(
+        "--workers", type=int, default=None, help="processes of the timed runs (default: the CPU count)"
+    )
     parser.add_argument("--runs", type=int, default=3, help="runs to take the medians over (default: 3)")
-    parser.add_argument("--stage-scale", type=float, default=0.1,
-                        help="factor on the published counts for the per-stage breakdown; 0 skips it "
-                             "(default: 0.1, 168 pairs)")
-    parser.add_argument("--reference", type=Path, default=None, metavar="DIR",
-                        help="a set written with the same parameters: check the first run's files against it")
+    parser.add_argument(
+        "--stage-scale",
+        type=float,
+        default=0.1,
+        help="factor on the published counts for the per-stage breakdown; 0 skips it "
+        "(default: 0.1, 168 pairs)",
+    )
+    parser.add_argument(
+        "--reference",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="a set written with the same parameters: check the first run's files against it",
+    )
     return parser
 
 
@@ -112,8 +132,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--stage-scale must be >= 0, got {args.stage_scale}")
     if args.reference is not None and not args.reference.is_dir():
         parser.error(f"--reference {str(args.reference)!r} is not a folder")
-    print(f"machine: {os.cpu_count()} CPUs, load average {' / '.join(f'{x:.1f}' for x in os.getloadavg())} "
-          "(1 / 5 / 15 min)")
+    print(
+        f"machine: {os.cpu_count()} CPUs, load average {' / '.join(f'{x:.1f}' for x in os.getloadavg())} "
+        "(1 / 5 / 15 min)"
+    )
     identical = True
     walls, cpus = [], []
     with tempfile.TemporaryDirectory() as scratch:
@@ -121,20 +143,30 @@ def main(argv: list[str] | None = None) -> int:
             out = Path(scratch) / f"run{run}"
             cpu, start = _cpu_seconds(), time.perf_counter()
             try:
-                description = generate_dataset(out, seed=args.seed, scale=args.scale, size=args.size,
-                                               workers=args.workers, progress=False)
+                description = generate_dataset(
+                    out,
+                    seed=args.seed,
+                    scale=args.scale,
+                    size=args.size,
+                    workers=args.workers,
+                    progress=False,
+                )
             except ValueError as error:
                 parser.error(str(error))
             walls.append(time.perf_counter() - start)
             cpus.append(_cpu_seconds() - cpu)
             pairs = description["total_pairs"]
-            print(f"run {run + 1}: {pairs} pairs in {walls[-1]:.2f} s wall, {cpus[-1]:.2f} s CPU: "
-                  f"{pairs / walls[-1]:.1f} pairs/s")
+            print(
+                f"run {run + 1}: {pairs} pairs in {walls[-1]:.2f} s wall, {cpus[-1]:.2f} s CPU: "
+                f"{pairs / walls[-1]:.1f} pairs/s"
+            )
             if run == 0 and args.reference is not None:
                 identical = _report_identity(out, args.reference)
     wall = statistics.median(walls)
-    print(f"median of {args.runs}: {wall:.2f} s wall, {statistics.median(cpus):.2f} s CPU, "
-          f"{pairs / wall:.1f} pairs/s ({args.size} px, workers {args.workers or os.cpu_count()})")
+    print(
+        f"median of {args.runs}: {wall:.2f} s wall, {statistics.median(cpus):.2f} s CPU, "
+        f"{pairs / wall:.1f} pairs/s ({args.size} px, workers {args.workers or os.cpu_count()})"
+    )
     if args.stage_scale > 0:
         count, stages = stage_breakdown(args.runs, scale=args.stage_scale, size=args.size, seed=args.seed)
         total = sum(stages.values())

@@ -94,16 +94,22 @@ def file_name(river: str, mineral: str, index: int) -> str:
 
 def dataset_tasks(counts: dict[str, dict[str, int]]) -> list[Task]:
     """Every (river, class, index) of a set with these per-river, per-class counts, in file order."""
-    return [(river, mineral, index) for river in CANONICAL_RIVERS for mineral in CANONICAL_CLASSES
-            for index in range(counts[river][mineral])]
+    return [
+        (river, mineral, index)
+        for river in CANONICAL_RIVERS
+        for mineral in CANONICAL_CLASSES
+        for index in range(counts[river][mineral])
+    ]
 
 
-def render_and_write(out: Path, task: Task, seed: int, size: int, shift: float,
-                     times: StageTimes | None = None) -> None:
+def render_and_write(
+    out: Path, task: Task, seed: int, size: int, shift: float, times: StageTimes | None = None
+) -> None:
     """Render one pair and write its two JPEGs under ``out``; ``times`` collects per-stage wall time."""
     river, mineral, index = task
-    pair = render_pair(mineral, river, size=size, shift=shift, rng=sample_rng(seed, river, mineral, index),
-                       times=times)
+    pair = render_pair(
+        mineral, river, size=size, shift=shift, rng=sample_rng(seed, river, mineral, index), times=times
+    )
     for pol, image in (("plane", pair.plane), ("cross", pair.cross)):
         with stage(times, "jpeg"):
             data = encode_jpeg(image, pair.shot.jpeg_quality)

@@ -233,8 +233,10 @@ def _box(mask: np.ndarray, margin: int) -> tuple[slice, slice]:
     rows, columns = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
     if rows.size == 0:
         return slice(None), slice(None)
-    return (slice(max(rows[0] - margin, 0), rows[-1] + margin + 1),
-            slice(max(columns[0] - margin, 0), columns[-1] + margin + 1))
+    return (
+        slice(max(rows[0] - margin, 0), rows[-1] + margin + 1),
+        slice(max(columns[0] - margin, 0), columns[-1] + margin + 1),
+    )
 
 
 # Distances are computed on crops where that gives the same numbers: inside a mask grown by one
@@ -282,4 +284,4 @@ def thickness_profile(distance: np.ndarray, habit: str, edge_px: float) -> np.nd
     if habit == "plate":
         return np.clip(inside / max(edge_px, 1.0), 0.0, 1.0) ** 0.5
     depth = np.clip(inside / max(PLATEAU.get(habit, 1.0) * float(inside.max(initial=0.0)), 1.0), 0.0, 1.0)
-    return np.sqrt(2.0 * depth - depth ** 2)
+    return np.sqrt(2.0 * depth - depth**2)

@@ -53,8 +53,12 @@ def _absorbance(colour: tuple[int, int, int]) -> np.ndarray:
 @lru_cache(maxsize=256)
 def _variant_probabilities(mineral: str, river: str, shift: float) -> np.ndarray:
     """Chance of each colour variety of ``mineral`` in ``river`` (cached, read-only)."""
-    logits = np.array([np.log(variant.weight) + variant_logit(river, mineral, variant.name, shift)
-                       for variant in MINERALS[mineral].variants])
+    logits = np.array(
+        [
+            np.log(variant.weight) + variant_logit(river, mineral, variant.name, shift)
+            for variant in MINERALS[mineral].variants
+        ]
+    )
     weights = np.exp(logits - logits.max())
     probabilities = weights / weights.sum()
     probabilities.flags.writeable = False

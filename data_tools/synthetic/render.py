@@ -11,6 +11,7 @@ imperfectly crossed polars.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -31,6 +32,8 @@ from data_tools.synthetic.optics import interference_planes
 from data_tools.synthetic.recipe import GrainRecipe, draw_recipe
 from data_tools.synthetic.rivers import RiverStyle, river_style
 from data_tools.synthetic.stages import StageTimes, stage
+
+_river_style = lru_cache(maxsize=64)(river_style)  # a pure function of its arguments, called per pair
 
 SUPERSAMPLE = 2
 PLANE_LAMP = 0.23
@@ -86,8 +89,9 @@ def _geometry(recipe: GrainRecipe, spec: MineralSpec, frame: int, rng: np.random
     return _Geometry(mask, distance, thickness, placement, half_width, inside)
 
 
-def _texture_darkness(recipe: GrainRecipe, spec: MineralSpec, geometry: _Geometry, frame: int,
-                      rng: np.random.Generator) -> np.ndarray:
+def _texture_darkness(
+    recipe: GrainRecipe, spec: MineralSpec, geometry: _Geometry, frame: int, rng: np.random.Generator
+) -> np.ndarray:
     """Darkness (0..1) of cleavage traces, striations, fractures, inclusions and dirt, at the grain's pixels.
 
     Its only use is ``1 - darkness`` in float64, which ``textures.NEGLIGIBLE_WIDTHS`` relies on.
@@ -97,13 +101,26 @@ def _texture_darkness(recipe: GrainRecipe, spec: MineralSpec, geometry: _Geometr
     if texture.cleavage > 0 and not recipe.basal:
         for angle_deg in texture.cleavage_angles_deg:
             angle = recipe.long_axis_angle + np.deg2rad(angle_deg)
-            traces = textures.parallel_traces(rng, frame, inside, angle,
-                                              spacing_px=frame * rng.uniform(0.04, 0.08),
-                                              width_px=0.9 * scale, continuity=rng.uniform(0.35, 0.7))
+            traces = textures.parallel_traces(
+                rng,
+                frame,
+                inside,
+                angle,
+                spacing_px=frame * rng.uniform(0.04, 0.08),
+                width_px=0.9 * scale,
+                continuity=rng.uniform(0.35, 0.7),
+            )
             darkness = np.maximum(darkness, texture.cleavage * traces)
     if texture.striations > 0 and not recipe.basal:
-        traces = textures.parallel_traces(rng, frame, inside, recipe.long_axis_angle,
-                                          spacing_px=frame * 0.025, width_px=0.7 * scale, continuity=0.6)
+        traces = textures.parallel_traces(
+            rng,
+            frame,
+            inside,
+            recipe.long_axis_angle,
+            spacing_px=frame * 0.025,
+            width_px=0.7 * scale,
+            continuity=0.6,
+        )
         darkness = np.maximum(darkness, texture.striations * traces)
     fractures = int(rng.integers(texture.conchoidal_fractures[0], texture.conchoidal_fractures[1] + 1))
     if fractures:
@@ -136,8 +153,9 @@ class _Surface:
 # frame-wide terms that the grain's alpha multiplied by 0 (or 1) are simply not formed.
 
 
-def _surface(recipe: GrainRecipe, spec: MineralSpec, geometry: _Geometry, frame: int,
-             rng: np.random.Generator) -> _Surface:
+def _surface(
+    recipe: GrainRecipe, spec: MineralSpec, geometry: _Geometry, frame: int, rng: np.random.Generator
+) -> _Surface:
     take = geometry.take
     darkness = _texture_darkness(recipe, spec, geometry, frame, rng)
     zoning = np.zeros(geometry.inside.size, np.float32)
@@ -149,7 +167,7 @@ def _surface(recipe: GrainRecipe, spec: MineralSpec, geometry: _Geometry, frame:
     weathering = recipe.weathering * 0.12 * patches
     colour_depth = geometry.thickness * np.clip(1 + 0.6 * mottling + 0.1 * zoning, 0.2, None)
     # Relief: a dark rim whose width and darkness grow with the index contrast, uneven along the edge.
-    rim_width = frame * (0.004 + 0.07 * recipe.relief ** 2)
+    rim_width = frame * (0.004 + 0.07 * recipe.relief**2)
     rim_unevenness = np.clip(1 + 0.35 * take(textures.smooth_noise(rng, frame, frame * 0.08)), 0.3, 1.6)
     rim_fade = np.exp(-np.clip(take(geometry.distance), 0, None) / rim_width)
     rim = np.clip(1.3 * rim_fade * rim_unevenness, 0, 1)
@@ -172,12 +190,18 @@ class _Plane:
     grain: np.ndarray  # channels x grain pixels, float64: the grain's light before the dust
 
 
-def _plane_scene(recipe: GrainRecipe, style: RiverStyle, geometry: _Geometry, maps: _Surface, frame: int,
-                 rng: np.random.Generator) -> _Plane:
+def _plane_scene(
+    recipe: GrainRecipe,
+    style: RiverStyle,
+    geometry: _Geometry,
+    maps: _Surface,
+    frame: int,
+    rng: np.random.Generator,
+) -> _Plane:
     """PPL in linear light, empty field = 1 (before lamp and camera): medium, grain, relief, dust."""
     take = geometry.take
     shagreen = 1 + 0.08 * recipe.relief * take(textures.smooth_noise(rng, frame, 2.0 * SUPERSAMPLE))
-    lens = 1 + LENS_BRIGHTENING * recipe.relief * geometry.thickness ** 6  # a rounded grain focuses
+    lens = 1 + LENS_BRIGHTENING * recipe.relief * geometry.thickness**6  # a rounded grain focuses
     # The polarizer vibrates along x: the body colour mixes the along/across absorbances (pleochroism).
     along_share = np.cos(recipe.long_axis_angle) ** 2
     absorbance = along_share * recipe.absorbance_along + (1 - along_share) * recipe.absorbance_across
@@ -200,20 +224,29 @@ def _extinction(recipe: GrainRecipe, geometry: _Geometry, frame: int, rng: np.ra
     if recipe.twin_angle is not None:
         xs, ys = textures.pixel_coordinates(frame, geometry.inside)
         normal = recipe.long_axis_angle + np.pi / 2
-        across = ((xs - geometry.placement.centre[0]) * np.cos(normal)
-                  + (ys - geometry.placement.centre[1]) * np.sin(normal))
+        across = (xs - geometry.placement.centre[0]) * np.cos(normal) + (
+            ys - geometry.placement.centre[1]
+        ) * np.sin(normal)
         extinction[across > rng.normal(0, 0.2 * geometry.half_width)] = np.sin(2 * recipe.twin_angle) ** 2
     return extinction
 
 
-def _cross_grain(recipe: GrainRecipe, spec: MineralSpec, style: RiverStyle, geometry: _Geometry,
-                 maps: _Surface, frame: int, rng: np.random.Generator) -> np.ndarray:
+def _cross_grain(
+    recipe: GrainRecipe,
+    spec: MineralSpec,
+    style: RiverStyle,
+    geometry: _Geometry,
+    maps: _Surface,
+    frame: int,
+    rng: np.random.Generator,
+) -> np.ndarray:
     """XPL light of the grain itself (channels x grain pixels): interference colour x extinction x body.
 
     The polarizer leakage through the whole frame is added when the frame is laid out.
     """
     undulation = 1 + spec.thickness_noise * geometry.take(
-        textures.smooth_noise(rng, frame, geometry.half_width * 0.6))
+        textures.smooth_noise(rng, frame, geometry.half_width * 0.6)
+    )
     retardation = recipe.retardation_nm * geometry.thickness * undulation * (1 + 0.1 * maps.zoning)
     # A dichroic plate between crossed polars at angle theta transmits
     # sin^2(2 theta) [(a_e - a_o)^2 / 4 + a_e a_o sin^2(pi Gamma / lambda)], with a_e, a_o the amplitude
@@ -233,8 +266,14 @@ def _cross_grain(recipe: GrainRecipe, spec: MineralSpec, style: RiverStyle, geom
     return np.stack(channels)
 
 
-def _lay_out(plane: _Plane, cross_grain: np.ndarray, ring: np.ndarray | None, geometry: _Geometry,
-             style: RiverStyle, frame: int) -> tuple[np.ndarray, np.ndarray]:
+def _lay_out(
+    plane: _Plane,
+    cross_grain: np.ndarray,
+    ring: np.ndarray | None,
+    geometry: _Geometry,
+    style: RiverStyle,
+    frame: int,
+) -> tuple[np.ndarray, np.ndarray]:
     """Frame-sized PPL and XPL channels (background, grain, dust, polarizer leak, bubble), downsampled.
 
     One channel at a time, so the float64 frames stay small enough for the cache.
@@ -257,8 +296,14 @@ def _lay_out(plane: _Plane, cross_grain: np.ndarray, ring: np.ndarray | None, ge
     return small_plane, small_cross
 
 
-def _compose(recipe: GrainRecipe, spec: MineralSpec, style: RiverStyle, size: int, rng: np.random.Generator,
-             times: StageTimes | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _compose(
+    recipe: GrainRecipe,
+    spec: MineralSpec,
+    style: RiverStyle,
+    size: int,
+    rng: np.random.Generator,
+    times: StageTimes | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Linear-light PPL and XPL images as channel planes (3 x size x size) and the supersampled grain mask."""
     frame = size * SUPERSAMPLE
     with stage(times, "geometry"):
@@ -286,8 +331,9 @@ def _downsample(planes: np.ndarray, frame: int) -> np.ndarray:
     H x W x 3 image, which adds a block's pixels in row-major order, and several times faster.
     """
     image = planes.reshape(-1, frame, frame)
-    blocks = [image[:, dy::SUPERSAMPLE, dx::SUPERSAMPLE]
-              for dy in range(SUPERSAMPLE) for dx in range(SUPERSAMPLE)]
+    blocks = [
+        image[:, dy::SUPERSAMPLE, dx::SUPERSAMPLE] for dy in range(SUPERSAMPLE) for dx in range(SUPERSAMPLE)
+    ]
     total = blocks[0] + blocks[1]
     for block in blocks[2:]:
         total += block
@@ -305,8 +351,15 @@ def _half_covered(mask: np.ndarray) -> np.ndarray:
     return 2 * counts.astype(np.int32) >= SUPERSAMPLE**2
 
 
-def render_pair(mineral: str, river: str, *, size: int, shift: float, rng: np.random.Generator,
-                times: StageTimes | None = None) -> RenderedPair:
+def render_pair(
+    mineral: str,
+    river: str,
+    *,
+    size: int,
+    shift: float,
+    rng: np.random.Generator,
+    times: StageTimes | None = None,
+) -> RenderedPair:
     """Draw and render one grain of ``mineral`` from ``river``; ``times`` collects per-stage wall time.
 
     Returns:
@@ -316,7 +369,7 @@ def render_pair(mineral: str, river: str, *, size: int, shift: float, rng: np.ra
         KeyError: unknown mineral. ValueError: unknown river or bad shift.
     """
     with stage(times, "recipe"):
-        style = river_style(river, shift)
+        style = _river_style(river, shift)
         spec = MINERALS[mineral]
         recipe = draw_recipe(mineral, river, shift, style, rng)
     plane_light, cross_light, mask = _compose(recipe, spec, style, size, rng, times)

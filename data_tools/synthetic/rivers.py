@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields, replace
-from functools import lru_cache
 
 from data_tools.names import CANONICAL_RIVERS
 from data_tools.synthetic.checks import is_finite_number
@@ -214,7 +213,6 @@ def _check_river(river: str) -> None:
         raise ValueError(f"unknown river {river!r}; expected one of {CANONICAL_RIVERS}")
 
 
-@lru_cache(maxsize=64)
 def river_style(river: str, shift: float = 1.0) -> RiverStyle:
     """The knob values of ``river`` with all differences scaled by ``shift``.
 

@@ -60,7 +60,7 @@ def quantile(values: np.ndarray, q: float) -> np.floating:
         return np.quantile(values, q)
     gamma = virtual - below
     part = np.partition(flat, below)
-    low, high = part[below], part[below + 1:].min()
+    low, high = part[below], part[below + 1 :].min()
     step = high - low
     return high - step * (1 - gamma) if gamma >= 0.5 else low + step * gamma
 
@@ -71,8 +71,15 @@ def pixel_coordinates(frame: int, pixels: np.ndarray) -> tuple[np.ndarray, np.nd
     return np.take(xs, pixels, mode="clip"), np.take(ys, pixels, mode="clip")
 
 
-def parallel_traces(rng: np.random.Generator, frame: int, pixels: np.ndarray, angle: float, spacing_px: float,
-                    width_px: float, continuity: float) -> np.ndarray:
+def parallel_traces(
+    rng: np.random.Generator,
+    frame: int,
+    pixels: np.ndarray,
+    angle: float,
+    spacing_px: float,
+    width_px: float,
+    continuity: float,
+) -> np.ndarray:
     """A family of parallel, broken lines (cleavage traces, striations) at ``angle`` radians.
 
     ``continuity`` in [0, 1] is the share of each line that is visible. The darkness is returned
@@ -94,8 +101,14 @@ NEGLIGIBLE_WIDTHS = 9.0
 exactly 1.0 in float64 whether or not the line is drawn there."""
 
 
-def conchoidal_fractures(rng: np.random.Generator, frame: int, pixels: np.ndarray, placement: Placement,
-                         count: int, width_px: float) -> np.ndarray:
+def conchoidal_fractures(
+    rng: np.random.Generator,
+    frame: int,
+    pixels: np.ndarray,
+    placement: Placement,
+    count: int,
+    width_px: float,
+) -> np.ndarray:
     """Curved fracture traces: arcs of random circles crossing the grain, at the flat indices ``pixels``.
 
     Each arc is evaluated only within ``NEGLIGIBLE_WIDTHS`` line widths of its circle and is 0
@@ -125,8 +138,9 @@ def conchoidal_fractures(rng: np.random.Generator, frame: int, pixels: np.ndarra
     return darkness
 
 
-def growth_zoning(rng: np.random.Generator, distance: np.ndarray, pixels: np.ndarray,
-                  period_px: float) -> np.ndarray:
+def growth_zoning(
+    rng: np.random.Generator, distance: np.ndarray, pixels: np.ndarray, period_px: float
+) -> np.ndarray:
     """Oscillatory zoning parallel to the outline: values in [-1, 1] banded by depth below the rim.
 
     ``distance`` is the frame's signed distance map; the zoning is returned at the flat indices ``pixels``.
