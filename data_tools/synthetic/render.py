@@ -201,7 +201,7 @@ def _plane_scene(
     """PPL in linear light, empty field = 1 (before lamp and camera): medium, grain, relief, dust."""
     take = geometry.take
     shagreen = 1 + 0.08 * recipe.relief * take(textures.smooth_noise(rng, frame, 2.0 * SUPERSAMPLE))
-    lens = 1 + LENS_BRIGHTENING * recipe.relief * geometry.thickness**6  # a rounded grain focuses
+    lens = 1 + LENS_BRIGHTENING * recipe.relief * geometry.thickness**6  # a rounded grain focuses the lamp
     # The polarizer vibrates along x: the body colour mixes the along/across absorbances (pleochroism).
     along_share = np.cos(recipe.long_axis_angle) ** 2
     absorbance = along_share * recipe.absorbance_along + (1 - along_share) * recipe.absorbance_across
@@ -276,7 +276,7 @@ def _lay_out(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Frame-sized PPL and XPL channels (background, grain, dust, polarizer leak, bubble), downsampled.
 
-    One channel at a time, so the float64 frames stay small enough for the cache.
+    One channel at a time, which keeps the float64 working set small.
 
     Returns:
         Two float32 arrays of shape (3, size, size): the PPL and XPL linear light (before lamp scaling).
