@@ -16,6 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from data_tools.commandline import EXIT_FAILED, EXIT_OK, positive_int
 from data_tools.synthetic.generate import (
     MAX_SIZE,
     MIN_SIZE,
@@ -25,8 +26,6 @@ from data_tools.synthetic.generate import (
     render_and_write,
 )
 from data_tools.synthetic.stages import StageTimes
-
-EXIT_OK, EXIT_DIFFERENT = 0, 1
 
 
 def _cpu_seconds() -> float:
@@ -91,9 +90,14 @@ def make_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     parser.add_argument(
-        "--workers", type=int, default=None, help="processes of the timed runs (default: the CPU count)"
+        "--workers",
+        type=positive_int,
+        default=None,
+        help="processes of the timed runs (default: the CPU count)",
     )
-    parser.add_argument("--runs", type=int, default=3, help="runs to take the medians over (default: 3)")
+    parser.add_argument(
+        "--runs", type=positive_int, default=3, help="runs to take the medians over (default: 3)"
+    )
     parser.add_argument(
         "--stage-scale",
         type=float,
@@ -126,8 +130,6 @@ def main(argv: list[str] | None = None) -> int:
     """Run benchmark_synthetic; returns the exit code (argparse exits with 2 on bad arguments)."""
     parser = make_parser()
     args = parser.parse_args(argv)
-    if args.runs < 1:
-        parser.error(f"--runs must be >= 1, got {args.runs}")
     if args.stage_scale < 0:
         parser.error(f"--stage-scale must be >= 0, got {args.stage_scale}")
     if args.reference is not None and not args.reference.is_dir():
@@ -175,4 +177,4 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {name:20s} {seconds * 1e3:7.2f} ms/pair {100 * seconds / total:5.1f}%")
         print(f"  {'total':20s} {total * 1e3:7.2f} ms/pair ({1 / total:.1f} pairs/s per process)")
     print(f"load average now {' / '.join(f'{x:.1f}' for x in os.getloadavg())}")
-    return EXIT_OK if identical else EXIT_DIFFERENT
+    return EXIT_OK if identical else EXIT_FAILED
