@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import sys
@@ -17,13 +18,17 @@ from data_tools.names import CANONICAL_CLASSES, CANONICAL_RIVERS
 from data_tools.reference_counts import PUBLISHED_COUNTS
 from data_tools.synthetic import GENERATOR_VERSION, class_counts, default_dataset, generate_dataset
 from data_tools.synthetic import generate as generate_module
+from data_tools.synthetic import render as render_module
+from data_tools.synthetic.benchmark import main as benchmark_main
 from data_tools.synthetic.cli import main as make_synthetic_main
 from data_tools.synthetic.gap_cli import main as gap_main
+from data_tools.synthetic.grains import distance_to_background, rasterize, round_corners, signed_distance
 from data_tools.synthetic.minerals import MINERALS
-from data_tools.synthetic.optics import colour_matching_functions, interference_lut
+from data_tools.synthetic.optics import colour_matching_functions, interference_colour, interference_lut
 from data_tools.synthetic.preview import contact_sheet
-from data_tools.synthetic.render import render_pair
+from data_tools.synthetic.render import SUPERSAMPLE, render_pair
 from data_tools.synthetic.rivers import RIVER_OFFSETS, VARIANT_LOGITS, river_style, variant_logit
+from data_tools.synthetic.textures import quantile
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "make_synthetic.py"
 SMALL = dict(scale=0.02, size=64)
@@ -106,11 +111,91 @@ def test_same_seed_is_byte_identical_whatever_the_worker_count(small_set: Path, 
     assert (tmp_path / "again" / "dataset.json").read_bytes() == (small_set / "dataset.json").read_bytes()
 
 
+SMALL_SET_DIGEST = "65c80f244740d5c0393dd2216d1e35a42f30355de4f548c3a26ff54106aeab33"
+"""sha256 over the paths and bytes of every file of the SMALL set (seed 0), as generator v1 wrote it."""
+
+
+def _digest(root: Path) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        digest.update(str(path.relative_to(root)).encode() + b"\0")
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def test_bytes_match_the_pinned_digest(small_set: Path) -> None:
+    """Speed work must not change a byte; a deliberate change bumps GENERATOR_VERSION and this digest.
+
+    The digest also depends on numpy, Pillow and libm: a different build of them may change it.
+    """
+    assert GENERATOR_VERSION == 1
+    assert _digest(small_set) == SMALL_SET_DIGEST
+
+
 def test_another_seed_draws_other_grains(small_set: Path, tmp_path: Path) -> None:
     generate_dataset(tmp_path / "other", seed=1, workers=1, progress=False, **SMALL)
     ours, theirs = _files(small_set), _files(tmp_path / "other")
     assert ours.keys() == theirs.keys()
     assert all(ours[name] != theirs[name] for name in ours)
+
+
+# --- fast helpers that must compute the same numbers as what they replace ---------------------
+
+
+def _random_masks(count: int, frame: int = 96) -> list[np.ndarray]:
+    rng = np.random.default_rng(7)
+    masks = [np.zeros((frame, frame), bool), np.ones((frame, frame), bool)]
+    for _ in range(count):
+        corners = rng.uniform(-0.3 * frame, 1.3 * frame, (int(rng.integers(3, 9)), 2))
+        masks.append(rasterize(corners, frame).copy())
+    return masks
+
+
+def test_distance_transform_is_scipys_bit_for_bit() -> None:
+    for mask in _random_masks(40):
+        for image in (mask, ~mask):
+            expected = ndimage.distance_transform_edt(image)
+            assert np.array_equal(distance_to_background(image), expected)
+
+
+def test_rounding_and_signed_distance_match_the_whole_frame_formulas() -> None:
+    rng = np.random.default_rng(8)
+    for mask in _random_masks(40):
+        radius = float(rng.uniform(0, 30))
+        expected = mask
+        if radius >= 1.0:
+            eroded = ndimage.distance_transform_edt(mask) > radius
+            expected = ndimage.distance_transform_edt(~eroded) <= radius if eroded.any() else mask
+        rounded = round_corners(mask, radius)
+        assert np.array_equal(rounded, expected)
+        inside = ndimage.distance_transform_edt(rounded) - 0.5
+        outside = ndimage.distance_transform_edt(~rounded) - 0.5
+        expected_distance = np.where(rounded, inside, -outside).astype(np.float32)
+        assert np.array_equal(signed_distance(rounded), expected_distance)
+
+
+def test_quantile_is_numpys() -> None:
+    rng = np.random.default_rng(9)
+    for size in (2, 3, 10, 1000, 4096):
+        values = rng.standard_normal(size).astype(np.float32)
+        for q in (0.3, 0.4, 0.5, 0.65, float(rng.uniform(0.01, 0.99))):
+            assert quantile(values, q) == np.quantile(values, q)
+            assert quantile(np.round(values, 1), q) == np.quantile(np.round(values, 1), q)  # ties
+
+
+def test_block_mean_is_numpys_mean() -> None:
+    rng = np.random.default_rng(10)
+    planes = rng.random((3, 64 * 64)) * rng.choice([1e-3, 1.0, 1e3], (3, 64 * 64))
+    image = planes.reshape(3, 64, 64).transpose(1, 2, 0)
+    expected = image.reshape(32, SUPERSAMPLE, 32, SUPERSAMPLE, 3).mean(axis=(1, 3)).astype(np.float32)
+    assert np.array_equal(render_module._downsample(planes, 64).transpose(1, 2, 0), expected)
+
+
+def test_interference_table_filled_on_demand_equals_the_whole_table() -> None:
+    lut = interference_lut()
+    retardation = np.array([0.0, 250.4, 4095.6, 4096.0, 39_999.7, 50_000.0])
+    index = np.clip(np.rint(retardation), 0, len(lut) - 1).astype(int)
+    assert np.array_equal(interference_colour(retardation), lut[index])
 
 
 # --- optics and appearance --------------------------------------------------------------------
@@ -288,6 +373,32 @@ def test_script_exit_code_and_help() -> None:
     help_text = subprocess.run([sys.executable, str(SCRIPT), "--help"], capture_output=True, text=True).stdout
     for flag in ("--seed", "--scale", "--size", "--shift", "--preview", "--workers"):
         assert flag in help_text
+
+
+def test_benchmark_reports_speed_stages_and_identity(
+    small_set: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = [
+        "--scale",
+        str(SMALL["scale"]),
+        "--size",
+        str(SMALL["size"]),
+        "--runs",
+        "1",
+        "--workers",
+        "1",
+        "--stage-scale",
+        "0.005",
+    ]
+    assert benchmark_main([*argv, "--reference", str(small_set)]) == 0
+    report = capsys.readouterr().out
+    assert "pairs/s" in report and "all byte-identical" in report
+    for stage in ("geometry", "camera", "jpeg", "total"):
+        assert stage in report
+    other = tmp_path / "other"
+    generate_dataset(other, seed=1, workers=1, progress=False, **SMALL)
+    assert benchmark_main([*argv, "--stage-scale", "0", "--reference", str(other)]) == 1
+    assert "DIFFER" in capsys.readouterr().out
 
 
 # --- preview, default set, domain gap ---------------------------------------------------------

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 from PIL import Image
@@ -54,43 +55,77 @@ def draw_shot(style: RiverStyle, rng: np.random.Generator) -> Shot:
     )
 
 
-def _vignette(size: int, strength: float) -> np.ndarray:
+@lru_cache(maxsize=4)
+def _radius2(size: int) -> np.ndarray:
+    """Squared distance from the image centre, 1 in the corners (float32, cached, read-only)."""
     ys, xs = np.mgrid[0:size, 0:size].astype(np.float32)
     radius2 = ((xs - (size - 1) / 2) ** 2 + (ys - (size - 1) / 2) ** 2) / (2 * ((size - 1) / 2) ** 2)
-    return (1.0 - strength * radius2)[..., None]
+    radius2.flags.writeable = False
+    return radius2
 
 
 def _highlight_shoulder(light: np.ndarray, knee: float = 0.7) -> np.ndarray:
-    """Compress values above ``knee`` smoothly towards 1, as a camera's tone curve rolls off highlights."""
-    over = np.clip(light - knee, 0.0, None)
-    return np.minimum(light, knee) + (1.0 - knee) * np.tanh(over / (1.0 - knee))
+    """Compress values above ``knee`` smoothly towards 1, as a camera's tone curve rolls off highlights.
+
+    min(light, knee) + (1 - knee) tanh(max(light - knee, 0) / (1 - knee)), with the tanh term (0
+    below the knee) evaluated only at the highlights. (Skipping the + 0 there could only turn a -0.0
+    into +0.0, which the gamma power that follows maps to +0.0 anyway.)
+    """
+    shouldered = np.minimum(light, knee)
+    highlights = np.flatnonzero(light > knee)
+    over = light.ravel()[highlights] - knee
+    shouldered.ravel()[highlights] += (1.0 - knee) * np.tanh(over / (1.0 - knee))
+    return shouldered
 
 
 def _s_curve(encoded: np.ndarray, strength: float) -> np.ndarray:
     """The camera's contrast curve: 0.5 + tanh(k (2x - 1)) / (2 tanh k); identity as k -> 0, ends fixed."""
     if strength < 1e-3:
         return encoded
-    return 0.5 + 0.5 * np.tanh(strength * (2.0 * encoded - 1.0)) / np.tanh(strength)
+    curve = 2.0 * encoded
+    curve -= 1.0
+    curve *= strength
+    np.tanh(curve, out=curve)
+    curve *= 0.5
+    curve = curve / np.tanh(strength)  # a float64 scalar: the result is float64
+    curve += 0.5
+    return curve
+
+
+LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
 
 def develop(light: np.ndarray, shot: Shot, exposure: float, rng: np.random.Generator) -> np.ndarray:
-    """Turn a linear-light image (H x W x 3, ~0..1) into an 8-bit image as this camera would.
+    """Turn linear light as channel planes (3 x H x W, ~0..1) into an 8-bit image as this camera would.
+
+    Channel planes keep numpy's loops long; the noise is drawn in H x W x 3 order and the luminance
+    is a matrix product over an H x W x 3 array, as they always were, so the bytes do not depend on it.
 
     Returns:
-        uint8 array of the same height and width.
+        uint8 array of shape H x W x 3.
     """
-    size = light.shape[0]
+    size = light.shape[1]
     sigma = shot.blur_px * size / REFERENCE_SIZE
     if sigma > 0.05:
-        light = ndimage.gaussian_filter(light, sigma=(sigma, sigma, 0), mode="nearest")
-    light = light * _vignette(size, shot.vignetting) * np.asarray(shot.gains, dtype=np.float32) * exposure
-    noisy = light + rng.standard_normal(light.shape).astype(np.float32) * shot.noise * np.sqrt(
-        0.25 + np.clip(light, 0, None)
-    )
-    encoded = _s_curve(_highlight_shoulder(np.clip(noisy, 0.0, None)) ** (1.0 / shot.gamma), shot.contrast)
-    luminance = encoded @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
-    encoded = luminance[..., None] + shot.saturation * (encoded - luminance[..., None])
-    return np.clip(np.rint(encoded * 255.0), 0, 255).astype(np.uint8)
+        light = ndimage.gaussian_filter(light, sigma=(0, sigma, sigma), mode="nearest")
+    vignette = 1.0 - shot.vignetting * _radius2(size)
+    gains = np.asarray(shot.gains, dtype=np.float32)[:, None, None]
+    lit = light * vignette
+    lit *= gains
+    lit *= exposure
+    noise = rng.standard_normal((size, size, 3)).astype(np.float32).transpose(2, 0, 1) * shot.noise
+    noise *= np.sqrt(0.25 + np.clip(lit, 0, None))
+    lit += noise
+    np.clip(lit, 0.0, None, out=lit)
+    encoded = _s_curve(_highlight_shoulder(lit) ** (1.0 / shot.gamma), shot.contrast)
+    encoded = np.ascontiguousarray(encoded.transpose(1, 2, 0))
+    luminance = encoded @ LUMA
+    for channel in range(3):
+        encoded[..., channel] = luminance + shot.saturation * (encoded[..., channel] - luminance)
+    encoded *= 255.0
+    np.rint(encoded, out=encoded)
+    np.clip(encoded, 0, 255, out=encoded)
+    return encoded.astype(np.uint8)
 
 
 def encode_jpeg(image: np.ndarray, quality: int) -> bytes:

@@ -7,8 +7,10 @@ XPL, so the pair is pixel-aligned by construction.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 from PIL import Image, ImageDraw
 from scipy import ndimage
@@ -144,11 +146,8 @@ def outline(
 
 def _roughen(rng: np.random.Generator, points: np.ndarray, amplitude: float) -> np.ndarray:
     """Subdivide the edges and jitter the new vertices: a slightly irregular, abraded outline."""
-    dense = []
-    for start, stop in zip(points, np.roll(points, -1, axis=0), strict=True):
-        for t in np.linspace(0, 1, 6, endpoint=False):
-            dense.append((1 - t) * start + t * stop)
-    dense = np.array(dense)
+    t = np.linspace(0, 1, 6, endpoint=False)[None, :, None]
+    dense = ((1 - t) * points[:, None, :] + t * np.roll(points, -1, axis=0)[:, None, :]).reshape(-1, 2)
     return dense + rng.normal(0, amplitude, dense.shape)
 
 
@@ -203,7 +202,8 @@ def rasterize(points: np.ndarray, frame: int) -> np.ndarray:
 def fracture(rng: np.random.Generator, mask: np.ndarray, placement: Placement) -> np.ndarray:
     """Break the grain along a gently curved (conchoidal) surface, keeping the larger piece."""
     height, width = mask.shape
-    ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
+    ys = np.arange(height, dtype=np.float32)[:, None]
+    xs = np.arange(width, dtype=np.float32)[None, :]
     direction = rng.uniform(0, 2 * np.pi)
     unit = np.array([np.cos(direction), np.sin(direction)])
     cut = placement.half_length * rng.uniform(0.25, 0.7)  # distance of the break from the centre
@@ -214,21 +214,58 @@ def fracture(rng: np.random.Generator, mask: np.ndarray, placement: Placement) -
     return broken if broken.sum() > 0.5 * mask.sum() else mask
 
 
+def distance_to_background(mask: np.ndarray) -> np.ndarray:
+    """Euclidean distance (float64) from each True pixel to the nearest False one; 0 on False pixels.
+
+    Equal bit for bit to ``scipy.ndimage.distance_transform_edt(mask)``, 3-4x faster: OpenCV's
+    exact transform gives float32 distances, whose squares round back to the integer squared
+    distances (float32 is precise enough up to 2 * 1024^2); their float64 square roots are scipy's.
+    """
+    if mask.all():  # no background: OpenCV returns a huge sentinel, keep scipy's own answer
+        return ndimage.distance_transform_edt(mask)
+    distance = cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    squared = np.square(distance, dtype=np.float64)
+    return np.sqrt(np.rint(squared, out=squared), out=squared)
+
+
+def _box(mask: np.ndarray, margin: int) -> tuple[slice, slice]:
+    """Bounding box of the True pixels grown by ``margin``, clipped to the frame (all of it if none)."""
+    rows, columns = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if rows.size == 0:
+        return slice(None), slice(None)
+    return (
+        slice(max(rows[0] - margin, 0), rows[-1] + margin + 1),
+        slice(max(columns[0] - margin, 0), columns[-1] + margin + 1),
+    )
+
+
+# Distances are computed on crops where that gives the same numbers: inside a mask grown by one
+# background pixel, the nearest background pixel of every True pixel lies in the crop, and beyond the
+# frame (or the crop) nothing counts as background either way.
+
+
 def round_corners(mask: np.ndarray, radius: float) -> np.ndarray:
     """Morphological opening with a disc: convex corners become arcs of ``radius`` pixels."""
     if radius < 1.0:
         return mask
-    eroded = ndimage.distance_transform_edt(mask) > radius
+    box = _box(mask, 1)
+    eroded = np.zeros_like(mask)
+    eroded[box] = distance_to_background(mask[box]) > radius
     if not eroded.any():
         return mask
-    return ndimage.distance_transform_edt(~eroded) <= radius
+    box = _box(eroded, math.ceil(radius) + 1)  # no pixel further than the radius from the eroded core is kept
+    opened = np.zeros_like(mask)
+    opened[box] = distance_to_background(~eroded[box]) <= radius
+    return opened
 
 
 def signed_distance(mask: np.ndarray) -> np.ndarray:
     """Distance to the outline in pixels: positive inside the grain, negative outside (float32)."""
-    inside = ndimage.distance_transform_edt(mask) - 0.5
-    outside = ndimage.distance_transform_edt(~mask) - 0.5
-    return np.where(mask, inside, -outside).astype(np.float32)
+    distance = -(distance_to_background(~mask) - 0.5)
+    box = _box(mask, 1)
+    inside = distance_to_background(mask[box]) - 0.5
+    distance[box] = np.where(mask[box], inside, distance[box])
+    return distance.astype(np.float32)
 
 
 PLATEAU: dict[str, float] = {"equant": 1.0, "octahedral": 0.7, "triangular": 0.6, "prism": 0.5}
@@ -241,9 +278,10 @@ def thickness_profile(distance: np.ndarray, habit: str, edge_px: float) -> np.nd
     Grains are ellipsoidal caps that reach full thickness at ``PLATEAU[habit]`` of their
     inradius (steep near the rim, where the interference fringes crowd; flat on top for
     prisms and cleavage fragments); flakes are plates with a thin edge of ``edge_px`` pixels.
+    ``distance`` may hold the whole frame or only the grain's pixels: the inradius is its maximum.
     """
     inside = np.clip(distance, 0.0, None)
     if habit == "plate":
         return np.clip(inside / max(edge_px, 1.0), 0.0, 1.0) ** 0.5
-    depth = np.clip(inside / max(PLATEAU.get(habit, 1.0) * float(inside.max()), 1.0), 0.0, 1.0)
+    depth = np.clip(inside / max(PLATEAU.get(habit, 1.0) * float(inside.max(initial=0.0)), 1.0), 0.0, 1.0)
     return np.sqrt(2.0 * depth - depth**2)

@@ -6,8 +6,6 @@ full transmission is (1, 1, 1); the camera model applies the tone curve.
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 import numpy as np
 
 WAVELENGTHS_NM: np.ndarray = np.arange(400.0, 701.0, 1.0)
@@ -71,7 +69,37 @@ def _spectra_to_linear_rgb(transmission: np.ndarray, lamp: np.ndarray, cmfs: np.
     return (transmission @ weights) @ _XYZ_TO_LINEAR_SRGB.T / white
 
 
-@lru_cache(maxsize=1)
+class _InterferenceTable:
+    """The Michel-Levy table as channel planes (3 x retardations), filled on demand a chunk at a time.
+
+    Each chunk always spans the same retardations, so a row's value does not depend on how far the
+    table has been filled, and a process that renders weakly birefringent grains never pays for the
+    high orders.
+    """
+
+    CHUNK = 4096  # rows computed at a time (keeps the temporary spectra small)
+
+    def __init__(self) -> None:
+        self.planes = np.zeros((3, MAX_RETARDATION_NM + 1), np.float32)
+        self.rows_ready = 0
+
+    def fill(self, rows: int) -> None:
+        """Make sure at least the first ``rows`` rows are computed."""
+        if rows <= self.rows_ready:
+            return
+        cmfs = colour_matching_functions(WAVELENGTHS_NM)
+        lamp = blackbody_spectrum(WAVELENGTHS_NM, LAMP_TEMPERATURE_K)
+        while self.rows_ready < rows:
+            start, stop = self.rows_ready, min(self.rows_ready + self.CHUNK, MAX_RETARDATION_NM + 1)
+            retardation = np.arange(start, stop, dtype=np.float64)
+            transmission = np.sin(np.pi * retardation[:, None] / WAVELENGTHS_NM[None, :]) ** 2
+            self.planes[:, start:stop] = np.clip(_spectra_to_linear_rgb(transmission, lamp, cmfs), 0.0, 1.0).T
+            self.rows_ready = stop
+
+
+_TABLE = _InterferenceTable()
+
+
 def interference_lut() -> np.ndarray:
     """Michel-Levy colours: linear RGB of I = sin^2(pi Gamma / lambda) for Gamma = 0..MAX nm.
 
@@ -82,14 +110,19 @@ def interference_lut() -> np.ndarray:
     Returns:
         float32 array of shape (MAX_RETARDATION_NM + 1, 3); row g is the colour at g nm.
     """
-    cmfs = colour_matching_functions(WAVELENGTHS_NM)
-    lamp = blackbody_spectrum(WAVELENGTHS_NM, LAMP_TEMPERATURE_K)
-    rows = []
-    for start in range(0, MAX_RETARDATION_NM + 1, 4096):  # chunks keep the temporary arrays small
-        retardation = np.arange(start, min(start + 4096, MAX_RETARDATION_NM + 1), dtype=np.float64)
-        transmission = np.sin(np.pi * retardation[:, None] / WAVELENGTHS_NM[None, :]) ** 2
-        rows.append(_spectra_to_linear_rgb(transmission, lamp, cmfs))
-    return np.clip(np.concatenate(rows), 0.0, 1.0).astype(np.float32)
+    _TABLE.fill(MAX_RETARDATION_NM + 1)
+    return _TABLE.planes.T
+
+
+def interference_planes(retardation_nm: np.ndarray) -> np.ndarray:
+    """Linear-RGB interference colour for each retardation value (nm), by table lookup, as channel planes.
+
+    Returns:
+        Array of shape (3,) + retardation_nm.shape, float32 in [0, 1].
+    """
+    index = np.clip(np.rint(retardation_nm), 0, MAX_RETARDATION_NM).astype(np.int32)
+    _TABLE.fill(int(index.max(initial=0)) + 1)
+    return np.take(_TABLE.planes, index, axis=1, mode="clip")
 
 
 def interference_colour(retardation_nm: np.ndarray) -> np.ndarray:
@@ -98,8 +131,7 @@ def interference_colour(retardation_nm: np.ndarray) -> np.ndarray:
     Returns:
         Array of shape retardation_nm.shape + (3,), float32 in [0, 1].
     """
-    index = np.clip(np.rint(retardation_nm), 0, MAX_RETARDATION_NM).astype(np.int32)
-    return interference_lut()[index]
+    return np.moveaxis(interference_planes(retardation_nm), 0, -1)
 
 
 def relief_strength(grain_index: float, medium_index: float) -> float:

@@ -7,6 +7,7 @@ so two renders of the same (seed, river, class, index) agree whatever the worker
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -40,20 +41,33 @@ class GrainRecipe:
     weathering: float  # 0..1
 
 
+@lru_cache(maxsize=256)
 def _absorbance(colour: tuple[int, int, int]) -> np.ndarray:
+    """Linear-RGB absorbance of an sRGB body colour (float32; cached, read-only)."""
     transmission = np.clip(srgb_to_linear(np.asarray(colour, dtype=np.float64) / 255.0), 1e-3, 1.0)
-    return (-np.log(transmission)).astype(np.float32)
+    absorbance = (-np.log(transmission)).astype(np.float32)
+    absorbance.flags.writeable = False
+    return absorbance
 
 
-def _pick_variant(spec: MineralSpec, river: str, shift: float, rng: np.random.Generator) -> ColourVariant:
+@lru_cache(maxsize=256)
+def _variant_probabilities(mineral: str, river: str, shift: float) -> np.ndarray:
+    """Chance of each colour variety of ``mineral`` in ``river`` (cached, read-only)."""
     logits = np.array(
         [
-            np.log(variant.weight) + variant_logit(river, spec.code, variant.name, shift)
-            for variant in spec.variants
+            np.log(variant.weight) + variant_logit(river, mineral, variant.name, shift)
+            for variant in MINERALS[mineral].variants
         ]
     )
     weights = np.exp(logits - logits.max())
-    return spec.variants[int(rng.choice(len(spec.variants), p=weights / weights.sum()))]
+    probabilities = weights / weights.sum()
+    probabilities.flags.writeable = False
+    return probabilities
+
+
+def _pick_variant(spec: MineralSpec, river: str, shift: float, rng: np.random.Generator) -> ColourVariant:
+    probabilities = _variant_probabilities(spec.code, river, shift)
+    return spec.variants[int(rng.choice(len(spec.variants), p=probabilities))]
 
 
 def _pick(rng: np.random.Generator, options: dict[str, float]) -> str:

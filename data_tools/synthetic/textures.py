@@ -7,15 +7,20 @@ Generator.
 
 from __future__ import annotations
 
+import math
+from functools import lru_cache
+
 import numpy as np
 from PIL import Image
 
 from data_tools.synthetic.grains import Placement
 
 
+@lru_cache(maxsize=8)
 def pixel_grid(frame: int) -> tuple[np.ndarray, np.ndarray]:
-    """(x, y) pixel-centre coordinates of a square frame, float32."""
+    """(x, y) pixel-centre coordinates of a square frame, float32 (cached, read-only)."""
     ys, xs = np.mgrid[0:frame, 0:frame].astype(np.float32)
+    xs.flags.writeable = ys.flags.writeable = False
     return xs, ys
 
 
@@ -24,56 +29,126 @@ def smooth_noise(rng: np.random.Generator, frame: int, feature_px: float) -> np.
     cells = max(2, int(np.ceil(frame / max(feature_px, 1.0))) + 1)
     coarse = rng.standard_normal((cells, cells)).astype(np.float32)
     field = np.asarray(Image.fromarray(coarse, mode="F").resize((frame, frame), Image.Resampling.BICUBIC))
-    return (field - field.mean()) / (field.std() + 1e-6)
+    # (field - mean) / (std + 1e-6) with the deviations computed once: the same float32 steps as
+    # field.std(), which subtracts the same mean, squares, sums and divides by the count.
+    centred = field - field.mean()
+    std = np.sqrt(np.square(centred).sum() / centred.size)
+    centred /= std + 1e-6
+    return centred
 
 
 def _line_profile(distance: np.ndarray, width_px: float) -> np.ndarray:
     return np.exp(-0.5 * (distance / width_px) ** 2)
 
 
+def _masked_line_profile(distance: np.ndarray, width_px: float, shown: np.ndarray) -> np.ndarray:
+    """``_line_profile(distance, width_px) * shown`` with the exponential evaluated only where ``shown``."""
+    profile = np.zeros(distance.shape, np.result_type(distance, width_px, np.float32))
+    shown = np.flatnonzero(shown)  # integer indices: much faster than boolean indexing at this density
+    profile[shown] = _line_profile(distance[shown], width_px)
+    return profile
+
+
+def quantile(values: np.ndarray, q: float) -> np.floating:
+    """``np.quantile(values, q)`` (linear method, real ``q`` strictly inside (0, 1), no NaNs) from one
+    partition instead of numpy's four: the same two order statistics, interpolated as numpy's
+    ``_lerp`` does for a Python-float ``q``."""
+    flat = values.ravel()
+    virtual = (flat.size - 1) * q
+    below = math.floor(virtual)
+    if not 0 <= below < flat.size - 1:
+        return np.quantile(values, q)
+    gamma = virtual - below
+    part = np.partition(flat, below)
+    low, high = part[below], part[below + 1 :].min()
+    step = high - low
+    return high - step * (1 - gamma) if gamma >= 0.5 else low + step * gamma
+
+
+def pixel_coordinates(frame: int, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(x, y) float32 coordinates of the given flat pixel indices of a square frame."""
+    xs, ys = pixel_grid(frame)
+    return np.take(xs, pixels, mode="clip"), np.take(ys, pixels, mode="clip")
+
+
 def parallel_traces(
-    rng: np.random.Generator, frame: int, angle: float, spacing_px: float, width_px: float, continuity: float
+    rng: np.random.Generator,
+    frame: int,
+    pixels: np.ndarray,
+    angle: float,
+    spacing_px: float,
+    width_px: float,
+    continuity: float,
 ) -> np.ndarray:
     """A family of parallel, broken lines (cleavage traces, striations) at ``angle`` radians.
 
-    ``continuity`` in [0, 1] is the share of each line that is visible.
+    ``continuity`` in [0, 1] is the share of each line that is visible. The darkness is returned
+    at the flat pixel indices ``pixels`` only (1-D); the breaks are still drawn over the whole frame.
     """
-    xs, ys = pixel_grid(frame)
+    xs, ys = pixel_coordinates(frame, pixels)
     normal = -xs * np.sin(angle) + ys * np.cos(angle)
     spacing = spacing_px * rng.uniform(0.7, 1.3)
     phase = rng.uniform(0, spacing)
     offset = np.mod(normal + phase + rng.normal(0, 0.15 * spacing_px, 1), spacing)  # irregular spacing
     distance = np.minimum(offset, spacing - offset)
     breaks = smooth_noise(rng, frame, spacing_px * 1.5)
-    visible = breaks > np.quantile(breaks, 1.0 - continuity)
-    return _line_profile(distance, width_px) * visible
+    visible = np.take(breaks, pixels, mode="clip") > quantile(breaks, 1.0 - continuity)
+    return _masked_line_profile(distance, width_px, visible)
+
+
+NEGLIGIBLE_WIDTHS = 9.0
+"""Beyond this many line widths a line's profile exp(-x^2 / 2) is below 2^-54, so 1 - darkness is
+exactly 1.0 in float64 whether or not the line is drawn there."""
 
 
 def conchoidal_fractures(
-    rng: np.random.Generator, frame: int, placement: Placement, count: int, width_px: float
+    rng: np.random.Generator,
+    frame: int,
+    pixels: np.ndarray,
+    placement: Placement,
+    count: int,
+    width_px: float,
 ) -> np.ndarray:
-    """Curved fracture traces: arcs of random circles crossing the grain."""
-    xs, ys = pixel_grid(frame)
-    darkness = np.zeros((frame, frame), dtype=np.float32)
+    """Curved fracture traces: arcs of random circles crossing the grain, at the flat indices ``pixels``.
+
+    Each arc is evaluated only within ``NEGLIGIBLE_WIDTHS`` line widths of its circle and is 0
+    further out (instead of a value below 2^-54).
+    """
+    xs, ys = pixel_coordinates(frame, pixels)
+    darkness = np.zeros(pixels.size, dtype=np.float32)
+    margin = NEGLIGIBLE_WIDTHS * width_px + 1.0  # 1 px more than needed: the squared test is not exact
     for _ in range(count):
         radius = placement.half_length * rng.uniform(0.4, 1.5)
         angle = rng.uniform(0, 2 * np.pi)
         reach = rng.uniform(0.0, 0.9) * placement.half_length
         centre_x = placement.centre[0] + np.cos(angle) * (radius + reach - placement.half_length * 0.3)
         centre_y = placement.centre[1] + np.sin(angle) * (radius + reach - placement.half_length * 0.3)
-        distance = np.abs(np.hypot(xs - centre_x, ys - centre_y) - radius)
-        arc_direction = np.arctan2(ys - centre_y, xs - centre_x) - (angle + np.pi)
+        dx, dy = xs - centre_x, ys - centre_y
+        squared = dx * dx + dy * dy
+        inner, outer = max(radius - margin, 0.0) ** 2, (radius + margin) ** 2
+        near = np.flatnonzero((squared >= inner) & (squared <= outer))
+        dx, dy = dx[near], dy[near]
+        distance = np.abs(np.hypot(dx, dy) - radius)
+        arc_direction = np.arctan2(dy, dx) - (angle + np.pi)
         along_arc = np.abs(np.angle(np.exp(1j * arc_direction)))
         span = rng.uniform(0.3, 1.0)
-        darkness = np.maximum(darkness, _line_profile(distance, width_px) * (along_arc < span))
+        arc = np.zeros(pixels.size, distance.dtype)
+        arc[near] = _masked_line_profile(distance, width_px, along_arc < span)
+        darkness = np.maximum(darkness, arc)
     return darkness
 
 
-def growth_zoning(rng: np.random.Generator, distance: np.ndarray, period_px: float) -> np.ndarray:
-    """Oscillatory zoning parallel to the outline: values in [-1, 1] banded by depth below the rim."""
+def growth_zoning(
+    rng: np.random.Generator, distance: np.ndarray, pixels: np.ndarray, period_px: float
+) -> np.ndarray:
+    """Oscillatory zoning parallel to the outline: values in [-1, 1] banded by depth below the rim.
+
+    ``distance`` is the frame's signed distance map; the zoning is returned at the flat indices ``pixels``.
+    """
     period = period_px * rng.uniform(0.7, 1.4)
-    wobble = smooth_noise(rng, distance.shape[0], period * 4) * 0.25 * period
-    return np.sin(2 * np.pi * (np.clip(distance, 0, None) + wobble) / period + rng.uniform(0, 2 * np.pi))
+    wobble = np.take(smooth_noise(rng, distance.shape[0], period * 4), pixels, mode="clip") * 0.25 * period
+    depth = np.clip(np.take(distance, pixels, mode="clip"), 0, None)
+    return np.sin(2 * np.pi * (depth + wobble) / period + rng.uniform(0, 2 * np.pi))
 
 
 def blobs(
@@ -86,8 +161,10 @@ def blobs(
 ) -> np.ndarray:
     """Small dark ellipses (inclusions, dust, dirt) centred inside ``mask``; darkness map."""
     darkness = np.zeros((frame, frame), dtype=np.float32)
+    if count <= 0:
+        return darkness
     candidates = np.flatnonzero(mask)
-    if count <= 0 or candidates.size == 0:
+    if candidates.size == 0:
         return darkness
     for index in rng.choice(candidates, size=count):
         cy, cx = divmod(int(index), frame)
@@ -97,9 +174,8 @@ def blobs(
         strength = rng.uniform(0.5, 1.0)
         reach = int(np.ceil(1.5 * radius * stretch)) + 1  # only the blob's neighbourhood is computed
         top, left = max(cy - reach, 0), max(cx - reach, 0)
-        ys, xs = np.mgrid[top : min(cy + reach + 1, frame), left : min(cx + reach + 1, frame)].astype(
-            np.float32
-        )
+        ys = np.arange(top, min(cy + reach + 1, frame), dtype=np.float32)[:, None]
+        xs = np.arange(left, min(cx + reach + 1, frame), dtype=np.float32)[None, :]
         u = (xs - cx) * np.cos(angle) + (ys - cy) * np.sin(angle)
         v = -(xs - cx) * np.sin(angle) + (ys - cy) * np.cos(angle)
         blob = np.clip(1.5 - np.hypot(u / stretch, v) / radius, 0, 1) * strength
