@@ -3,8 +3,8 @@
 Per held-out river (leave-one-river-out): the SVM is tuned and refitted on the training rivers'
 ``train`` split exactly as in a run (``baselines.classical.fit_classical``); its calibration rows are
 out-of-fold posteriors of that same estimator on the ``train`` split (stratified 5-fold
-``cross_val_predict``), so the misclassification rates come from ~900 rows instead of the ~390 of a
-test split; the temperature is fitted on ``val``. The target river's and the source rivers' ``test``
+``cross_val_predict``), so the misclassification rates come from 550-770 rows instead of the ~390 of a
+test split; the temperature is fitted on those rows too. The target river's and the source rivers' ``test``
 rows are then predicted and evaluated with :func:`san.evaluation.assemblage_evaluation.evaluate_quantifiers`;
 their labels never fit or choose anything.
 """
@@ -38,13 +38,14 @@ def _full(estimator: Any, features: np.ndarray, trained: list[int], n_classes: i
 
 
 def svm_posteriors(context: RunContext, features: np.ndarray, seed: int) -> dict[str, np.ndarray]:
-    """Calibrated posteriors (temperature from ``val``) and labels of one leave-one-river-out setting.
+    """Calibrated posteriors and labels of one leave-one-river-out setting.
 
     Returns:
         ``calibration``/``calibration_labels`` (out-of-fold on ``train``), ``target``/``target_labels``,
-        ``test``/``test_labels``/``test_domains`` (source rivers' in-domain test rows), ``temperature``.
+        ``test``/``test_labels``/``test_domains`` (source rivers' in-domain test rows), ``temperature``
+        (fitted on the out-of-fold rows).
     """
-    train, val, test, target = (context.rows(s) for s in ("train", "val", "test", "target"))
+    train, test, target = (context.rows(s) for s in ("train", "test", "target"))
     labels, n_classes = context.labels, len(context.class_names)
     fitted = fit_classical("svm", features[train], labels[train], seed=seed)
     trained = [int(c) for c in fitted.classes]
@@ -53,9 +54,10 @@ def svm_posteriors(context: RunContext, features: np.ndarray, seed: int) -> dict
     oof[:, trained] = cross_val_predict(
         clone(fitted.estimator), features[train], labels[train], cv=folds, method="predict_proba"
     )
-    temperature = fit_temperature(
-        log_scores(_full(fitted.estimator, features[val], trained, n_classes)), labels[val]
-    )
+    # The temperature is fitted on the out-of-fold rows (~5x the val split): on a small, nearly
+    # perfectly classified val split it runs to its lower bound and makes every posterior one-hot,
+    # which leaves PCC, PACC, EM and HDy nothing to work with.
+    temperature = fit_temperature(log_scores(oof), labels[train])
 
     def calibrated(rows: np.ndarray) -> np.ndarray:
         return scaled_probabilities(
