@@ -22,9 +22,9 @@ from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from baselines.classical import fit_classical
 from baselines.experiment import CLASSICAL_HPARAMS
 from baselines.features import extract_features
-from san.calibration import fit_temperature, log_scores, scaled_probabilities
 from san.evaluation.assemblage_evaluation import choose_quantifier, evaluate_quantifiers
-from san.run_context import RunContext, RunRequest, open_request_data
+from san.evaluation.calibration import fit_temperature, log_scores, scaled_probabilities
+from san.runs.lifecycle import RunContext, RunRequest, open_request_data
 
 log = logging.getLogger(__name__)
 
@@ -252,7 +252,7 @@ def assemblage_study_main(argv: list[str] | None = None) -> int:
     import argparse
     import sys
 
-    from san.cli import EXIT_FAILED, EXIT_OK, configure_logging
+    from san.cli.common import EXIT_FAILED, EXIT_OK, configure_logging
 
     parser = argparse.ArgumentParser(
         prog="evaluate_assemblage.py",

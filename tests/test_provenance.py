@@ -6,16 +6,13 @@ import numpy as np
 import pytest
 from quantification_data import calibrated_posteriors
 
-from san.evaluation.prevalence_protocol import coverage
-from san.provenance import (
-    INDICES,
+from san.evaluation.prevalence_intervals import (
     bootstrap_prevalences,
     fit_bootstrap_quantifiers,
-    index_values,
-    not_computable,
     percentile_interval,
-    provenance_indices,
 )
+from san.evaluation.prevalence_protocol import coverage
+from san.inference.provenance import INDICES, index_values, not_computable, provenance_indices
 
 CLASSES = ["Ap", "Bt", "Grt", "Mnz", "Rt", "Tur", "Zrn"]
 PREVALENCE = np.array([0.10, 0.20, 0.30, 0.05, 0.05, 0.10, 0.20])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from san.sample_report import SampleSection, least_certain, render_report
+from san.inference.sample_report import SampleSection, least_certain, render_report
 
 
 def _section(grains: list) -> SampleSection:

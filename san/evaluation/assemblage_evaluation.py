@@ -4,8 +4,9 @@ Pure functions on arrays: calibration posteriors and labels (rows the classifier
 from the training rivers or ``val``) fit every quantifier; the evaluated rows (a held-out river, or a
 source river's test split) give APP samples whose true prevalences are known. Reported per
 quantifier: mean AE (percentage points) and RAE over the samples, the AE of the natural mix, and the
-coverage of the bootstrap 95% intervals (``san.provenance``) on the first samples. Per grain: top-1
-accuracy of the calibrated posteriors and of the EM prior-adapted ones (Saerens et al.).
+coverage of the bootstrap 95% intervals (``san.evaluation.prevalence_intervals``) on the first
+samples. Per grain: top-1 accuracy of the calibrated posteriors and of the EM prior-adapted ones
+(Saerens et al.).
 """
 
 from __future__ import annotations
@@ -74,7 +75,11 @@ def evaluate_quantifiers(
         over the classes present in each sample), ``per_grain`` (accuracy with and without EM prior
         adaptation, on the natural rows and averaged over the APP samples).
     """
-    from san.provenance import bootstrap_prevalences, fit_bootstrap_quantifiers, percentile_interval
+    from san.evaluation.prevalence_intervals import (
+        bootstrap_prevalences,
+        fit_bootstrap_quantifiers,
+        percentile_interval,
+    )
 
     calibration_posteriors = check_posteriors(calibration_posteriors)
     n_classes = calibration_posteriors.shape[1]

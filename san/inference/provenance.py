@@ -9,24 +9,18 @@ An index needs every class it names to be known to the run (among its classes an
 rows); otherwise it is *not computable* (None), never 0. A known-but-absent pair (0 / 0) is also
 not computable for that sample (NaN).
 
-Intervals: a percentile bootstrap whose draw b (i) resamples the sample's grains with replacement
-(counting noise) and (ii) quantifies them with a quantifier refitted on a stratified bootstrap of the
-calibration rows (each class's rows resampled within the class), so the misclassification rates,
-class-conditional histograms and training prevalence the quantifier relies on vary as much as their
-finite calibration set allows: the classifier's uncertainty, not only the counting noise. Sampling
-labels from the posteriors instead would double-count the posterior spread that PCC/PACC/EM already
-average, and would leave the uncertainty of the estimated rates out.
+Intervals: the percentile interval of the index over the prevalence draws of
+:mod:`san.evaluation.prevalence_intervals` (grains and calibration rows both resampled).
 """
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from san.evaluation.quantification import FittedQuantifier, check_posteriors, fit_quantifier
+from san.evaluation.prevalence_intervals import LEVEL, percentile_interval
 
 MICAS: tuple[str, ...] = ("Bt", "Ms")
 ZTR_CLASSES: tuple[str, ...] = ("Zrn", "Tur", "Rt")
@@ -37,8 +31,6 @@ PAIR_INDICES: dict[str, tuple[str, str]] = {
     "MZi": ("Mnz", "Zrn"),
 }
 INDICES: tuple[str, ...] = ("ZTR", *PAIR_INDICES)
-BOOTSTRAP_DRAWS = 200
-LEVEL = 0.95
 
 
 def _missing(names: Sequence[str], known: Mapping[str, bool]) -> list[str]:
@@ -91,45 +83,6 @@ def index_values(
         with np.errstate(invalid="ignore", divide="ignore"):
             values[index] = np.where(denominator > 0, 100.0 * numerator / denominator, np.nan)
     return values
-
-
-def fit_bootstrap_quantifiers(
-    name: str,
-    posteriors: np.ndarray,
-    labels: np.ndarray,
-    rng: np.random.Generator,
-    draws: int = BOOTSTRAP_DRAWS,
-) -> list[FittedQuantifier]:
-    """``draws`` copies of quantifier ``name``, each fitted on a stratified bootstrap of the
-    calibration rows (every class's rows redrawn with replacement within the class)."""
-    posteriors = check_posteriors(posteriors)
-    labels = np.asarray(labels, dtype=np.int64)
-    pools = [np.flatnonzero(labels == k) for k in np.unique(labels)]
-    ensemble = []
-    for _ in range(draws):
-        rows = np.concatenate([rng.choice(pool, size=len(pool), replace=True) for pool in pools])
-        ensemble.append(fit_quantifier(name, posteriors[rows], labels[rows], posteriors.shape[1]))
-    return ensemble
-
-
-def bootstrap_prevalences(
-    ensemble: Sequence[FittedQuantifier], posteriors: np.ndarray, rng: np.random.Generator
-) -> np.ndarray:
-    """Prevalence draws (B x K): draw b quantifies a with-replacement resample of the sample's grains
-    with ``ensemble[b]`` (B = len(ensemble))."""
-    posteriors = check_posteriors(posteriors)
-    n = len(posteriors)
-    return np.array([member.prevalence(posteriors[rng.integers(0, n, n)]) for member in ensemble])
-
-
-def percentile_interval(draws: np.ndarray, level: float = LEVEL) -> tuple[np.ndarray, np.ndarray]:
-    """Equal-tailed percentile interval (low, high) over the first axis, ignoring NaN draws (a column
-    with only NaN draws gives NaN)."""
-    draws = np.asarray(draws, dtype=np.float64)
-    tail = (1.0 - level) / 2.0
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns: NaN is the answer
-        return np.nanquantile(draws, tail, axis=0), np.nanquantile(draws, 1.0 - tail, axis=0)
 
 
 @dataclass(frozen=True)

@@ -18,15 +18,15 @@ import pandas as pd
 from scipy.special import softmax
 
 from san.evaluation.calibration import log_scores
-from san.evaluation.quantification import FittedQuantifier, adapt_posteriors, fit_quantifier
-from san.inference.assemblage import TABLE_COLUMNS, wilson_interval
-from san.inference.provenance import (
+from san.evaluation.prevalence_intervals import (
     BOOTSTRAP_DRAWS,
     bootstrap_prevalences,
     fit_bootstrap_quantifiers,
     percentile_interval,
-    provenance_indices,
 )
+from san.evaluation.quantification import FittedQuantifier, adapt_posteriors, fit_quantifier
+from san.inference.assemblage import TABLE_COLUMNS, wilson_interval
+from san.inference.provenance import provenance_indices
 
 FITTING_FREE = ("cc", "pcc")
 INDEX_COLUMNS = ("sample", "index", "value", "low", "high", "note")
