@@ -174,9 +174,12 @@ def choose_quantifier(
     return {"chosen": min(means, key=means.__getitem__), "mae_pp": means, "rule": SELECTION_RULE}
 
 
+# A run's budget (module constants, read at call time, so tests can shrink them): smaller than the
+# study's, coverage for the chosen quantifier only; about one to four minutes on two CPU cores.
 RECORD_SAMPLES = 100
+RECORD_SELECTION_SAMPLES = 40
 RECORD_COVERAGE_SAMPLES = 20
-RECORD_DRAWS = 50
+RECORD_DRAWS = 40
 
 
 def assemblage_record(
@@ -186,20 +189,25 @@ def assemblage_record(
     rng: np.random.Generator,
     *,
     source: str,
-    n_samples: int = RECORD_SAMPLES,
-    coverage_samples: int = RECORD_COVERAGE_SAMPLES,
-    draws: int = RECORD_DRAWS,
 ) -> dict[str, Any]:
     """A run record's ``assemblage`` entry: the default quantifier chosen on the calibration rows, then
-    per evaluated split (``test``, ``target``) the APP errors of every quantifier, the coverage of the
-    chosen one's intervals, and per-grain accuracy with and without EM prior adaptation.
-
-    A budget smaller than the study's (``n_samples`` APP samples per split; coverage for the chosen
-    quantifier only) keeps a run's evaluation to a minute or two on a CPU.
+    per evaluated split (``test``, ``target``) the APP errors of every quantifier
+    (:func:`evaluate_quantifiers`, ``RECORD_SAMPLES`` samples), the coverage of the chosen one's
+    intervals (``RECORD_COVERAGE_SAMPLES`` samples of ``RECORD_DRAWS`` draws), and per-grain accuracy
+    with and without EM prior adaptation.
     """
-    choice = choose_quantifier(calibration_posteriors, calibration_labels, rng, n_samples=n_samples // 2)
+    n_samples, coverage_samples, draws = RECORD_SAMPLES, RECORD_COVERAGE_SAMPLES, RECORD_DRAWS
+    choice = choose_quantifier(
+        calibration_posteriors, calibration_labels, rng, n_samples=RECORD_SELECTION_SAMPLES
+    )
     entry: dict[str, Any] = {
         "calibration": {"source": source, "n": int(len(calibration_labels))},
+        "budget": {
+            "app_samples": n_samples,
+            "selection_samples_per_fold": RECORD_SELECTION_SAMPLES,
+            "coverage_samples": coverage_samples,
+            "coverage_draws": draws,
+        },
         "choice": choice,
         "splits": {},
     }

@@ -27,19 +27,10 @@ from san.evaluation.prevalence_intervals import (
 from san.evaluation.quantification import FittedQuantifier, adapt_posteriors, fit_quantifier
 from san.inference.assemblage import TABLE_COLUMNS, wilson_interval
 from san.inference.provenance import provenance_indices
+from san.runs.quantification import CalibrationRows
 
 FITTING_FREE = ("cc", "pcc")
 INDEX_COLUMNS = ("sample", "index", "value", "low", "high", "note")
-
-
-@dataclass(frozen=True)
-class CalibrationRows:
-    """A run's calibration rows: posteriors (N x K, at ``temperature``), class indices, their source."""
-
-    posteriors: np.ndarray
-    labels: np.ndarray
-    temperature: float
-    source: str
 
 
 def rescale(probabilities: np.ndarray, from_temperature: float, to_temperature: float) -> np.ndarray:
