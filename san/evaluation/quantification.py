@@ -124,7 +124,8 @@ class FittedQuantifier:
             raise ValueError("a sample needs at least one grain to be quantified")
         estimate = np.zeros(self.n_classes)
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # EM "did not converge" on degenerate samples
+            # QuaPy's EM warns when it stops at its iteration cap (small or degenerate samples).
+            warnings.filterwarnings("ignore", message=".*maximum number of iterations.*")
             estimate[self.known] = self.quantifier.predict(_restricted(posteriors, self.known))
         estimate = np.clip(estimate, 0.0, None)
         return estimate / estimate.sum()
@@ -191,7 +192,7 @@ def adapt_posteriors(
     known = train_prevalence > 0 if known is None else np.asarray(known, dtype=bool)
     prior = train_prevalence[known] / train_prevalence[known].sum()
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
+        warnings.filterwarnings("ignore", message=".*maximum number of iterations.*")
         estimate, adapted = EMQ.EM(prior, _restricted(posteriors, known))
     prevalence, full = np.zeros(n_classes), np.zeros_like(posteriors)
     prevalence[known], full[:, known] = estimate, adapted
