@@ -274,6 +274,7 @@ class RunContext:
         """
         from san.evaluation.assemblage_evaluation import assemblage_record
 
+        started = time.perf_counter()
         raw, rows = calibration
         labels = self.labels[rows]
         if len(np.unique(labels)) < 2:
@@ -293,7 +294,12 @@ class RunContext:
         except ValueError as error:  # e.g. a half of tiny calibration rows with a single class
             log.warning("no assemblage evaluation: %s", error)
             return {"status": "skipped", "reason": str(error)}
-        entry = {"status": "evaluated", "temperature": temperature, **entry}
+        entry = {
+            "status": "evaluated",
+            "temperature": temperature,
+            **entry,
+            "seconds": round(time.perf_counter() - started, 1),
+        }
         save_calibration_rows(
             self.run_dir,
             CalibrationRows(
