@@ -211,8 +211,8 @@ def run_study(
     data: str | None = None,
     seed: int = 0,
     n_samples: int = 500,
-    coverage_samples: int = 40,
-    draws: int = 60,
+    coverage_samples: int = 25,
+    draws: int = 40,
     progress: bool = True,
 ) -> dict[str, Any]:
     """The whole study: posteriors per held-out river (cached as ``OUT/posteriors-<river>.npz``),
@@ -252,7 +252,8 @@ def assemblage_study_main(argv: list[str] | None = None) -> int:
     import argparse
     import sys
 
-    from san.cli.common import EXIT_FAILED, EXIT_OK, configure_logging
+    from data_tools.commandline import EXIT_FAILED, EXIT_OK, non_negative_int, positive_int
+    from san.cli.common import configure_logging
 
     parser = argparse.ArgumentParser(
         prog="evaluate_assemblage.py",
@@ -265,14 +266,23 @@ def assemblage_study_main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("out", metavar="OUT", help="output folder (posteriors are cached there too)")
     parser.add_argument("--data", metavar="ROOT|MANIFEST.csv", help="default: the built-in synthetic set")
-    parser.add_argument("--seed", type=int, default=0, help="split, SVM and APP seed (default 0)")
-    parser.add_argument("--samples", type=int, default=500, help="APP samples per evaluation (default 500)")
-    parser.add_argument("--coverage-samples", type=int, default=40, help="APP samples given an interval")
-    parser.add_argument("--draws", type=int, default=60, help="bootstrap draws per interval (default 60)")
+    parser.add_argument(
+        "--seed", type=non_negative_int, default=0, help="split, SVM and APP seed (default 0)"
+    )
+    parser.add_argument(
+        "--samples", type=positive_int, default=500, help="APP samples per evaluation (default 500)"
+    )
+    parser.add_argument(
+        "--coverage-samples",
+        type=non_negative_int,
+        default=25,
+        help="APP samples given an interval (default 25)",
+    )
+    parser.add_argument(
+        "--draws", type=positive_int, default=40, help="bootstrap draws per interval (default 40)"
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bars; warnings only")
     args = parser.parse_args(argv)
-    if min(args.samples, args.draws) < 1 or args.coverage_samples < 0:
-        parser.error("--samples and --draws must be >= 1, --coverage-samples >= 0")
     configure_logging(args.quiet)
     try:
         results = run_study(
