@@ -119,5 +119,8 @@ def provenance_indices(
                 IndexEstimate(index, None, None, None, "not computable: none of its minerals found")
             )
         else:
-            result.append(IndexEstimate(index, value, float(low[0]), float(high[0])))
+            # Rounded: an optimiser's 1e-14 is a zero, and should read as one.
+            result.append(
+                IndexEstimate(index, round(value, 4), round(float(low[0]), 4), round(float(high[0]), 4))
+            )
     return result
