@@ -71,7 +71,7 @@ def svm_posteriors(context: RunContext, features: np.ndarray, seed: int) -> dict
         "target_labels": labels[target],
         "test": calibrated(test),
         "test_labels": labels[test],
-        "test_domains": context.manifest["domain"].to_numpy()[test],
+        "test_domains": context.manifest["domain"].to_numpy()[test].astype(str),  # no object array
         "temperature": np.array(temperature),
     }
 
