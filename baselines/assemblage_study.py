@@ -271,8 +271,7 @@ def assemblage_study_main(argv: list[str] | None = None) -> int:
     import argparse
     import sys
 
-    from data_tools.commandline import EXIT_FAILED, EXIT_OK, non_negative_int, positive_int
-    from san.cli.common import configure_logging
+    from data_tools.commandline import EXIT_FAILED, EXIT_OK, configure_logging, non_negative_int, positive_int
 
     parser = argparse.ArgumentParser(
         prog="evaluate_assemblage.py",
@@ -305,7 +304,7 @@ def assemblage_study_main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bars; warnings only")
     args = parser.parse_args(argv)
-    configure_logging(args.quiet)
+    configure_logging(quiet=args.quiet)
     try:
         results = run_study(
             args.out,
