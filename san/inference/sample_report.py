@@ -19,6 +19,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from data_tools.inputs import UNLABELLED  # noqa: E402
+
 THUMBNAIL_SIDE = 88
 MAX_THUMBNAILS = 24
 
@@ -32,6 +34,7 @@ class UncertainGrain:
     probability: float
     plane: np.ndarray
     cross: np.ndarray
+    label: str = ""
 
 
 @dataclass
@@ -130,8 +133,10 @@ def _grains_html(grains: Sequence[UncertainGrain], n_uncertain: int) -> str:
     tiles = [
         f"<figure><img src='data:image/jpeg;base64,{_thumbnail(g.plane)}' alt='PPL'>"
         f"<img src='data:image/jpeg;base64,{_thumbnail(g.cross)}' alt='XPL'>"
-        f"<figcaption>{html.escape(g.sample_id)}<br>{html.escape(g.predicted)} {g.probability:.2f}"
-        "</figcaption></figure>"
+        f"<figcaption title='{html.escape(g.sample_id)}'>{html.escape(g.sample_id.rsplit('/', 1)[-1])}<br>"
+        f"{html.escape(g.predicted)} {g.probability:.2f}"
+        + (f"<br>label {html.escape(g.label)}" if g.label else "")
+        + "</figcaption></figure>"
         for g in grains
     ]
     shown = f"the {len(grains)} least certain of {n_uncertain}" if len(grains) < n_uncertain else "all"
@@ -147,7 +152,7 @@ td,th{border:1px solid #ccc;padding:2px 7px;text-align:right}
 th{background:#f4f4f4;text-align:left}
 td.na{color:#777;text-align:left;font-style:italic}
 .grains{display:flex;flex-wrap:wrap;gap:6px}
-figure{margin:0;width:92px;text-align:center;font-size:.72em}
+figure{margin:0;width:92px;text-align:center;font-size:.72em;overflow-wrap:anywhere}
 figure img{display:block;width:88px;height:88px;object-fit:cover;border:1px solid #999}
 .row{display:flex;gap:2em;flex-wrap:wrap;align-items:flex-start}
 section{border-top:2px solid #ddd;margin-top:1.5em}
@@ -196,7 +201,11 @@ def least_certain(
             plane, cross = load(row.plane_path), load(row.cross_path)
         except (OSError, ValueError):
             continue
+        label = str(getattr(row, "label", "") or "")
+        given = "" if label == UNLABELLED else label
         grains.append(
-            UncertainGrain(str(row.sample_id), str(row.class_1), float(row.probability_1), plane, cross)
+            UncertainGrain(
+                str(row.sample_id), str(row.class_1), float(row.probability_1), plane, cross, given
+            )
         )
     return grains
