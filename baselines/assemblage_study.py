@@ -111,11 +111,12 @@ def evaluate_setting(
     coverage_samples: int,
     draws: int,
 ) -> dict[str, Any]:
-    """APP evaluation on the target river (with coverage) and each source river's test rows (without),
-    plus the quantifier chosen on the calibration rows."""
+    """APP evaluation on the target river (``n_samples``, with coverage) and each source river's test
+    rows (half as many samples, without coverage), plus the quantifier chosen on the calibration rows
+    (half as many samples per fold)."""
     calibration = (posteriors["calibration"], posteriors["calibration_labels"])
     result: dict[str, Any] = {
-        "choice": choose_quantifier(*calibration, rng),
+        "choice": choose_quantifier(*calibration, rng, n_samples=max(20, n_samples // 2)),
         "target": evaluate_quantifiers(
             *calibration,
             posteriors["target"],
@@ -134,7 +135,7 @@ def evaluate_setting(
             posteriors["test"][rows],
             posteriors["test_labels"][rows],
             rng,
-            n_samples=n_samples,
+            n_samples=max(20, n_samples // 2),
             coverage_samples=0,
         )
     return result
