@@ -175,7 +175,7 @@ def choose_quantifier(
 
 
 # A run's budget (module constants, read at call time, so tests can shrink them): smaller than the
-# study's, coverage for the chosen quantifier only; about one to four minutes on two CPU cores.
+# study's, coverage for the chosen quantifier only; still minutes per run, mostly HDy's optimiser.
 RECORD_SAMPLES = 100
 RECORD_SELECTION_SAMPLES = 40
 RECORD_COVERAGE_SAMPLES = 20
