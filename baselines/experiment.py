@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +69,40 @@ def _full_probabilities(
     full = np.zeros((len(features), n_classes))
     full[:, trained_classes] = partial
     return full
+
+
+def _out_of_fold(
+    context: RunContext, fitted: Any, features: np.ndarray, trained_classes: list[int]
+) -> tuple[np.ndarray, np.ndarray, str] | None:
+    """Calibration rows for the quantifiers: out-of-fold probabilities of the tuned estimator on the
+    training split (the search's own stratified folds), so the misclassification rates come from
+    every training row and never from test or target rows; (probabilities, manifest rows, source),
+    or None when the folds cannot be fitted (the run then calibrates the quantifiers on ``val``)."""
+    from sklearn.base import clone
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+
+    train = context.rows("train")
+    folds = StratifiedKFold(n_splits=fitted.cv_folds, shuffle=True, random_state=context.request.seed)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # a class smaller than the folds: sklearn copes
+            partial = cross_val_predict(
+                clone(fitted.estimator),
+                features[train],
+                context.labels[train],
+                cv=folds,
+                method="predict_proba",
+            )
+    except ValueError as error:  # e.g. a class too small for the probability calibration inside a fold
+        log.warning("out-of-fold predictions failed (%s): the quantifiers are calibrated on val", error)
+        return None
+    oof = np.zeros((len(train), len(context.class_names)))
+    oof[:, trained_classes] = partial
+    return (
+        oof,
+        train,
+        f"out-of-fold predictions on the train split ({fitted.cv_folds}-fold, training rivers only)",
+    )
 
 
 def run_classical_experiment(request: RunRequest) -> dict[str, Any]:
@@ -166,4 +201,11 @@ def run_classical_experiment(request: RunRequest) -> dict[str, Any]:
         def save_artifacts(run_dir: Path) -> None:
             atomic_write(run_dir / CLASSICAL_MODEL_FILE, lambda tmp: skops.io.dump(payload, tmp))
 
-        return context.conclude(probabilities_by_split, selection, timing, extras, save_artifacts)
+        return context.conclude(
+            probabilities_by_split,
+            selection,
+            timing,
+            extras,
+            save_artifacts,
+            calibration_rows=_out_of_fold(context, fitted, features, trained_classes),
+        )

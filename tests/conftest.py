@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +20,25 @@ SHARED_SANDSTONE = Path(__file__).resolve().parents[2] / "shared" / "data" / "sa
 def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     """Keep every cache a test writes out of the user's home."""
     monkeypatch.setenv("HEAVY_MINERALS_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _small_assemblage_budget() -> Iterator[None]:
+    """Runs evaluate their assemblage under APP; a handful of samples is enough to test the path.
+    Session-scoped, so module-scoped run fixtures get the small budget too."""
+    import san.evaluation.assemblage_evaluation as evaluation
+    import san.inference.prediction as prediction
+
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in (
+            ("RECORD_SAMPLES", 6),
+            ("RECORD_SELECTION_SAMPLES", 4),
+            ("RECORD_COVERAGE_SAMPLES", 3),
+            ("RECORD_DRAWS", 5),
+        ):
+            patch.setattr(evaluation, name, value)
+        patch.setattr(prediction, "ASSEMBLAGE_DRAWS", 8)
+        yield
 
 
 @pytest.fixture

@@ -323,3 +323,49 @@ def test_make_tables_fails_clearly_without_runs(tmp_path, capsys):
     assert make_tables_main([str(tmp_path)]) == 1
     assert "no complete run record" in capsys.readouterr().err
     assert make_tables_main([str(tmp_path / "absent")]) == 2
+
+
+def _assemblage_entry(mae: dict[str, float], chosen: str, coverage: float) -> dict[str, Any]:
+    return {
+        "status": "evaluated",
+        "choice": {"chosen": chosen},
+        "splits": {
+            "target": {
+                "quantifiers": {name: {"mae_pp": value} for name, value in mae.items()},
+                "chosen_coverage": {"coverage": coverage},
+            }
+        },
+    }
+
+
+def test_the_assemblage_table_averages_rivers_bolds_the_lowest_error_and_never_ranks_coverage(tmp_path):
+    quantifiers = ["cc", "acc", "pcc", "pacc", "emq", "hdy"]
+    errors = {
+        ("san", "yangtze"): [4.0, 3.0, 4.0, 2.0, 3.5, 5.0],
+        ("san", "yarlung"): [2.0, 1.0, 2.0, 2.0, 1.5, 3.0],
+        ("svm", "yangtze"): [3.0, 3.0, 3.0, 3.0, 3.0, 3.0],
+        ("svm", "yarlung"): [1.0, 1.0, 1.0, 1.0, 1.0, 1.0],
+    }
+    for (method, target, seed), splits in RECORDS.items():
+        record = make_record(method, target, seed, splits)
+        if target and seed == 0 and (method, target) in errors:
+            mae = dict(zip(quantifiers, errors[(method, target)], strict=True))
+            record["assemblage"] = _assemblage_entry(mae, "pacc", 0.9 if method == "san" else 0.99)
+        run_dir = tmp_path / method / (f"loro-{target}" if target else "mixed") / f"seed{seed}"
+        write_record(record, run_dir, tmp_path / "results.jsonl")
+    table = next(t for t in build_tables(load_runs([tmp_path])) if t.key == "assemblage")
+    labels = [c.label for c in table.columns]
+    assert labels[:6] == [f"average {q} MAE (pp)" for q in quantifiers]
+    column = {label: i for i, label in enumerate(labels)}
+    # san, seed 0 only: mean over its two held-out rivers.
+    assert table.cells[("san", column["average pacc MAE (pp)"])].mean == pytest.approx(2.0)
+    assert table.cells[("san", column["average acc MAE (pp)"])].mean == pytest.approx(2.0)
+    assert table.cells[("san", column["average chosen MAE (pp)"])].mean == pytest.approx(2.0)
+    # svm seed 1 has no assemblage entry: one seed counted, said so, never a zero.
+    assert table.cells[("svm", column["average cc MAE (pp)"])].n_seeds == 1
+    markdown = render([table], "md")
+    svm_line = next(line for line in markdown.splitlines() if line.startswith("| svm"))
+    san_line = next(line for line in markdown.splitlines() if line.startswith("| san"))
+    assert svm_line.count("**2.000**") == 7  # lowest error in every MAE column (ties with san on pacc)
+    assert "**3.000**" not in san_line and "**2.000**" in san_line  # san's pacc ties the best
+    assert "**0.990**" not in svm_line and "0.990" in svm_line  # coverage is never ranked

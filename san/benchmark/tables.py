@@ -22,6 +22,7 @@ import pandas as pd
 
 from data_tools.names import ordered_classes, ordered_domains
 from san.benchmark.runner import FAILURE_FILE
+from san.evaluation.quantification import QUANTIFIERS
 from san.methods import families, method_names
 from san.runs.records import RESULTS_FILE
 
@@ -47,6 +48,7 @@ TIDY_COLUMNS = (
     "per_class_f1",
     "confusion",
     "path",
+    "assemblage",
 )
 FAILURE_COLUMNS = ("method", "protocol", "target", "seed", "name", "error", "path")
 CSV_COLUMNS = ("table", "row", "method", "group", "metric", "mean", "std", "n_seeds", "best")
@@ -58,6 +60,9 @@ METRIC_LABELS = {
     "target_macro_f1": "target macro-F1",
     "in_domain_accuracy": "in-domain acc",
     "f1": "",
+    **{f"mae_{name}": f"{name} MAE (pp)" for name in QUANTIFIERS},
+    "mae_chosen": "chosen MAE (pp)",
+    "coverage_chosen": "chosen 95% coverage",
 }
 LORO_METRICS = {
     "target_accuracy": ("target", "accuracy"),
@@ -140,6 +145,22 @@ def _warn_if_mixed(runs: pd.DataFrame, column: str, what: str) -> None:
             )
 
 
+def _assemblage_cells(record: dict[str, Any], split: str) -> dict[str, float] | None:
+    """A split's APP errors per quantifier from the record's ``assemblage`` entry (``mae_<name>``,
+    ``mae_chosen``, ``coverage_chosen``), or None for a record without one."""
+    entry = record.get("assemblage") or {}
+    evaluated = entry.get("splits", {}).get(split)
+    if not evaluated:
+        return None
+    cells = {f"mae_{name}": values["mae_pp"] for name, values in evaluated["quantifiers"].items()}
+    chosen = entry.get("choice", {}).get("chosen")
+    if chosen in evaluated["quantifiers"]:
+        cells["mae_chosen"] = evaluated["quantifiers"][chosen]["mae_pp"]
+    if "coverage" in evaluated.get("chosen_coverage", {}):
+        cells["coverage_chosen"] = evaluated["chosen_coverage"]["coverage"]
+    return cells
+
+
 def _tidy_rows(run: pd.Series) -> list[dict[str, Any]]:
     record, rows = run["record"], []
     base = {k: run[k] for k in ("method", "protocol", "target", "sources", "seed", "selection", "path")}
@@ -154,6 +175,7 @@ def _tidy_rows(run: pd.Series) -> list[dict[str, Any]]:
                 "n": metrics["n"],
                 "per_class_f1": {c: v["f1"] for c, v in metrics["per_class"].items()},
                 "confusion": metrics["confusion"],
+                "assemblage": _assemblage_cells(record, split),
             }
         )
         rows += [
@@ -165,6 +187,7 @@ def _tidy_rows(run: pd.Series) -> list[dict[str, Any]]:
                 "n": values["n"],
                 "per_class_f1": None,
                 "confusion": None,
+                "assemblage": None,
             }
             for river, values in metrics.get("per_domain", {}).items()
         ]
@@ -312,6 +335,8 @@ class Table:
     headline: int | None = None
     cells: dict[tuple[str, int], Stat] = field(default_factory=dict)
     row_methods: dict[str, str] = field(default_factory=dict)
+    lower_is_better: bool = False
+    unranked: tuple[int, ...] = ()  # columns without a best value (e.g. coverage: nearest 95% is right)
 
 
 def stat_over_seeds(values: pd.Series) -> Stat | None:
@@ -559,8 +584,52 @@ def _failure_note(failures: pd.DataFrame, protocol: str, limit: int = 12) -> str
     return f"Failed jobs without a record (see their failure.json), shown as {MISSING}: {shown}."
 
 
+def assemblage_table(tidy: pd.DataFrame, methods: Sequence[str]) -> Table | None:
+    """Leave-one-river-out assemblage error: per method and quantifier the mean absolute error (pp)
+    of the held-out river's APP samples, averaged over the held-out rivers, with the run's chosen
+    quantifier and its interval coverage; None without runs that evaluated it."""
+    loro = tidy[(tidy["protocol"] == "loro") & (tidy["river"] == OVERALL) & (tidy["split"] == "target")]
+    loro = loro[loro["assemblage"].notna()]
+    if loro.empty:
+        return None
+    cells = pd.DataFrame(list(loro["assemblage"]), index=loro.index)
+    frame = pd.concat([loro.drop(columns="assemblage"), cells], axis=1)
+    metrics = [f"mae_{name}" for name in QUANTIFIERS] + ["mae_chosen", "coverage_chosen"]
+    columns = [Column(AVERAGE, m) for m in metrics if m in frame]
+    rivers = ordered_domains(frame["target"])
+    seeds = sorted(frame["seed"].unique())
+    notes = [
+        "Artificial prevalence protocol on each held-out river: samples of 200-300 grains whose class mix "
+        "is the river's own or drawn from a flat Dirichlet over its classes; mean absolute error over "
+        "the classes, in percentage points. Quantifiers are fitted on calibration rows of the training "
+        "rivers only (classical: out-of-fold on train; deep: val); chosen = the run's default, picked "
+        "on those rows. Coverage: share of (sample, class) true percentages inside the chosen "
+        "quantifier's 95% bootstrap interval (ideal 0.95, not ranked).",
+        _seed_note(seeds),
+        f"Average = per seed the mean over the {len(rivers)} held-out rivers ({', '.join(rivers)}), then "
+        f"over seeds ({MISSING} unless every river has a run).",
+        "Lowest error per column in bold.",
+    ]
+    table = Table(
+        "assemblage",
+        "Leave-one-river-out assemblage error per method and quantifier (APP, held-out river)",
+        notes,
+        list(methods),
+        columns,
+        len(seeds),
+        lower_is_better=True,
+        unranked=tuple(i for i, c in enumerate(columns) if c.metric == "coverage_chosen"),
+    )
+    for method in methods:
+        for index, column in enumerate(columns):
+            if stat := _river_average(frame, method, column.metric, "target", rivers):
+                table.cells[(method, index)] = stat
+    return table
+
+
 def build_tables(tidy: pd.DataFrame, failures: pd.DataFrame | None = None) -> list[Table]:
-    """The mixed table, the leave-one-river-out table and their per-class F1 tables (those with runs).
+    """The mixed table, the leave-one-river-out table, their per-class F1 tables and the assemblage
+    error table (those with runs).
 
     Every method with a run or a failed job (``failures``, from :func:`load_failures`) is a row of the
     mixed and LORO tables, so a missing run shows; failed jobs are listed under their table.
@@ -571,7 +640,13 @@ def build_tables(tidy: pd.DataFrame, failures: pd.DataFrame | None = None) -> li
     for table in (mixed, loro):
         if table is not None and (note := _failure_note(failures, table.key)):
             table.notes.insert(-1, note)
-    tables = [mixed, loro, per_class_table(tidy, mixed, methods), per_class_table(tidy, loro, methods)]
+    tables = [
+        mixed,
+        loro,
+        per_class_table(tidy, mixed, methods),
+        per_class_table(tidy, loro, methods),
+        assemblage_table(tidy, methods),
+    ]
     return [t for t in tables if t is not None]
 
 
@@ -579,11 +654,12 @@ def build_tables(tidy: pd.DataFrame, failures: pd.DataFrame | None = None) -> li
 
 
 def best_rows(table: Table, index: int) -> set[str]:
-    """Rows holding a column's best (highest at the 3 decimals shown) value; none with fewer than two."""
+    """Rows holding a column's best (highest, or lowest for an error table, at the 3 decimals shown)
+    value; none with fewer than two or in an unranked column."""
     means = {row: round(stat.mean, 3) for (row, i), stat in table.cells.items() if i == index}
-    if len(means) < 2:
+    if len(means) < 2 or index in table.unranked:
         return set()
-    top = max(means.values())
+    top = min(means.values()) if table.lower_is_better else max(means.values())
     return {row for row, mean in means.items() if mean == top}
 
 

@@ -24,40 +24,62 @@ def _show_prediction(summary: dict[str, Any]) -> None:
         f"\n{model['method']} run {model['run_dir']}: predicted {summary['n_predicted']} pair(s) of "
         f"{summary['input']} ({summary['n_uncertain']} uncertain, {summary['n_problems']} problem(s))"
     )
+    name = summary["assemblage"]["quantifier"]
+    print(f"quantifier: {summary['assemblage']['quantifier_note']}")
     table = pd.read_csv(f"{summary['output']}/assemblage.csv")
+    indices = pd.read_csv(f"{summary['output']}/provenance.csv")
     for sample, rows in table.groupby("sample", sort=False):
         rows = rows[rows["count"] > 0].sort_values("count", ascending=False)
         print(f"sample {sample}:")
+        shown = rows[["mineral", "count", "percent", "corrected_percent"]].rename(
+            columns={"corrected_percent": f"{name} %", "percent": "raw %"}
+        )
+        print(shown.to_string(index=False, float_format=lambda v: f"{v:.1f}"))
+        values = indices[indices["sample"].astype(str) == str(sample)]
         print(
-            rows[["mineral", "count", "percent", "corrected_percent"]].to_string(
-                index=False, float_format=lambda v: f"{v:.1f}"
+            "  indices: "
+            + ", ".join(
+                f"{r.index} {r.value:.1f} ({r.low:.1f}-{r.high:.1f})"
+                if pd.notna(r.value)
+                else f"{r.index} n/a"
+                for r in values.itertuples()
             )
         )
         if (error := summary["assemblage"]["composition_error"].get(sample)) is not None:
             print(
                 f"  vs labels: MAE raw {error['raw_mae_pp']:.2f} pp, "
-                f"corrected {error['corrected_mae_pp']:.2f} pp"
+                f"{name} {error['corrected_mae_pp']:.2f} pp"
             )
     if "metrics" in summary and "accuracy" in summary["metrics"]:
         metrics = summary["metrics"]
         print(
-            f"labelled input: accuracy {metrics['accuracy']:.3f}, macro-F1 {metrics['macro_f1']:.3f} "
-            f"(n={metrics['n']})"
+            f"labelled input: accuracy {metrics['accuracy']:.3f}"
+            + (
+                f" ({metrics['accuracy_adapted']:.3f} after EM prior adaptation)"
+                if "accuracy_adapted" in metrics
+                else ""
+            )
+            + f", macro-F1 {metrics['macro_f1']:.3f} (n={metrics['n']})"
         )
+    print(f"report: {summary['output']}/report.html")
     print(f"output: {summary['output']}")
 
 
 def predict_main(argv: list[str] | None = None) -> int:
     """``scripts/predict.py``: classify an input with a trained run; returns the exit code."""
+    from san.evaluation.quantification import QUANTIFIERS
     from san.inference.prediction import PredictionSettings, run_prediction
+
+    quantifier_choices = ("auto", *QUANTIFIERS)
 
     parser = argparse.ArgumentParser(
         prog="predict.py",
         description="Classify PPL/XPL pairs with a trained run (deep or classical): the model, "
         "preprocessing, normalisation, class list and temperature all come from RUN_DIR. Writes "
-        "predictions.csv, problems.csv, the assemblage (assemblage.csv/.md/.png: count and % per "
-        "mineral with 95% intervals, raw and corrected for the run's test confusions) and, for "
-        "labelled input, metrics.json. Unreadable or "
+        "predictions.csv (with each grain's EM prior-adapted class), problems.csv, the assemblage "
+        "(assemblage.csv/.md/.png: count and % per mineral with 95% intervals, raw and estimated by "
+        "--quantifier), provenance.csv (ZTR, GZi, ATi, RZi, MZi with intervals), report.html (one page "
+        "per run: charts, indices, uncertain grains) and, for labelled input, metrics.json. Unreadable or "
         "unpaired files are reported by name and the other pairs are still predicted, unless --strict. "
         "A run folder from someone else is data, not code: model.pt is read as tensors only and "
         "model.skops without unpickling, so loading either runs no code; an old classical run's "
@@ -110,6 +132,20 @@ def predict_main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--seed", type=non_negative_int, default=0, help="seed of the assemblage bootstrap (default 0)"
     )
+    parser.add_argument(
+        "--quantifier",
+        choices=quantifier_choices,
+        default="auto",
+        help="how the assemblage is estimated: cc (classify and count), acc, pcc, pacc, emq (EM/SLD), hdy, "
+        "all fitted on the run's calibration rows (quantification.npz); auto (default) is the one the "
+        "run chose on those rows, never on its test split or a target river",
+    )
+    parser.add_argument(
+        "--draws",
+        type=positive_int,
+        metavar="N",
+        help="bootstrap draws of the assemblage and index intervals (default 200)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bars; log warnings only")
     args = parser.parse_args(argv)
     configure_logging(quiet=args.quiet)
@@ -120,6 +156,8 @@ def predict_main(argv: list[str] | None = None) -> int:
         strict=args.strict,
         seed=args.seed,
         progress=not args.quiet,
+        quantifier=args.quantifier,
+        draws=args.draws,
     )
     return run_command(
         lambda: run_prediction(

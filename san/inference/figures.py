@@ -32,7 +32,7 @@ def save_assemblage_chart(tables: Mapping[str, pd.DataFrame], path: str | Path) 
         positions = np.arange(len(table))
         series = [
             ("raw counts", "percent", "percent_low", "percent_high", "tab:grey"),
-            ("corrected", "corrected_percent", "corrected_low", "corrected_high", "tab:blue"),
+            ("quantified", "corrected_percent", "corrected_low", "corrected_high", "tab:blue"),
         ]
         for offset, (name, value, low, high, colour) in zip((-0.2, 0.2), series, strict=True):
             values = table[value].to_numpy(dtype=float)

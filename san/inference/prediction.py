@@ -4,9 +4,13 @@ Output folder:
     predictions.csv   one row per pair: sample, top-3 classes with probabilities, ``uncertain``
                       (top-1 probability below the threshold), every class's probability, the label
     problems.csv      every file that was not predicted, with the reason (unreadable, unpaired, ...)
-    assemblage.csv    per sample and mineral: count, %, 95% Wilson interval, corrected % and interval
+    assemblage.csv    per sample and mineral: count, %, 95% Wilson interval, the chosen quantifier's
+                      % and bootstrap interval (``corrected_*`` columns) and its name
+    provenance.csv    per sample: ZTR, GZi, ATi, RZi, MZi with 95% intervals, or why not computable
     assemblage.md     the same as a readable report (with the error against the labels, if any)
-    assemblage.png    raw and corrected percentages side by side, with their intervals
+    assemblage.png    raw and quantified percentages side by side, with their intervals
+    report.html       one page: per sample the chart, tables, indices and the uncertain grains
+                      (PPL above XPL thumbnails)
     metrics.json      labelled input only: the shared classification metrics (+ confusion.png)
     summary.json      the run, the settings, the counts and where everything is
 """
@@ -38,6 +42,7 @@ from san.runs.figures import save_confusion_matrix
 log = logging.getLogger(__name__)
 
 TOP_K = 3
+ASSEMBLAGE_DRAWS = 200
 PROBLEM_COLUMNS = ["severity", "kind", "path", "sample_id", "message"]
 
 
@@ -198,6 +203,20 @@ def run_prediction(
     predictions = prediction_table(
         inputs.manifest, rows, probabilities, predictor.classes, settings.threshold
     )
+    scored = inputs.manifest.iloc[rows]
+    assemblage = write_assemblage(
+        out,
+        predictor,
+        predictions,
+        scored,
+        settings,
+        labelled=inputs.labelled,
+        draws=settings.draws or ASSEMBLAGE_DRAWS,
+        load_image=lambda path: predictor.prepare(inputs.dataset.path(path)),
+    )
+    adapted = assemblage.pop("adapted")
+    if len(adapted):
+        predictions = predictions.join(adapted)
     atomic_write(
         out / "predictions.csv", lambda tmp: predictions.to_csv(tmp, index=False, float_format="%.6g")
     )
@@ -212,12 +231,9 @@ def run_prediction(
         "n_uncertain": int(predictions["uncertain"].sum()),
         "samples": inputs.samples,
     }
-    scored = inputs.manifest.iloc[rows]
     if inputs.labelled:
         summary["metrics"] = _write_metrics(out, scored, predictions, predictor.classes)
-    summary["assemblage"] = write_assemblage(
-        out, predictor, predictions, scored, settings, labelled=inputs.labelled
-    )
+    summary["assemblage"] = assemblage
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=2, default=str) + "\n")
     return summary
 
@@ -235,6 +251,11 @@ def _write_metrics(out: Path, scored: pd.DataFrame, predictions: pd.DataFrame, c
         scored["domain"][known].map({s: i for i, s in enumerate(samples)}).to_numpy(),
         samples,
     )
+    summary = {k: metrics[k] for k in ("accuracy", "balanced_accuracy", "macro_f1", "n")}
+    if "class_adapted" in predictions:
+        # Per grain after EM prior adaptation to its own sample's estimated mix (Saerens et al.).
+        adapted = predictions["class_adapted"][known].to_numpy() == scored["label"][known].to_numpy()
+        metrics["accuracy_adapted"] = summary["accuracy_adapted"] = float(adapted.mean())
     atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     save_confusion_matrix(metrics["confusion"], classes, out / "confusion.png", "predicted input")
-    return {k: metrics[k] for k in ("accuracy", "balanced_accuracy", "macro_f1", "n")}
+    return summary

@@ -1,12 +1,16 @@
-"""The assemblage of each predicted sample: ``assemblage.csv``, a Markdown report and a bar chart.
+"""The assemblage of each predicted sample: ``assemblage.csv`` / ``.md`` / ``.png``, ``provenance.csv``
+and the one-page ``report.html``.
 
-The correction uses the confusion counts of the run's in-domain ``test`` split from its
-``results.json``; a labelled input gives each sample's true composition, so the report also says how
-far the raw and corrected percentages are from it.
+Per sample: the raw count of top-1 classes with Wilson intervals, beside the estimate of the chosen
+quantifier (``san.inference.quantified_assemblage``: fitted on the run's calibration rows, never on
+its test split or a target river) with bootstrap intervals over grains and calibration rows; the
+provenance indices; the grains' EM prior-adapted classes. A labelled input gives each sample's true
+composition, so the report also says how far the raw and quantified percentages are from it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,38 +19,56 @@ import pandas as pd
 
 from data_tools.atomic import atomic_write, atomic_write_text
 from data_tools.inputs import UNLABELLED
-from san.inference.assemblage import assemblage_table, composition_error, confusion_rates
+from san.evaluation.quantification import QUANTIFIERS
+from san.inference.assemblage import composition_error
 from san.inference.figures import save_assemblage_chart
 from san.inference.predictors import Predictor
+from san.inference.quantified_assemblage import FITTING_FREE, SampleQuantifier, rescale
+from san.inference.sample_report import SampleSection, least_certain, render_report
 from san.inference.settings import PredictionSettings
-from san.runs.records import read_record
+from san.runs.quantification import QUANTIFICATION_FILE, CalibrationRows, load_calibration_rows
 
-CORRECTION_SPLIT = "test"
+QUANTIFIER_CHOICES = ("auto", *QUANTIFIERS)
+FALLBACK_QUANTIFIER = "cc"
+REPORT_FILES = ["assemblage.csv", "assemblage.md", "assemblage.png", "provenance.csv", "report.html"]
 
 
-def in_domain_confusion(predictor: Predictor) -> tuple[np.ndarray | None, str]:
-    """The run's in-domain test confusion counts (``classes`` order) and a note saying where they come
-    from, or (None, why not)."""
-    record = read_record(predictor.run_dir)
-    if record is None or CORRECTION_SPLIT not in record.get("metrics", {}):
-        return None, f"no correction: the run has no {CORRECTION_SPLIT!r} metrics in results.json"
-    if list(record["classes"]) != predictor.classes:
-        return None, (
-            f"no correction: the record's classes {record['classes']} differ from the model's "
-            f"{predictor.classes}"
+def resolve_quantifier(requested: str, calibration: CalibrationRows | None) -> tuple[str, str]:
+    """The quantifier to use and a sentence on why: ``auto`` is the one the run chose on its calibration
+    rows, or ``cc`` for a run without them.
+
+    Raises:
+        ValueError: an unknown name, or a quantifier that needs calibration rows the run lacks.
+    """
+    if requested not in QUANTIFIER_CHOICES:
+        raise ValueError(f"unknown quantifier {requested!r}; expected one of {', '.join(QUANTIFIER_CHOICES)}")
+    if calibration is None:
+        if requested == "auto":
+            return FALLBACK_QUANTIFIER, (
+                f"{FALLBACK_QUANTIFIER} (the run has no {QUANTIFICATION_FILE}: it predates quantification, "
+                "so no label-shift correction and no prior adaptation; retrain it for them)"
+            )
+        if requested not in FITTING_FREE:
+            raise ValueError(
+                f"--quantifier {requested} is fitted on the run's calibration rows, and the run has no "
+                f"{QUANTIFICATION_FILE}; use auto, {' or '.join(FITTING_FREE)}, or retrain the run"
+            )
+        return requested, f"{requested} (requested; counting noise only: the run has no calibration rows)"
+    if requested == "auto":
+        chosen = calibration.chosen or FALLBACK_QUANTIFIER
+        return chosen, (
+            f"{chosen}, the run's choice on its calibration rows ({calibration.source}, n = "
+            f"{len(calibration.labels)}; lowest APP error under 2-fold cross-fitting)"
         )
-    confusion = np.asarray(record["metrics"][CORRECTION_SPLIT]["confusion"], dtype=np.int64)
-    condition = np.linalg.cond(confusion_rates(confusion)[0])
-    return confusion, (
-        f"confusion matrix of the run's in-domain {CORRECTION_SPLIT} split "
-        f"(n = {int(confusion.sum())}), inverted by non-negative least squares (condition number "
-        f"{condition:.3g}: the larger, the less stable the correction)"
+    return (
+        requested,
+        f"{requested} (requested), fitted on {calibration.source}, n = {len(calibration.labels)}",
     )
 
 
 def _markdown_table(table: pd.DataFrame) -> list[str]:
     lines = [
-        "| Mineral | Count | % | 95% interval | Corrected % | 95% interval |",
+        "| Mineral | Count | % | 95% interval | Quantified % | 95% interval |",
         "|---|---:|---:|---|---:|---|",
     ]
     for row in table.itertuples():
@@ -62,13 +84,25 @@ def _markdown_table(table: pd.DataFrame) -> list[str]:
     return lines
 
 
+def _indices_markdown(indices: pd.DataFrame) -> list[str]:
+    lines = ["| Index | Value (%) | 95% interval |", "|---|---:|---|"]
+    for row in indices.itertuples():
+        if row.value is None or pd.isna(row.value):
+            lines.append(f"| {row.index} | n/a | {row.note} |")
+        else:
+            lines.append(f"| {row.index} | {row.value:.1f} | {row.low:.1f}-{row.high:.1f} |")
+    return lines
+
+
 def assemblage_report(
     tables: dict[str, pd.DataFrame],
     errors: dict[str, dict[str, float]],
     predictions: pd.DataFrame,
     header: list[str],
+    indices: dict[str, pd.DataFrame] | None = None,
 ) -> str:
-    """``assemblage.md``: the header, then per sample its table, uncertain count and known-truth error."""
+    """``assemblage.md``: the header, then per sample its table, indices, uncertain count and the
+    error against known labels."""
     lines = ["# Heavy-mineral assemblage", ""] + [f"- {line}" for line in header] + [""]
     for sample, table in tables.items():
         rows = predictions[predictions["sample"] == sample]
@@ -79,13 +113,14 @@ def assemblage_report(
             "",
             *_markdown_table(table),
             "",
+            *(_indices_markdown(indices[sample]) + [""] if indices and sample in indices else []),
         ]
         if sample in errors:
             error = errors[sample]
             lines += [
                 f"Against the labels of this sample (known composition): mean absolute error "
                 f"{error['raw_mae_pp']:.2f} percentage points raw, {error['corrected_mae_pp']:.2f} "
-                "corrected.",
+                "quantified.",
                 "",
             ]
     return "\n".join(lines)
@@ -96,6 +131,16 @@ def _true_percent(manifest: pd.DataFrame) -> dict[str, float]:
     return {str(name): 100.0 * float(share) for name, share in shares.items()}
 
 
+def _calibration_for(predictor: Predictor) -> CalibrationRows | None:
+    calibration = load_calibration_rows(predictor.run_dir)
+    if calibration is not None and calibration.classes != predictor.classes:
+        raise ValueError(
+            f"{predictor.run_dir / QUANTIFICATION_FILE}: classes {calibration.classes} differ from the "
+            f"model's {predictor.classes}"
+        )
+    return calibration
+
+
 def write_assemblage(
     out: Path,
     predictor: Predictor,
@@ -104,27 +149,72 @@ def write_assemblage(
     settings: PredictionSettings,
     *,
     labelled: bool,
+    draws: int,
+    load_image: Callable[[str], np.ndarray],
 ) -> dict[str, Any]:
-    """Write ``assemblage.csv``, ``assemblage.md`` and ``assemblage.png`` for every sample of
-    ``predictions`` (``predictions.csv``'s table; ``scored`` holds the same rows of the manifest).
+    """Write the assemblage files (:data:`REPORT_FILES`) for every sample of ``predictions``
+    (``predictions.csv``'s table; ``scored`` holds the same rows of the manifest; ``load_image`` reads
+    a prepared image by its manifest path, for the thumbnails).
 
     Returns:
-        ``correction`` (what the correction used, or why there is none), ``composition_error`` (per
-        labelled sample: raw and corrected mean absolute error in percentage points) and ``files``.
+        ``quantifier`` and ``quantifier_note`` (which and why), ``composition_error`` (per labelled
+        sample: raw and quantified MAE in percentage points), ``files``, and ``adapted``: a DataFrame
+        aligned with ``predictions`` (``class_adapted``, ``probability_adapted``; empty without prior
+        adaptation).
+
+    Raises:
+        ValueError: an unknown quantifier, or one the run cannot fit.
     """
-    confusion, correction = in_domain_confusion(predictor)
+    calibration = _calibration_for(predictor)
+    name, note = resolve_quantifier(settings.quantifier, calibration)
     rng = np.random.default_rng(settings.seed)
-    tables, errors = {}, {}
+    quantifier = SampleQuantifier(name, len(predictor.classes), calibration, rng, draws)
+    columns = [f"prob_{c}" for c in predictor.classes]
+    probabilities = predictions[columns].to_numpy(dtype=np.float64)
+    if calibration is not None:
+        # Predictions carry the run's val temperature; the calibration rows their own.
+        current = predictor.calibration.temperature if predictor.calibration else 1.0
+        probabilities = rescale(probabilities, current, calibration.temperature)
+    tables, indices, errors, sections = {}, {}, {}, []
+    adapted = pd.DataFrame(index=predictions.index, columns=["class_adapted", "probability_adapted"])
     for sample in dict.fromkeys(predictions["sample"]):
         chosen = (predictions["sample"] == sample).to_numpy()
-        tables[sample] = assemblage_table(
-            predictions["class_1"][chosen].tolist(), predictor.classes, confusion, rng, sample=sample
-        )
+        result = quantifier.assemble(sample, probabilities[chosen], predictor.classes)
+        tables[sample], indices[sample] = result.table, result.indices
+        if result.adapted is not None:
+            adapted.loc[chosen, "class_adapted"] = [
+                predictor.classes[i] for i in result.adapted.argmax(axis=1)
+            ]
+            adapted.loc[chosen, "probability_adapted"] = result.adapted.max(axis=1)
         truth = scored[chosen]
-        if labelled and confusion is not None and (truth["label"] != UNLABELLED).all():
-            errors[sample] = composition_error(tables[sample], _true_percent(truth))
+        known_truth = labelled and (truth["label"] != UNLABELLED).all()
+        if known_truth:
+            errors[sample] = composition_error(result.table, _true_percent(truth))
+        rows = predictions[chosen]
+        error_note = (
+            f"Against its labels: MAE {errors[sample]['raw_mae_pp']:.2f} pp raw, "
+            f"{errors[sample]['corrected_mae_pp']:.2f} pp {name}."
+            if known_truth
+            else ""
+        )
+        sections.append(
+            SampleSection(
+                str(sample),
+                result.table,
+                result.indices,
+                len(rows),
+                int(rows["uncertain"].sum()),
+                least_certain(rows, load_image),
+                _true_percent(truth) if known_truth else None,
+                error_note,
+            )
+        )
     combined = pd.concat(tables.values(), ignore_index=True)
     atomic_write(out / "assemblage.csv", lambda tmp: combined.to_csv(tmp, index=False, float_format="%.4g"))
+    index_table = pd.concat(indices.values(), ignore_index=True)
+    atomic_write(
+        out / "provenance.csv", lambda tmp: index_table.to_csv(tmp, index=False, float_format="%.4g")
+    )
     header = [
         f"Model: {predictor.method} ({predictor.kind}) from `{predictor.run_dir}`; "
         + (
@@ -133,19 +223,24 @@ def write_assemblage(
             else "uncalibrated; "
         )
         + ("test-time augmentation (8 flips/rotations)." if settings.tta else "no test-time augmentation."),
-        f"Uncertain: top-1 probability below {settings.threshold:g}. Counts use every grain's top-1 class.",
-        "Raw 95% intervals: Wilson score. Corrected: "
-        + correction
-        + (
-            "; 95% intervals by a bootstrap redrawing the sample and the confusion matrix."
-            if confusion is not None
-            else "."
-        ),
+        f"Uncertain: top-1 probability below {settings.threshold:g}. Raw counts use every grain's top-1 "
+        "class; 95% intervals: Wilson score.",
+        f"Quantifier: {note}. Its 95% intervals: percentile bootstrap ({draws} draws) resampling the "
+        "grains and refitting the quantifier on resampled calibration rows.",
+        "Provenance indices (Morton and Hallsworth 1994; ZTR over transparent heavy minerals, micas "
+        "excluded) from the quantified prevalences; not computable when the run does not know a mineral.",
     ]
-    atomic_write_text(out / "assemblage.md", assemblage_report(tables, errors, predictions, header) + "\n")
+    atomic_write_text(
+        out / "assemblage.md", assemblage_report(tables, errors, predictions, header, indices) + "\n"
+    )
     save_assemblage_chart(tables, out / "assemblage.png")
+    page = render_report(sections, name, header, title=f"Assemblage: {predictor.method} run")
+    atomic_write_text(out / "report.html", page)
     return {
-        "correction": correction,
+        "quantifier": name,
+        "quantifier_note": note,
         "composition_error": errors,
-        "files": ["assemblage.csv", "assemblage.md", "assemblage.png"],
+        "files": list(REPORT_FILES),
+        "bootstrap": quantifier.describe(),
+        "adapted": adapted.dropna(how="all") if quantifier.adapts else adapted.iloc[0:0],
     }

@@ -27,12 +27,18 @@ from data_tools.manifest import manifest_hash
 from data_tools.manifest_io import Dataset, load_dataset
 from data_tools.names import ordered_classes
 from data_tools.splits import save_split, split_counts
-from san.evaluation.calibration import RELIABILITY_FILE
+from san.evaluation.calibration import (
+    RELIABILITY_FILE,
+    fit_temperature,
+    log_scores,
+    scaled_probabilities,
+)
 from san.evaluation.metrics import classification_metrics
 from san.evaluation.protocols import make_split, resolve_protocol, select_classes
 from san.runs.calibration import calibrate_run
 from san.runs.config import resolve_config
 from san.runs.figures import save_confusion_matrix
+from san.runs.quantification import CalibrationRows, save_calibration_rows
 from san.runs.records import RESULTS_LOG, package_versions, read_record, write_record
 from san.runs.tracking import Tracker
 
@@ -252,6 +258,58 @@ class RunContext:
             self.tracker.log_image("figures/reliability", self.run_dir / RELIABILITY_FILE)
         return report
 
+    def quantify(
+        self,
+        calibration: tuple[np.ndarray, np.ndarray],
+        source: str,
+        probabilities: Mapping[str, tuple[np.ndarray, np.ndarray]],
+    ) -> dict[str, Any]:
+        """Fit the quantifiers' calibration rows and evaluate the assemblage under APP.
+
+        ``calibration`` is (N x K class probabilities, N manifest rows) of rows the model did not train
+        on (out-of-fold on ``train``, or ``val``), ``source`` says which; ``probabilities`` maps the
+        evaluated splits to (probabilities, rows) as in :meth:`calibrate`. A temperature T_q is fitted
+        on the calibration rows and applied to every split; the rows (scaled by T_q), T_q and the
+        quantifier chosen on them are saved as ``quantification.npz`` for ``scripts/predict.py``.
+        Returns the record's ``assemblage`` entry
+        (:func:`san.evaluation.assemblage_evaluation.assemblage_record`), or a ``skipped`` entry.
+        """
+        from san.evaluation.assemblage_evaluation import assemblage_record
+
+        started = time.perf_counter()
+        raw, rows = calibration
+        labels = self.labels[rows]
+        if len(np.unique(labels)) < 2:
+            return {"status": "skipped", "reason": f"the calibration rows ({source}) hold < 2 classes"}
+        temperature = fit_temperature(log_scores(raw), labels)
+
+        def scaled(p: np.ndarray) -> np.ndarray:
+            return scaled_probabilities(log_scores(p), temperature)
+
+        splits = {
+            s: (scaled(p), self.labels[r]) for s, (p, r) in probabilities.items() if s in ("test", "target")
+        }
+        try:
+            entry = assemblage_record(
+                scaled(raw), labels, splits, np.random.default_rng(self.request.seed), source=source
+            )
+        except ValueError as error:  # e.g. a half of tiny calibration rows with a single class
+            log.warning("no assemblage evaluation: %s", error)
+            return {"status": "skipped", "reason": str(error)}
+        entry = {
+            "status": "evaluated",
+            "temperature": temperature,
+            **entry,
+            "seconds": round(time.perf_counter() - started, 1),
+        }
+        save_calibration_rows(
+            self.run_dir,
+            CalibrationRows(
+                scaled(raw), labels, self.class_names, temperature, source, entry["choice"]["chosen"]
+            ),
+        )
+        return entry
+
     def record(
         self,
         metrics: dict[str, dict[str, Any]],
@@ -317,15 +375,24 @@ class RunContext:
         timing: dict[str, Any],
         extras: dict[str, Any],
         save_artifacts: Callable[[Path], None],
+        calibration_rows: tuple[np.ndarray, np.ndarray, str] | None = None,
     ) -> dict[str, Any]:
         """The end of every run, deep or classical, in one order: metrics and predictions CSV per split,
-        the record, calibration on ``val``, the method's own artifacts (``save_artifacts(run_dir)``:
-        its model file, its figures), the confusion figures, then the record written (the run is
-        complete only once results.json exists). ``probabilities`` maps a split to (its class
-        probabilities, its manifest rows). Returns the record."""
+        the record, calibration on ``val``, the assemblage evaluation (:meth:`quantify`, on
+        ``calibration_rows`` = (probabilities, manifest rows, where they come from) when given, else on
+        ``val``), the method's own artifacts (``save_artifacts(run_dir)``: its model file, its
+        figures), the confusion figures, then the record written (the run is complete only once
+        results.json exists). ``probabilities`` maps a split to (its class probabilities, its manifest
+        rows). Returns the record."""
         metrics = {split: self.split_metrics(split, p, rows) for split, (p, rows) in probabilities.items()}
         record = self.record(metrics, selection, timing, extras)
         record["calibration"] = self.calibrate(probabilities)
+        if calibration_rows is None and "val" in probabilities:
+            # A deep run cannot afford out-of-fold predictions (k retrainings): val is its calibration set.
+            calibration_rows = (*probabilities["val"], "the val split (training rivers)")
+        if calibration_rows is not None:
+            raw, rows, source = calibration_rows
+            record["assemblage"] = self.quantify((raw, rows), source, probabilities)
         save_artifacts(self.run_dir)
         self.save_figures(metrics)
         return self.finish(record)
