@@ -114,6 +114,8 @@ class Experiment:
         settings = self._settings()
         datasets, stats = self._datasets()
         hparams = dict(config["hparams"])
+        if "img_size" in default_hparams(request.method) and hparams.get("img_size") is None:
+            hparams["img_size"] = config["data"]["size"]  # fixed-size backbones (ViT) fit the input
         if config["training"]["class_weighted_loss"]:
             hparams["class_weights"] = _class_weights(
                 context.labels[context.rows("train")], len(context.class_names)
