@@ -5,15 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")  # files only; never needs a display
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from data_tools.names import ordered_classes, ordered_domains  # noqa: E402
-from san.benchmark.tables import OVERALL, method_order, pooled_confusions, stat_over_seeds  # noqa: E402
+from data_tools.names import ordered_classes, ordered_domains
+from data_tools.plotting import save_figure, subplots
+from san.benchmark.tables import OVERALL, method_order, pooled_confusions, stat_over_seeds
 
 
 def _bar_frame(tidy: pd.DataFrame, protocol: str) -> tuple[pd.DataFrame, str]:
@@ -38,7 +35,7 @@ def plot_accuracy_bars(tidy: pd.DataFrame, path: str | Path, *, protocol: str = 
         groups.append(OVERALL)
     methods = method_order(frame["method"])
     width = 0.8 / len(methods)
-    figure, axes = plt.subplots(figsize=(max(5.0, 0.5 * len(groups) * len(methods) + 2), 4.5))
+    figure, axes = subplots(figsize=(max(5.0, 0.5 * len(groups) * len(methods) + 2), 4.5))
     for offset, method in enumerate(methods):
         stats = [
             stat_over_seeds(
@@ -61,10 +58,7 @@ def plot_accuracy_bars(tidy: pd.DataFrame, path: str | Path, *, protocol: str = 
     )
     axes.legend(fontsize="small", ncols=min(len(methods), 5), loc="upper center", bbox_to_anchor=(0.5, -0.15))
     axes.grid(axis="y", alpha=0.3)
-    figure.tight_layout()
-    figure.savefig(path, dpi=150)
-    plt.close(figure)
-    return Path(path)
+    return save_figure(figure, path, dpi=150)
 
 
 def plot_confusion_grid(tidy: pd.DataFrame, path: str | Path, *, protocol: str = "loro") -> Path | None:
@@ -78,7 +72,7 @@ def plot_confusion_grid(tidy: pd.DataFrame, path: str | Path, *, protocol: str =
     methods = method_order(frame["method"])
     classes = ordered_classes(c for known in frame["classes"] for c in known)
     side = 0.25 * len(classes) + 1.2
-    figure, grid = plt.subplots(
+    figure, grid = subplots(
         len(targets),
         len(methods),
         squeeze=False,
@@ -116,7 +110,6 @@ def plot_confusion_grid(tidy: pd.DataFrame, path: str | Path, *, protocol: str =
     split_name = "Target" if protocol == "loro" else "Test"
     figure.suptitle(f"{split_name} confusion, summed over seeds, row-normalised")
     figure.savefig(path, dpi=150, bbox_inches="tight")
-    plt.close(figure)
     return Path(path)
 
 

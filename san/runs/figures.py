@@ -1,18 +1,15 @@
-"""Figures of a run: confusion matrices and training curves (matplotlib, Agg backend)."""
+"""Figures of a run: confusion matrices and training curves (no matplotlib backend is chosen)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+from sklearn.metrics import ConfusionMatrixDisplay
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from sklearn.metrics import ConfusionMatrixDisplay  # noqa: E402
-
-from san.evaluation.calibration import expected_calibration_error, reliability_bins  # noqa: E402
+from data_tools.plotting import save_figure, subplots
+from san.evaluation.calibration import expected_calibration_error, reliability_bins
 
 
 def save_confusion_matrix(
@@ -23,14 +20,11 @@ def save_confusion_matrix(
     rows = counts.sum(axis=1, keepdims=True)
     normalised = np.divide(counts, rows, out=np.zeros_like(counts), where=rows > 0)
     size = 1.0 + 0.55 * len(class_names)
-    figure, axis = plt.subplots(figsize=(size + 1.5, size))
+    figure, axis = subplots(figsize=(size + 1.5, size))
     display = ConfusionMatrixDisplay(normalised, display_labels=list(class_names))
     display.plot(ax=axis, cmap="Blues", values_format=".2f", colorbar=True, xticks_rotation=45)
     axis.set_title(f"{title} (rows: true class, normalised; n={int(counts.sum())})")
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return Path(path)
+    return save_figure(figure, path, dpi=110)
 
 
 def save_training_curves(history: list[dict[str, float]], path: str | Path, title: str) -> Path:
@@ -43,7 +37,7 @@ def save_training_curves(history: list[dict[str, float]], path: str | Path, titl
     ]
     panels = [(name, [k for k in keys if any(k in h for h in history)]) for name, keys in panels]
     panels = [(name, keys) for name, keys in panels if keys]
-    figure, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 3.4), squeeze=False)
+    figure, axes = subplots(1, len(panels), figsize=(4.5 * len(panels), 3.4), squeeze=False)
     for axis, (name, keys) in zip(axes[0], panels, strict=True):
         for key in keys:
             axis.plot(epochs, [h.get(key, np.nan) for h in history], marker="o", markersize=3, label=key)
@@ -52,10 +46,7 @@ def save_training_curves(history: list[dict[str, float]], path: str | Path, titl
         axis.legend(fontsize=8)
         axis.grid(alpha=0.3)
     figure.suptitle(title)
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-    return Path(path)
+    return save_figure(figure, path, dpi=100)
 
 
 def save_reliability_diagram(
@@ -66,7 +57,7 @@ def save_reliability_diagram(
     Args:
         splits: split name -> (probabilities before, probabilities after, class indices).
     """
-    figure, axes = plt.subplots(1, len(splits), figsize=(3.8 * len(splits), 3.8), squeeze=False)
+    figure, axes = subplots(1, len(splits), figsize=(3.8 * len(splits), 3.8), squeeze=False)
     for axis, (split, (before, after, labels)) in zip(axes[0], splits.items(), strict=True):
         axis.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1, label="perfect")
         for name, probabilities, colour in (("before", before, "tab:red"), ("after", after, "tab:blue")):
@@ -90,7 +81,4 @@ def save_reliability_diagram(
         axis.legend(fontsize=8, loc="upper left")
         axis.grid(alpha=0.3)
     figure.suptitle(title, fontsize=10)
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return Path(path)
+    return save_figure(figure, path, dpi=110)

@@ -7,19 +7,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
+import numpy as np
+from matplotlib.axes import Axes
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from data_tools.names import ordered_classes, ordered_domains  # noqa: E402
-
-
-def _save(figure: plt.Figure, path: str | Path, dpi: int = 110) -> Path:
-    figure.tight_layout()
-    figure.savefig(path, dpi=dpi)
-    plt.close(figure)
-    return Path(path)
+from data_tools.names import ordered_classes, ordered_domains
+from data_tools.plotting import save_figure, subplots
 
 
 @dataclass(frozen=True)
@@ -36,7 +28,7 @@ class CamTile:
     probability: float
 
 
-def _show(axis: plt.Axes, image: np.ndarray, heat: np.ndarray | None, title: str) -> None:
+def _show(axis: Axes, image: np.ndarray, heat: np.ndarray | None, title: str) -> None:
     axis.imshow(image)
     if heat is not None:
         axis.imshow(heat, cmap="jet", alpha=0.45, vmin=0.0, vmax=1.0)
@@ -49,7 +41,7 @@ def save_gradcam_grid(
 ) -> Path:
     """Rows of pairs: correct predictions (PPL, XPL with their Grad-CAM) left, wrong ones right."""
     rows = max(len(correct), len(wrong), 1)
-    figure, axes = plt.subplots(rows, 4, figsize=(8.0, 2.1 * rows + 0.6), squeeze=False)
+    figure, axes = subplots(rows, 4, figsize=(8.0, 2.1 * rows + 0.6), squeeze=False)
     for column, (group, tiles) in enumerate((("correct", correct), ("wrong", wrong))):
         for row in range(rows):
             plane_axis, cross_axis = axes[row, 2 * column], axes[row, 2 * column + 1]
@@ -64,12 +56,12 @@ def save_gradcam_grid(
             _show(plane_axis, tile.plane, tile.plane_map, f"{group} PPL\n{label}")
             _show(cross_axis, tile.cross, tile.cross_map, f"{group} XPL\n{label}")
     figure.suptitle(title, fontsize=10)
-    return _save(figure, path, dpi=100)
+    return save_figure(figure, path, dpi=100)
 
 
-def _scatter(axis: plt.Axes, points: np.ndarray, groups: np.ndarray, names: list[str], title: str) -> None:
+def _scatter(axis: Axes, points: np.ndarray, groups: np.ndarray, names: list[str], title: str) -> None:
     """Points coloured by group; ``names`` fixes the colour of each group across panels."""
-    colours = plt.get_cmap("tab20" if len(names) > 10 else "tab10")
+    colours = matplotlib.colormaps["tab20" if len(names) > 10 else "tab10"]
     for i, name in enumerate(names):
         chosen = groups == name
         if chosen.any():
@@ -91,9 +83,9 @@ def save_embedding_panels(
     """
     rivers = ordered_domains(np.concatenate([np.asarray(e[1], dtype=str) for e in embeddings.values()]))
     classes = ordered_classes(np.concatenate([np.asarray(e[2], dtype=str) for e in embeddings.values()]))
-    figure, axes = plt.subplots(len(embeddings), 2, figsize=(9.0, 4.2 * len(embeddings)), squeeze=False)
+    figure, axes = subplots(len(embeddings), 2, figsize=(9.0, 4.2 * len(embeddings)), squeeze=False)
     for row, (name, (points, river, label)) in enumerate(embeddings.items()):
         title = f"{name}: t-SNE of fused features, by river"
         _scatter(axes[row, 0], points, np.asarray(river, dtype=str), rivers, title)
         _scatter(axes[row, 1], points, np.asarray(label, dtype=str), classes, f"{name}: by class")
-    return _save(figure, path)
+    return save_figure(figure, path)
