@@ -14,10 +14,16 @@ from matplotlib.figure import Figure
 
 
 def subplots(
-    nrows: int = 1, ncols: int = 1, *, figsize: tuple[float, float], **kwargs: Any
+    nrows: int = 1,
+    ncols: int = 1,
+    *,
+    figsize: tuple[float, float],
+    layout: str | None = None,
+    **kwargs: Any,
 ) -> tuple[Figure, Any]:
-    """A new untracked figure and its axes, as ``pyplot.subplots`` returns them."""
-    figure = Figure(figsize=figsize)
+    """A new untracked figure and its axes, as ``pyplot.subplots`` returns them (``layout``, e.g.
+    ``"constrained"``, as for ``Figure``; such figures are saved with ``tight=False``)."""
+    figure = Figure(figsize=figsize, layout=layout)
     return figure, figure.subplots(nrows, ncols, **kwargs)
 
 

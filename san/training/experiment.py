@@ -166,7 +166,13 @@ class Experiment:
 
             def save_artifacts(run_dir: Path) -> None:
                 self._save_model(algorithm, stats)
-                save_training_curves(fit.history, run_dir / "training_curves.png", run_dir.name)
+                save_training_curves(
+                    fit.history,
+                    run_dir / "training_curves.png",
+                    run_dir.name,
+                    chosen_epoch=fit.best_epoch,
+                    selection=fit.selection_rule,
+                )
 
             record = context.conclude(
                 probabilities_by_split, self._selection(fit), timing, extras, save_artifacts
