@@ -10,7 +10,11 @@ Layout, as LITHOS's own loader reads it:
 
 Classes: raw ``Multiclass_label`` ids 0-28, with 4, 21, 25 and 26 merged into 24 (:data:`MERGED_IDS`),
 give 25 classes, named ``L00`` ... ``L28`` after the raw id (``L24`` holds the merged ones); the raw
-id and the binary label are kept in the ``raw_label`` and ``binary_label`` columns. The two folds are
+id and the binary label are kept in the ``raw_label`` and ``binary_label`` columns. (LITHOS's own
+loader re-indexes the kept ids to 0..24 and then maps 4, 21, 25, 26 to the *new* index 24, which is
+where raw id 28 lands: there the merged ids share a class with 28, and raw 24 stays alone. Both give
+25 classes; this reader reads the remap table {4: 24, 21: 24, 25: 24, 26: 24} as raw ids. Map them to
+28 in :data:`MERGED_IDS` to reproduce LITHOS's code.) The two folds are
 the split: one trains (``split`` = train, ``val`` is carved from it by the run), the other is the
 test split; train on the other one with the layout ``lithos:2``. Use it with
 ``--set data.use_given_split=true`` (otherwise the run draws its own 7:3 split of all patches).
