@@ -28,11 +28,6 @@ from san.models.backbones import TIMM_PREFIX, _read_state_dict, load_fitting_sta
 logger = logging.getLogger(__name__)
 
 
-def is_timm_backbone(arch: str) -> bool:
-    """True for names of the form ``timm:<model name>``."""
-    return isinstance(arch, str) and arch.startswith(TIMM_PREFIX)
-
-
 class TimmBackbone(nn.Module):
     """A timm model without its classifier.
 
