@@ -54,7 +54,8 @@ def save_confusion_matrix(
     confusion: Sequence[Sequence[int]], class_names: Sequence[str], path: str | Path, title: str
 ) -> Path:
     """:func:`confusion_figure` as a PNG at ``path``."""
-    return save_figure(confusion_figure(confusion, class_names, title), path, dpi=110, tight=False)
+    figure = confusion_figure(confusion, class_names, title)
+    return save_figure(figure, path, dpi=110, bbox_inches="tight")  # the long row labels stay inside
 
 
 def confusion_figure(confusion: Sequence[Sequence[int]], class_names: Sequence[str], title: str) -> Figure:
@@ -68,7 +69,7 @@ def confusion_figure(confusion: Sequence[Sequence[int]], class_names: Sequence[s
     rows = counts.sum(axis=1, keepdims=True)
     normalised = np.divide(counts, rows, out=np.zeros_like(counts), where=rows > 0)
     size = 1.2 + 0.75 * len(class_names)
-    figure, axis = subplots(figsize=(size + 1.8, size + 0.6), layout="constrained")
+    figure, axis = subplots(figsize=(size + 1.8, size + 0.6))
     display = ConfusionMatrixDisplay(normalised, display_labels=list(class_names))
     display.plot(ax=axis, cmap="Blues", include_values=False, colorbar=False, xticks_rotation=45)
     display.im_.set_clim(0.0, 1.0)
