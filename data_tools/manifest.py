@@ -425,7 +425,8 @@ def build_manifest(
 
     Args:
         root: the tree's top folder.
-        layout: a template such as ``{label}Data/{pol}/{name}``; None detects
+        layout: a template such as ``{label}Data/{pol}/{name}``, or ``lithos`` / ``lithos:2`` for the
+            LITHOS dataset (:mod:`data_tools.lithos`); None detects LITHOS's fold CSVs, then
             ``{domain}/{pol}/{label}/{name}`` or ``{domain}/{split}/{pol}/{label}/{name}``.
         domain: the domain name of a tree with no domain level.
         class_map: folder name -> class for label folders (see :mod:`data_tools.class_map`), over the
@@ -448,6 +449,12 @@ def build_manifest(
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"data root {str(root)!r} is not a folder")
+    from data_tools import lithos  # imports this module
+
+    if lithos.is_lithos_layout(layout) or (layout is None and lithos.is_lithos_tree(root)):
+        return lithos.build_lithos_manifest(
+            root, layout or lithos.LITHOS_LAYOUT, domain, workers=workers, progress=progress
+        )
     paths, skipped, problems = list_image_files(root)
     compiled = _resolve_layout(paths, layout, domain)
     class_map = dict(class_map or {})
@@ -455,8 +462,26 @@ def build_manifest(
     folders = folder_table(files, class_map)
     problems += path_problems + _check_merges(root, folders)
     pairs, pair_problems = _pair_files(files)
-    problems += pair_problems
+    result = validate_pairs(
+        root, compiled.template, pairs, problems + pair_problems, skipped, workers=workers, progress=progress
+    )
+    result.folder_names = folders
+    return result
 
+
+def validate_pairs(
+    root: Path,
+    layout: str,
+    pairs: dict[str, dict[str, _ImageFile]],
+    problems: list[Problem],
+    skipped: int = 0,
+    *,
+    workers: int | None = None,
+    progress: bool = True,
+) -> ManifestResult:
+    """Decode and hash every image of ``pairs`` (sample id -> {'plane': file, 'cross': file}), report
+    unreadable files, size mismatches and leakage, and return the sorted manifest of the good pairs
+    after ``problems`` found so far (a tree reader's pairing problems)."""
     to_check = sorted({item.relative_path for pair in pairs.values() for item in pair.values()})
     with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
         results = pool.map(lambda p: _check_image(root / p), to_check)
@@ -509,12 +534,7 @@ def build_manifest(
     problems += leak_problems
     manifest = sort_manifest(manifest[~manifest["sample_id"].isin(leaked)])
     return ManifestResult(
-        root=root,
-        layout=compiled.template,
-        manifest=manifest,
-        problems=problems,
-        skipped_non_images=skipped,
-        folder_names=folders,
+        root=root, layout=layout, manifest=manifest, problems=problems, skipped_non_images=skipped
     )
 
 

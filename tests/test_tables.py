@@ -312,9 +312,9 @@ def test_figures_are_written(results, tmp_path):
     written = save_figures(load_runs([results]), tmp_path / "figures")
     assert [p.name for p in written] == [
         "target_accuracy.png",
-        "confusion_grid.png",
+        "per_class_recall.png",
         "mixed_accuracy.png",
-        "mixed_confusion_grid.png",
+        "mixed_per_class_recall.png",
     ]
     assert all(p.stat().st_size > 10_000 for p in written)
 

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from san.cli.train import train_san_main
+from san.inference.predictors import load_predictor
 from san.runs.config import ConfigError, apply_overrides, resolve_config
 from san.runs.records import METRIC_KEYS, RECORD_KEYS, read_record
 from san.training.engine import CHECKPOINT_FILE, TrainingInterrupted, lr_factor
@@ -191,3 +192,17 @@ def test_domain_balanced_batches_hold_every_domain_and_repeat_by_seed():
     assert list(sampler) != batches
     with pytest.raises(ValueError, match="cannot hold"):
         BalancedBatchSampler(labels, domains, batch_size=2, seed=0)
+
+
+def test_erm_with_cross_attention_on_a_timm_vit_runs_one_epoch_and_reloads(tiny_tree, tmp_path):
+    overrides = [*TINY, "size=32", "epochs=1", "backbone=timm:test_vit", "fusion=cross_attention"]
+    record = run_experiment(tiny_request(tiny_tree, tmp_path, method="erm", overrides=overrides))
+    assert record["status"] == "complete" and len(record["extras"]["history"]) == 1
+    assert record["config"]["hparams"]["fusion"] == "cross_attention"
+    assert np.isfinite(record["extras"]["history"][0]["val_loss"])
+    predictor = load_predictor(record["run_dir"], device="cpu")
+    assert predictor.algorithm.hparams["img_size"] == 32  # filled from data.size, saved with the model
+    probabilities = np.loadtxt(
+        Path(record["run_dir"]) / "predictions_target.csv", delimiter=",", skiprows=1, usecols=(4, 5, 6)
+    )
+    assert np.allclose(probabilities.sum(axis=1), 1.0, atol=1e-4)

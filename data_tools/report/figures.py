@@ -1,41 +1,31 @@
-"""The report's figures (matplotlib, Agg): class counts, statistics, sizes, duplicates, thumbnails."""
+"""The report's figures (no backend chosen): class counts, statistics, sizes, duplicates, thumbnails."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+from matplotlib.ticker import LogFormatter, NullFormatter, ScalarFormatter
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.lines import Line2D  # noqa: E402
-from matplotlib.patches import Patch  # noqa: E402
-from matplotlib.ticker import LogFormatter, NullFormatter, ScalarFormatter  # noqa: E402
-
-from data_tools.images import ImageDecodeError, load_prepared  # noqa: E402
-from data_tools.names import POLARIZATIONS, ordered_domains  # noqa: E402
-from data_tools.report.duplicates import HASH_BITS  # noqa: E402
-from data_tools.report.statistics import LOG_SCALE_STATISTICS, STATISTIC_LABELS, STATISTICS  # noqa: E402
+from data_tools.images import ImageDecodeError, load_prepared
+from data_tools.names import POLARIZATIONS, ordered_domains
+from data_tools.plotting import save_figure, subplots
+from data_tools.report.duplicates import HASH_BITS
+from data_tools.report.statistics import LOG_SCALE_STATISTICS, STATISTIC_LABELS, STATISTICS
 
 POL_NAMES = {"plane": "PPL", "cross": "XPL"}
 POL_COLOURS = {"plane": "#e8c872", "cross": "#5b6bb5"}
 DPI = 110
 
 
-def _save(figure: plt.Figure, path: Path) -> Path:
-    figure.tight_layout()
-    figure.savefig(path, dpi=DPI)
-    plt.close(figure)
-    return path
-
-
 def plot_counts(counts: pd.DataFrame, path: Path) -> Path:
     """Heat map of pairs per river (rows) x class (columns); empty cells are marked in red."""
     values = counts.to_numpy()
-    figure, axis = plt.subplots(
+    figure, axis = subplots(
         figsize=(max(5.0, 2.2 + 0.6 * counts.shape[1]), max(2.8, 1.8 + 0.5 * counts.shape[0]))
     )
     image = axis.imshow(values, cmap="Blues", aspect="auto", vmin=0)
@@ -49,7 +39,7 @@ def plot_counts(counts: pd.DataFrame, path: Path) -> Path:
     axis.set_ylabel("river (domain)")
     axis.set_title("Pairs per river and class (0 in red)")
     figure.colorbar(image, ax=axis, label="pairs")
-    return _save(figure, path)
+    return save_figure(figure, path, dpi=DPI)
 
 
 def plot_statistics(images: pd.DataFrame, outliers: pd.DataFrame, path: Path, *, whisker: float) -> Path:
@@ -60,7 +50,7 @@ def plot_statistics(images: pd.DataFrame, outliers: pd.DataFrame, path: Path, *,
     width = max(4.5, 0.55 * len(groups) + 1.5)
     jitter = np.random.default_rng(0).uniform(-0.18, 0.18, size=len(images))
     jitter_of = dict(zip(images["path"], jitter, strict=True))
-    figure, axes = plt.subplots(4, 2, figsize=(2 * width, 13), squeeze=False)
+    figure, axes = subplots(4, 2, figsize=(2 * width, 13), squeeze=False)
     for axis, statistic in zip(axes.ravel(), STATISTICS, strict=True):
         floor = 1e-2 if statistic in LOG_SCALE_STATISTICS else -np.inf
         for position, (domain, pol) in enumerate(groups, start=1):
@@ -97,12 +87,12 @@ def plot_statistics(images: pd.DataFrame, outliers: pd.DataFrame, path: Path, *,
     handles.append(Line2D([], [], marker="x", color="red", linestyle="", label="listed outlier (per class)"))
     axes[0, 0].legend(handles=handles, fontsize=8, loc="best")
     figure.suptitle("Acquisition statistics per river and polarization (one dot per image)")
-    return _save(figure, path)
+    return save_figure(figure, path, dpi=DPI)
 
 
 def plot_sizes(images: pd.DataFrame, path: Path) -> Path:
     """Width against height of every image, coloured by river, on log axes, with the square diagonal."""
-    figure, axis = plt.subplots(figsize=(6, 5))
+    figure, axis = subplots(figsize=(6, 5))
     for domain in ordered_domains(images["domain"]):
         rows = images[images["domain"] == domain]
         axis.scatter(rows["width"], rows["height"], s=10, alpha=0.6, label=f"{domain} ({len(rows)})")
@@ -119,14 +109,14 @@ def plot_sizes(images: pd.DataFrame, path: Path) -> Path:
     axis.set_title(f"Image sizes ({len(images)} images)")
     axis.legend(fontsize=8)
     axis.grid(alpha=0.3, which="both")
-    return _save(figure, path)
+    return save_figure(figure, path, dpi=DPI)
 
 
 def plot_nearest_distances(images: pd.DataFrame, threshold: int, path: Path) -> Path:
     """Histogram of each pair's pHash distance to its nearest other pair, with the threshold."""
     pairs = images.drop_duplicates("sample_id")
     distances = pairs.loc[pairs["nearest_distance"] >= 0, "nearest_distance"]
-    figure, axis = plt.subplots(figsize=(6, 3.6))
+    figure, axis = subplots(figsize=(6, 3.6))
     axis.hist(distances, bins=np.arange(-0.5, HASH_BITS + 1.5, 2.0), color="#5b6bb5")
     axis.set_xlim(-0.5, max(threshold + 6, int(distances.to_numpy().max(initial=0)) + 3))
     axis.axvline(
@@ -136,7 +126,7 @@ def plot_nearest_distances(images: pd.DataFrame, threshold: int, path: Path) -> 
     axis.set_ylabel("pairs")
     axis.set_title("How close is each pair's nearest neighbour?")
     axis.legend(fontsize=8)
-    return _save(figure, path)
+    return save_figure(figure, path, dpi=DPI)
 
 
 def plot_gallery(
@@ -144,9 +134,7 @@ def plot_gallery(
 ) -> Path:
     """Thumbnails in rows: each panel row is a list of (relative image path, caption)."""
     columns = max(len(row) for row in panels)
-    figure, axes = plt.subplots(
-        len(panels), columns, figsize=(2.1 * columns, 2.3 * len(panels)), squeeze=False
-    )
+    figure, axes = subplots(len(panels), columns, figsize=(2.1 * columns, 2.3 * len(panels)), squeeze=False)
     for axis_row, row in zip(axes, panels, strict=True):
         for axis, cell in zip(axis_row, list(row) + [None] * (columns - len(row)), strict=True):
             axis.axis("off")
@@ -159,4 +147,4 @@ def plot_gallery(
                 axis.text(0.5, 0.5, "unreadable", ha="center", va="center")
             axis.set_title(caption, fontsize=7)
     figure.suptitle(title)
-    return _save(figure, path)
+    return save_figure(figure, path, dpi=DPI)

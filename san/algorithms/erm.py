@@ -8,15 +8,17 @@ from torch import Tensor, nn
 
 from san.algorithms.base import OPTIMIZER_HPARAMS, Algorithm, Batch, accuracy
 from san.algorithms.registry import register_algorithm
-from san.models.networks import PairClassifier, SiameseEncoder, build_fusion
+from san.models.networks import PairClassifier, SiameseEncoder, build_fusion, fusion_uses_tokens
 
 PAIR_NETWORK_HPARAMS: dict[str, Any] = {
-    "backbone": "resnet18",  # see san.models.backbones.BACKBONES
-    "pretrained": False,  # torchvision's ImageNet weights (needs internet or a warm cache)
-    "weights": None,  # path to a local torchvision state dict; wins over pretrained
+    "backbone": "resnet18",  # see san.models.backbones.BACKBONES, or timm:<name>, e.g. timm:convnext_atto
+    "pretrained": False,  # torchvision's ImageNet weights (internet or a warm cache); timm: never downloaded
+    "weights": None,  # path to a local state dict (torchvision or timm format); wins over pretrained
+    "img_size": None,  # input side of fixed-size timm models (ViT); None = the run's data.size
     "shared_encoder": True,  # True (default): one backbone for both polarizations, a true Siamese network;
     # False: two separate backbones, the published "pseudo-Siamese" variant
-    "fusion": "concat",  # 'concat' (published), 'sum' or 'gate'; see san.models.networks.FUSIONS
+    "fusion": "concat",  # 'concat' (published), 'sum', 'gate', 'cross_attention'; san.models.networks.FUSIONS
+    "fusion_heads": 4,  # attention heads of the cross_attention fusion (must divide the backbone's d)
     "fused_dim": 512,
     "dropout": 0.0,  # on the fused features, before the class head
 }
@@ -34,7 +36,7 @@ class ERM(Algorithm):
 
     @property
     def backbone_name(self) -> str:
-        """The torchvision architecture of the encoder."""
+        """The architecture of the encoder (torchvision name or ``timm:<model name>``)."""
         return self.hparams["backbone"]
 
     def build_modules(self) -> None:
@@ -48,8 +50,10 @@ class ERM(Algorithm):
             shared=hp["shared_encoder"],
             pretrained=hp["pretrained"],
             weights=hp["weights"],
+            img_size=hp["img_size"],
+            tokens=fusion_uses_tokens(hp["fusion"]),
         )
-        fusion = build_fusion(hp["fusion"], encoder.feature_dim, hp["fused_dim"])
+        fusion = build_fusion(hp["fusion"], encoder.feature_dim, hp["fused_dim"], heads=hp["fusion_heads"])
         return PairClassifier(encoder, fusion, self.num_classes, dropout=hp["dropout"])
 
     def classification_terms(self, batch: Batch) -> tuple[Tensor, Tensor, dict[str, Tensor]]:

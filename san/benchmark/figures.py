@@ -1,19 +1,16 @@
 """Benchmark figures from the tidy run table (:func:`san.benchmark.tables.load_runs`): accuracy
-bars with error bars per method and river, and a grid of row-normalised confusion matrices."""
+bars with error bars per method and river, and per-class recall heat maps (method x class)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")  # files only; never needs a display
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from data_tools.names import ordered_classes, ordered_domains  # noqa: E402
-from san.benchmark.tables import OVERALL, method_order, pooled_confusions, stat_over_seeds  # noqa: E402
+from data_tools.names import ordered_classes, ordered_domains
+from data_tools.plotting import save_figure, subplots
+from san.benchmark.tables import OVERALL, method_order, pooled_confusions, stat_over_seeds
 
 
 def _bar_frame(tidy: pd.DataFrame, protocol: str) -> tuple[pd.DataFrame, str]:
@@ -38,7 +35,7 @@ def plot_accuracy_bars(tidy: pd.DataFrame, path: str | Path, *, protocol: str = 
         groups.append(OVERALL)
     methods = method_order(frame["method"])
     width = 0.8 / len(methods)
-    figure, axes = plt.subplots(figsize=(max(5.0, 0.5 * len(groups) * len(methods) + 2), 4.5))
+    figure, axes = subplots(figsize=(max(5.0, 0.5 * len(groups) * len(methods) + 2), 4.5))
     for offset, method in enumerate(methods):
         stats = [
             stat_over_seeds(
@@ -61,15 +58,34 @@ def plot_accuracy_bars(tidy: pd.DataFrame, path: str | Path, *, protocol: str = 
     )
     axes.legend(fontsize="small", ncols=min(len(methods), 5), loc="upper center", bbox_to_anchor=(0.5, -0.15))
     axes.grid(axis="y", alpha=0.3)
-    figure.tight_layout()
-    figure.savefig(path, dpi=150)
-    plt.close(figure)
-    return Path(path)
+    return save_figure(figure, path, dpi=150)
 
 
-def plot_confusion_grid(tidy: pd.DataFrame, path: str | Path, *, protocol: str = "loro") -> Path | None:
-    """One row-normalised confusion matrix per method (columns) for each held-out river (rows; a single
-    ``mixed`` row for the mixed protocol), summed over seeds. Returns the PNG path, or None without runs."""
+def _recall_table(frame: pd.DataFrame, methods: list[str], split: str, classes: list[str]):
+    """Recall per method (rows) x class (columns) from confusions summed over seeds, the pairs per class
+    in one run, and the seeds pooled per method; NaN where a method has no run or a class no pair."""
+    recall = np.full((len(methods), len(classes)), np.nan)
+    support = np.zeros(len(classes), dtype=int)
+    seeds = {}
+    for row, method in enumerate(methods):
+        per_seed = pooled_confusions(frame, method, split, classes)
+        if not per_seed:
+            continue
+        seeds[method] = len(per_seed)
+        counts = np.sum(list(per_seed.values()), axis=0).astype(float)
+        totals = counts.sum(axis=1)
+        recall[row] = np.divide(np.diag(counts), totals, out=np.full(len(classes), np.nan), where=totals > 0)
+        support = np.maximum(support, next(iter(per_seed.values())).sum(axis=1).astype(int))
+    return recall, support, seeds
+
+
+def plot_per_class_recall(tidy: pd.DataFrame, path: str | Path, *, protocol: str = "loro") -> Path | None:
+    """Per-class recall as a method x class heat map, one panel per held-out river (the target split;
+    ``mixed``: one panel of the test split), pooled over seeds, every cell labelled with its value.
+
+    A class with no pair in the split is a grey "n = 0" column, never a column of zeros; a method
+    without runs is a row marked "no run". Returns the PNG path, or None without runs.
+    """
     split = "target" if protocol == "loro" else "test"
     frame = tidy[(tidy["protocol"] == protocol) & (tidy["split"] == split) & (tidy["river"] == OVERALL)]
     if frame.empty:
@@ -77,52 +93,49 @@ def plot_confusion_grid(tidy: pd.DataFrame, path: str | Path, *, protocol: str =
     targets = ordered_domains(frame["target"]) if protocol == "loro" else [""]
     methods = method_order(frame["method"])
     classes = ordered_classes(c for known in frame["classes"] for c in known)
-    side = 0.25 * len(classes) + 1.2
-    figure, grid = plt.subplots(
+    figure, axes = subplots(
         len(targets),
-        len(methods),
+        1,
         squeeze=False,
-        figsize=(side * len(methods) + 1, side * len(targets) + 0.6),
+        figsize=(0.62 * len(classes) + 3.2, (0.36 * len(methods) + 1.5) * len(targets) + 0.4),
+        layout="constrained",
     )
     image = None
-    for row, target in enumerate(targets):
-        for column, method in enumerate(methods):
-            axes = grid[row, column]
-            chosen = frame[frame["target"] == target]
-            matrices = pooled_confusions(chosen, method, split, classes).values()
-            axes.set_xticks([])
-            axes.set_yticks([])
-            if not matrices:
-                axes.text(0.5, 0.5, "no run", ha="center", va="center", transform=axes.transAxes)
-            else:
-                counts = np.sum(list(matrices), axis=0).astype(float)
-                totals = counts.sum(axis=1, keepdims=True)
-                image = axes.imshow(
-                    np.divide(counts, totals, out=np.zeros_like(counts), where=totals > 0),
-                    vmin=0,
-                    vmax=1,
-                    cmap="Blues",
-                )
-            if row == 0:
-                axes.set_title(method, fontsize="small")
-            if column == 0:
-                axes.set_ylabel(f"{target} held out\ntrue" if target else "true", fontsize="small")
-                axes.set_yticks(range(len(classes)), classes, fontsize="x-small")
-            if row == len(targets) - 1:
-                axes.set_xticks(range(len(classes)), classes, fontsize="x-small", rotation=90)
-                axes.set_xlabel("predicted", fontsize="small")
+    for axis, target in zip(axes[:, 0], targets, strict=True):
+        chosen = frame[frame["target"] == target]
+        recall, support, seeds = _recall_table(chosen, methods, split, classes)
+        image = axis.imshow(np.ma.masked_invalid(recall), vmin=0, vmax=1, cmap="viridis", aspect="auto")
+        for column, n in enumerate(support):
+            if n == 0:
+                axis.axvspan(column - 0.5, column + 0.5, color="0.85")
+        for row in range(len(methods)):
+            for column in range(len(classes)):
+                value = recall[row, column]
+                if support[column] == 0:  # one label, mid-column, for the whole grey column
+                    text, colour = ("n = 0" if row == len(methods) // 2 else ""), "0.3"
+                elif np.isnan(value):
+                    text, colour = "", "0.3"
+                else:
+                    text, colour = f"{value:.2f}", "black" if value > 0.6 else "white"
+                axis.text(column, row, text, ha="center", va="center", fontsize=7, color=colour)
+        labels = [
+            f"{m} ({seeds[m]} seed{'s' if seeds[m] > 1 else ''})" if m in seeds else f"{m} (no run)"
+            for m in methods
+        ]
+        axis.set_yticks(range(len(methods)), labels, fontsize=8)
+        axis.set_xticks(
+            range(len(classes)), [f"{c}\nn={n}" for c, n in zip(classes, support, strict=True)], fontsize=7
+        )
+        where = f"held-out river {target}: target" if target else "mixed protocol: test split of every river"
+        axis.set_title(f"{where} recall per class, confusions pooled over seeds", fontsize=9)
     if image is not None:
-        figure.colorbar(image, ax=grid, shrink=0.6, label="share of the true class")
-    split_name = "Target" if protocol == "loro" else "Test"
-    figure.suptitle(f"{split_name} confusion, summed over seeds, row-normalised")
-    figure.savefig(path, dpi=150, bbox_inches="tight")
-    plt.close(figure)
-    return Path(path)
+        figure.colorbar(image, ax=axes, shrink=0.8, label="recall (share of the true class found)")
+    return save_figure(figure, path, dpi=130, tight=False)
 
 
 def save_figures(tidy: pd.DataFrame, out_dir: str | Path) -> list[Path]:
-    """Write ``target_accuracy.png`` and ``confusion_grid.png`` (leave-one-river-out) and
-    ``mixed_accuracy.png`` and ``mixed_confusion_grid.png`` (mixed), for the protocols with runs.
+    """Write ``target_accuracy.png`` and ``per_class_recall.png`` (leave-one-river-out) and
+    ``mixed_accuracy.png`` and ``mixed_per_class_recall.png`` (mixed), for the protocols with runs.
 
     Returns the paths written.
     """
@@ -130,8 +143,8 @@ def save_figures(tidy: pd.DataFrame, out_dir: str | Path) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     written = [
         plot_accuracy_bars(tidy, out_dir / "target_accuracy.png", protocol="loro"),
-        plot_confusion_grid(tidy, out_dir / "confusion_grid.png", protocol="loro"),
+        plot_per_class_recall(tidy, out_dir / "per_class_recall.png", protocol="loro"),
         plot_accuracy_bars(tidy, out_dir / "mixed_accuracy.png", protocol="mixed"),
-        plot_confusion_grid(tidy, out_dir / "mixed_confusion_grid.png", protocol="mixed"),
+        plot_per_class_recall(tidy, out_dir / "mixed_per_class_recall.png", protocol="mixed"),
     ]
     return [p for p in written if p is not None]

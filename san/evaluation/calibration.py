@@ -26,7 +26,9 @@ from data_tools.atomic import atomic_write_text
 
 CALIBRATION_FILE = "calibration.json"
 RELIABILITY_FILE = "reliability.png"
-ECE_BINS = 15
+ECE_BINS = 15  # equal-width bins of the recorded ECE (the usual definition)
+MAX_DIAGRAM_BINS = 10  # the reliability diagram's equal-count bins: at most this many,
+MIN_PAIRS_PER_BIN = 15  # and at least this many pairs in each
 FIT_SPLIT = "val"
 TEMPERATURE_BOUNDS = (0.05, 20.0)
 MIN_PROBABILITY = 1e-12  # log(0) would make a zero-probability class an infinite logit
@@ -86,11 +88,23 @@ def fit_temperature(scores: np.ndarray, labels: np.ndarray) -> float:
     return float(1.0 / best.x)
 
 
+def adaptive_bin_count(
+    n: int, *, min_per_bin: int = MIN_PAIRS_PER_BIN, max_bins: int = MAX_DIAGRAM_BINS
+) -> int:
+    """Bins for a reliability diagram of n pairs: at most ``max_bins``, each of ``min_per_bin`` or more
+    pairs (1 bin below that): 136 pairs -> 9 bins of 15."""
+    return max(1, min(max_bins, n // min_per_bin))
+
+
 def reliability_bins(
-    probabilities: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS
+    probabilities: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS, *, equal_count: bool = False
 ) -> dict[str, np.ndarray]:
-    """Per equal-width confidence bin ((k-1)/B, k/B]: ``count``, mean ``confidence`` and ``accuracy``
-    of the top-1 prediction (NaN for an empty bin).
+    """Per confidence bin: ``count``, mean ``confidence`` and ``accuracy`` of the top-1 prediction (NaN
+    for an empty bin) and the bin ``edges``.
+
+    Bins are equal-width, ((k-1)/B, k/B], or with ``equal_count`` equal-mass: the pairs sorted by
+    confidence and cut into B groups whose sizes differ by at most one (edges are then the lowest
+    confidence of each group and the highest of the last).
 
     Raises:
         ValueError: shapes do not match or labels are out of range.
@@ -98,17 +112,22 @@ def reliability_bins(
     probabilities, labels = _check(probabilities, labels)
     confidence = probabilities.max(axis=1)
     correct = (probabilities.argmax(axis=1) == labels).astype(float)
-    index = np.clip(np.ceil(confidence * bins).astype(int) - 1, 0, bins - 1)
+    if equal_count:
+        order = np.argsort(confidence, kind="stable")
+        index = np.empty(len(order), dtype=int)
+        for k, members in enumerate(np.array_split(order, min(bins, len(order)))):
+            index[members] = k
+        bins = int(index.max()) + 1
+        groups = np.array_split(confidence[order], bins)
+        edges = np.array([group[0] for group in groups] + [groups[-1][-1]])
+    else:
+        index = np.clip(np.ceil(confidence * bins).astype(int) - 1, 0, bins - 1)
+        edges = np.linspace(0.0, 1.0, bins + 1)
     count = np.bincount(index, minlength=bins).astype(float)
     with np.errstate(invalid="ignore", divide="ignore"):
         mean_confidence = np.bincount(index, confidence, minlength=bins) / count
         accuracy = np.bincount(index, correct, minlength=bins) / count
-    return {
-        "count": count,
-        "confidence": mean_confidence,
-        "accuracy": accuracy,
-        "edges": np.linspace(0.0, 1.0, bins + 1),
-    }
+    return {"count": count, "confidence": mean_confidence, "accuracy": accuracy, "edges": edges}
 
 
 def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS) -> float:

@@ -1,28 +1,19 @@
-"""Figures of a trained model in use: the assemblage chart (matplotlib, Agg backend)."""
+"""Figures of a trained model in use: the assemblage chart (no matplotlib backend is chosen)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-
-def _save(figure: plt.Figure, path: str | Path, dpi: int = 110) -> Path:
-    figure.tight_layout()
-    figure.savefig(path, dpi=dpi)
-    plt.close(figure)
-    return Path(path)
+from data_tools.plotting import save_figure, subplots
 
 
 def save_assemblage_chart(tables: Mapping[str, pd.DataFrame], path: str | Path) -> Path:
     """Per sample, raw and corrected percentages of every mineral side by side with 95% intervals."""
-    figure, axes = plt.subplots(
+    figure, axes = subplots(
         len(tables),
         1,
         figsize=(max(6.0, 0.7 * len(next(iter(tables.values())))), 3.4 * len(tables)),
@@ -47,4 +38,4 @@ def save_assemblage_chart(tables: Mapping[str, pd.DataFrame], path: str | Path) 
         )
         axis.legend(fontsize=8)
         axis.grid(axis="y", alpha=0.3)
-    return _save(figure, path)
+    return save_figure(figure, path)

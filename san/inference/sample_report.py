@@ -11,15 +11,13 @@ import io
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from PIL import Image
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from PIL import Image  # noqa: E402
-
-from data_tools.inputs import UNLABELLED  # noqa: E402
+from data_tools.inputs import UNLABELLED
+from data_tools.plotting import subplots
 
 THUMBNAIL_SIDE = 88
 MAX_THUMBNAILS = 24
@@ -55,11 +53,10 @@ class SampleSection:
     error_note: str = ""
 
 
-def _png(figure: plt.Figure) -> str:
+def _png(figure: Figure) -> str:
     buffer = io.BytesIO()
     figure.tight_layout()
-    figure.savefig(buffer, format="png", dpi=100)
-    plt.close(figure)
+    figure.savefig(buffer, format="png", dpi=100)  # untracked figure: nothing to close
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
@@ -68,7 +65,7 @@ def assemblage_figure(section: SampleSection, quantifier: str) -> str:
     (and the known composition as a marker when there is one)."""
     table = section.table
     positions = np.arange(len(table))
-    figure, axis = plt.subplots(figsize=(max(6.0, 0.62 * len(table)), 3.4))
+    figure, axis = subplots(figsize=(max(6.0, 0.62 * len(table)), 3.4))
     series = [
         ("raw count (Wilson)", "percent", "percent_low", "percent_high", "tab:grey"),
         (f"{quantifier} (bootstrap)", "corrected_percent", "corrected_low", "corrected_high", "tab:blue"),

@@ -22,25 +22,37 @@ from san.safe_load import load_plain_torch
 logger = logging.getLogger(__name__)
 
 BACKBONES = ("resnet18", "resnet34", "resnet50", "vgg16", "vgg16_bn")
+TIMM_PREFIX = "timm:"  # ``timm:<model name>``: built by san.models.timm_backbones
 # Parameters of the ImageNet classification heads: the only keys allowed not to fit.
 HEAD_PREFIXES = ("fc.", "classifier.")
 _VGG_CONFIG = {"vgg16": ("D", False), "vgg16_bn": ("D", True)}  # torchvision's layer table, batch norm
 
 
 def build_feature_extractor(
-    arch: str, *, pretrained: bool = False, weights: str | Path | None = None
+    arch: str,
+    *,
+    pretrained: bool = False,
+    weights: str | Path | None = None,
+    img_size: int | None = None,
+    tokens: bool = False,
 ) -> tuple[nn.Module, int]:
     """A backbone mapping images N x 3 x H x W to globally average-pooled features N x d.
+
+    ``timm:<model name>`` builds a timm model instead
+    (:func:`san.models.timm_backbones.build_timm_feature_extractor`, which uses ``img_size`` and
+    ``tokens``).
 
     ResNets are torchvision's models with ``fc`` replaced by the identity (d = 512 for
     resnet18/34, 2048 for resnet50); VGGs are torchvision's convolutional ``features``
     followed by a global average pool (d = 512), without the 120M-parameter classifier.
 
     Args:
-        arch: one of :data:`BACKBONES`.
+        arch: one of :data:`BACKBONES`, or ``timm:<model name>``.
         pretrained: start from torchvision's default ImageNet weights.
         weights: path to a local torchvision-format state dict; takes precedence over
             ``pretrained``.
+        img_size: the input side; only timm models of a fixed input size use it.
+        tokens: only spatial tokens will be taken (timm models then drop their pooled head).
 
     Returns:
         (module, d).
@@ -50,6 +62,12 @@ def build_feature_extractor(
         FileNotFoundError: ``weights`` does not exist.
         RuntimeError: the torchvision weights cannot be downloaded.
     """
+    if arch.startswith(TIMM_PREFIX):
+        from san.models.timm_backbones import build_timm_feature_extractor  # timm is optional
+
+        return build_timm_feature_extractor(
+            arch, pretrained=pretrained, weights=weights, img_size=img_size, tokens=tokens
+        )
     _check_arch(arch)
     if arch in _VGG_CONFIG:
         body: nn.Module = nn.Sequential(
@@ -121,8 +139,14 @@ def initialise_from_weights(
     return source
 
 
-def load_fitting_state_dict(module: nn.Module, state: Mapping[str, Tensor], *, source: str) -> list[str]:
-    """Load ``state`` into ``module``, dropping head keys (:data:`HEAD_PREFIXES`) that do not fit.
+def load_fitting_state_dict(
+    module: nn.Module,
+    state: Mapping[str, Tensor],
+    *,
+    source: str,
+    head_prefixes: tuple[str, ...] = HEAD_PREFIXES,
+) -> list[str]:
+    """Load ``state`` into ``module``, dropping head keys (``head_prefixes``) that do not fit.
 
     A head key does not fit when the module has no such key or a tensor of another shape
     (an ImageNet head against a 12-class one); head keys the state lacks keep their random
@@ -140,9 +164,9 @@ def load_fitting_state_dict(module: nn.Module, state: Mapping[str, Tensor], *, s
     missing = [key for key in own if key not in state]
     mis_shaped = [key for key in state if key in own and tuple(state[key].shape) != tuple(own[key].shape)]
     problems = {
-        "missing": [key for key in missing if not key.startswith(HEAD_PREFIXES)],
-        "unexpected": [key for key in unexpected if not key.startswith(HEAD_PREFIXES)],
-        "of another shape": [key for key in mis_shaped if not key.startswith(HEAD_PREFIXES)],
+        "missing": [key for key in missing if not key.startswith(head_prefixes)],
+        "unexpected": [key for key in unexpected if not key.startswith(head_prefixes)],
+        "of another shape": [key for key in mis_shaped if not key.startswith(head_prefixes)],
     }
     if any(problems.values()):
         details = "; ".join(
@@ -152,7 +176,7 @@ def load_fitting_state_dict(module: nn.Module, state: Mapping[str, Tensor], *, s
         )
         raise ValueError(
             f"{source}: the state dict does not fit the model ({details}); "
-            f"expected a torchvision state dict of the same architecture"
+            f"expected a state dict of the same architecture"
         )
     dropped = sorted(unexpected + mis_shaped)
     module.load_state_dict({key: value for key, value in state.items() if key not in dropped}, strict=False)
@@ -207,7 +231,9 @@ def widen_first_conv(module: nn.Module, in_channels: int, *, copy_weights: bool)
 
 def _check_arch(arch: str) -> None:
     if arch not in BACKBONES:
-        raise ValueError(f"unknown backbone {arch!r}; expected one of {', '.join(BACKBONES)}")
+        raise ValueError(
+            f"unknown backbone {arch!r}; expected one of {', '.join(BACKBONES)} or timm:<model name>"
+        )
 
 
 def _vgg_features(arch: str) -> nn.Sequential:

@@ -1,7 +1,8 @@
 """The Siamese pair classifier and the domain discriminator of SAN.
 
 Notation: N images per batch, PPL image x_p and XPL image x_c (N x 3 x H x W each),
-backbone features f_p, f_c (N x d), fused features z (N x d_fused), C classes, D source domains.
+backbone features f_p, f_c (N x d; or N x T x d spatial tokens for the cross-attention fusion),
+fused features z (N x d_fused), C classes, D source domains.
 
     f_p, f_c = E_p(x_p), E_c(x_c)          (E_p = E_c for a true Siamese encoder)
     z        = fuse(f_p, f_c)              (N x d_fused)
@@ -15,50 +16,88 @@ Linear(512, 12), and a discriminator Linear-ReLU-BatchNorm1d-Linear.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import ClassVar
 
 import torch
+import torchvision
 from torch import Tensor, nn
 
 from san.models.backbones import build_feature_extractor
+
+
+def feature_tokens(extractor: nn.Module, images: Tensor) -> Tensor:
+    """Spatial tokens N x T x d of a feature extractor from :func:`build_feature_extractor`.
+
+    A timm model gives its own tokens (``TimmBackbone.tokens``); a torchvision ResNet the output of
+    ``layer4`` (N x d x h x w, T = h w), a VGG that of its convolutional ``features``.
+
+    Raises:
+        ValueError: the extractor has no spatial feature map to take tokens from.
+    """
+    if hasattr(extractor, "tokens"):
+        return extractor.tokens(images)
+    if isinstance(extractor, torchvision.models.ResNet):
+        # Captured by a hook, so that the stem and stages run exactly as in the model's forward.
+        captured: list[Tensor] = []
+        handle = extractor.layer4.register_forward_hook(lambda _m, _i, output: captured.append(output))
+        try:
+            extractor(images)
+        finally:
+            handle.remove()
+        feature_map = captured[0]
+    elif hasattr(extractor, "features"):
+        feature_map = extractor.features(images)
+    else:
+        raise ValueError(f"{type(extractor).__name__} has no spatial feature map to take tokens from")
+    return feature_map.flatten(2).transpose(1, 2)
 
 
 class SiameseEncoder(nn.Module):
     """Encodes a PPL/XPL pair with one shared backbone or two separate ones.
 
     Args:
-        backbone: a name from :data:`san.models.backbones.BACKBONES`.
+        backbone: a name from :data:`san.models.backbones.BACKBONES`, or ``timm:<model name>``.
         shared: True for a true Siamese network (one backbone for both polarizations);
             False for two backbones (the published "pseudo-Siamese" variant).
-        pretrained, weights: backbone initialisation, see
+        pretrained, weights, img_size: backbone initialisation and input side, see
             :func:`san.models.backbones.build_feature_extractor`.
+        tokens: return spatial tokens N x T x d (:func:`feature_tokens`) instead of pooled features.
 
     Attributes:
-        feature_dim: d, the size of each polarization's feature vector.
+        feature_dim: d, the size of each polarization's feature vector (or of each token).
     """
 
     def __init__(
-        self, backbone: str, *, shared: bool, pretrained: bool = False, weights: str | Path | None = None
+        self,
+        backbone: str,
+        *,
+        shared: bool,
+        pretrained: bool = False,
+        weights: str | Path | None = None,
+        img_size: int | None = None,
+        tokens: bool = False,
     ) -> None:
         super().__init__()
         self.shared = shared
+        self.tokens = tokens
+        options = {"pretrained": pretrained, "weights": weights, "img_size": img_size, "tokens": tokens}
         if shared:
-            self.encoder, self.feature_dim = build_feature_extractor(
-                backbone, pretrained=pretrained, weights=weights
-            )
+            self.encoder, self.feature_dim = build_feature_extractor(backbone, **options)
         else:
-            self.plane_encoder, self.feature_dim = build_feature_extractor(
-                backbone, pretrained=pretrained, weights=weights
-            )
-            self.cross_encoder, _ = build_feature_extractor(backbone, pretrained=pretrained, weights=weights)
+            self.plane_encoder, self.feature_dim = build_feature_extractor(backbone, **options)
+            self.cross_encoder, _ = build_feature_extractor(backbone, **options)
+
+    def _encode(self, extractor: nn.Module, images: Tensor) -> Tensor:
+        return feature_tokens(extractor, images) if self.tokens else extractor(images)
 
     def forward(self, plane: Tensor, cross: Tensor) -> tuple[Tensor, Tensor]:
-        """Returns (f_plane, f_cross), each N x d."""
+        """Returns (f_plane, f_cross), each N x d (N x T x d with ``tokens``)."""
         if self.shared:
             # One pass over the 2N images: batch-norm statistics then cover both polarizations in
             # training as in evaluation (two passes would train on per-polarization statistics
             # but evaluate with running statistics mixed over both).
-            return self.encoder(torch.cat([plane, cross])).chunk(2)
-        return self.plane_encoder(plane), self.cross_encoder(cross)
+            return self._encode(self.encoder, torch.cat([plane, cross])).chunk(2)
+        return self._encode(self.plane_encoder, plane), self._encode(self.cross_encoder, cross)
 
 
 class ConcatFusion(nn.Module):
@@ -103,17 +142,80 @@ class GatedFusion(nn.Module):
         return self.project(gate * plane + (1 - gate) * cross)
 
 
-FUSIONS: dict[str, type[nn.Module]] = {"concat": ConcatFusion, "sum": SumFusion, "gate": GatedFusion}
+class CrossAttentionFusion(nn.Module):
+    """Each polarization attends to the other (after LITHOS's PolarViT), then a learned gate.
 
+    With spatial tokens t_p (N x T_p x d) and t_c (N x T_c x d), multi-head attention
+    MHA(queries, keys = values) and layer normalisation LN:
 
-def build_fusion(name: str, in_features: int, out_features: int) -> nn.Module:
-    """The fusion module ``name`` mapping two N x in_features tensors to N x out_features.
+        a_p = LN_p(t_p + MHA_p(t_p, t_c))       PPL tokens query the XPL tokens   (N x T_p x d)
+        a_c = LN_c(t_c + MHA_c(t_c, t_p))       XPL tokens query the PPL tokens   (N x T_c x d)
+        s_p, s_c = mean_T a_p, mean_T a_c        attended summaries                (N x d)
+        z = GatedFusion(s_p, s_c)                learned per-feature gate          (N x d_fused)
+
+    Both directions attend to the encoder's tokens (PolarViT runs them one after the other);
+    the tokens carry no extra position embedding (a ViT's already do).
 
     Raises:
-        ValueError: unknown name (the message lists :data:`FUSIONS`).
+        ValueError: d is not a multiple of ``heads``.
+    """
+
+    uses_tokens: ClassVar[bool] = True
+
+    def __init__(self, in_features: int, out_features: int, *, heads: int = 4) -> None:
+        super().__init__()
+        if heads < 1 or in_features % heads:
+            raise ValueError(
+                f"cross_attention fusion: the token size {in_features} must be a multiple of "
+                f"fusion_heads, got {heads}"
+            )
+        self.out_features = out_features
+        self.plane_attention = nn.MultiheadAttention(in_features, heads, batch_first=True)
+        self.cross_attention = nn.MultiheadAttention(in_features, heads, batch_first=True)
+        self.plane_norm = nn.LayerNorm(in_features)
+        self.cross_norm = nn.LayerNorm(in_features)
+        self.gate = GatedFusion(in_features, out_features)
+
+    def attended(self, plane: Tensor, cross: Tensor) -> tuple[Tensor, Tensor]:
+        """(a_p, a_c): the tokens of each polarization after attending to the other."""
+        plane_update, _ = self.plane_attention(plane, cross, cross, need_weights=False)
+        cross_update, _ = self.cross_attention(cross, plane, plane, need_weights=False)
+        return self.plane_norm(plane + plane_update), self.cross_norm(cross + cross_update)
+
+    def forward(self, plane: Tensor, cross: Tensor) -> Tensor:
+        if plane.ndim != 3 or cross.ndim != 3:
+            raise ValueError(
+                f"cross_attention fusion needs N x T x d tokens, got shapes {tuple(plane.shape)} "
+                f"and {tuple(cross.shape)} (build the encoder with tokens=True)"
+            )
+        plane_attended, cross_attended = self.attended(plane, cross)
+        return self.gate(plane_attended.mean(dim=1), cross_attended.mean(dim=1))
+
+
+FUSIONS: dict[str, type[nn.Module]] = {
+    "concat": ConcatFusion,
+    "sum": SumFusion,
+    "gate": GatedFusion,
+    "cross_attention": CrossAttentionFusion,
+}
+
+
+def fusion_uses_tokens(name: str) -> bool:
+    """True when fusion ``name`` takes spatial tokens N x T x d rather than pooled features N x d."""
+    return getattr(FUSIONS.get(name), "uses_tokens", False)
+
+
+def build_fusion(name: str, in_features: int, out_features: int, *, heads: int = 4) -> nn.Module:
+    """The fusion module ``name`` mapping two N x in_features tensors (tokens N x T x in_features
+    for the token fusions) to N x out_features; ``heads`` is the token fusions' attention heads.
+
+    Raises:
+        ValueError: unknown name (the message lists :data:`FUSIONS`), or heads that do not divide d.
     """
     if name not in FUSIONS:
         raise ValueError(f"unknown fusion {name!r}; expected one of {', '.join(FUSIONS)}")
+    if fusion_uses_tokens(name):
+        return FUSIONS[name](in_features, out_features, heads=heads)
     return FUSIONS[name](in_features, out_features)
 
 

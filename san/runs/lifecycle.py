@@ -236,7 +236,7 @@ class RunContext:
         for split in ("test", "target"):
             if split not in metrics:
                 continue
-            title = f"{self.request.method} {split} ({'+'.join(self.protocol.targets) or 'mixed'})"
+            title = f"{self.request.method}: {split} split of {', '.join(metrics[split]['per_domain'])}"
             path = save_confusion_matrix(
                 metrics[split]["confusion"], self.class_names, self.run_dir / f"confusion_{split}.png", title
             )

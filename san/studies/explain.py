@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
+import torchvision
 from torch import nn
 
 from data_tools.atomic import atomic_write_text
@@ -38,6 +39,7 @@ FEATURE_SPLITS = ("test", "target")
 MAX_EMBEDDED = 600  # t-SNE is quadratic in the points: a seeded subsample beyond this
 PROBE_FOLDS = 5
 PROBE_KEY = "feature_probe"
+MIN_CAM_SIDE = 7  # Grad-CAM's layer: the deepest whose map is at least this many pixels a side
 
 
 class ExplainError(ValueError):
@@ -45,33 +47,97 @@ class ExplainError(ValueError):
 
 
 # --- Grad-CAM ---------------------------------------------------------------------------------------
-def last_conv_block(extractor: nn.Module) -> nn.Module:
-    """``layer4`` of a ResNet, else the last ``Conv2d`` of the module.
+@dataclass(frozen=True)
+class CamLayer:
+    """The layer Grad-CAM explains, its name inside the encoder and its map's side at the input size."""
+
+    name: str
+    module: nn.Module
+    map_size: tuple[int, int]
+
+
+def _candidate_layers(extractor: nn.Module) -> list[tuple[str, nn.Module]]:
+    """Layers that may be explained, shallow to deep: a ResNet's four stages, a timm model's feature
+    stages (``feature_info``), otherwise every convolution (a VGG's, or a ViT's patch embedding)."""
+    if isinstance(extractor, torchvision.models.ResNet):
+        return [(f"layer{i}", getattr(extractor, f"layer{i}")) for i in range(1, 5)]
+    model = getattr(extractor, "model", None)  # san.models.timm_backbones.TimmBackbone
+    modules = dict(extractor.named_modules())
+    stages = [f"model.{info['module']}" for info in getattr(model, "feature_info", None) or []]
+    if stages and all(name in modules for name in stages):
+        return [(name, modules[name]) for name in stages]
+    return [(name, module) for name, module in modules.items() if isinstance(module, nn.Conv2d)]
+
+
+def gradcam_layer(extractor: nn.Module, size: int, device: torch.device | str = "cpu") -> CamLayer:
+    """The deepest layer whose feature map is at least ``MIN_CAM_SIDE`` pixels on each side for
+    ``size`` x ``size`` inputs (ResNet-18 at 64 px: ``layer2``, 8 x 8; at 224 px: ``layer4``, 7 x 7).
+
+    Deeper maps are more class-specific but coarser; a 2 x 2 map says little about where in a grain the
+    evidence lies. When no layer reaches the minimum, the one with the largest map is taken (warned).
 
     Raises:
-        ExplainError: the module has no convolution.
+        ExplainError: the extractor has no layer with a 2-D feature map (N x C x h x w).
     """
-    if hasattr(extractor, "layer4"):
-        return extractor.layer4
-    convolutions = [m for m in extractor.modules() if isinstance(m, nn.Conv2d)]
-    if not convolutions:
-        raise ExplainError(f"{type(extractor).__name__} has no convolution for Grad-CAM")
-    return convolutions[-1]
+    candidates = _candidate_layers(extractor)
+    shapes: dict[str, tuple[int, ...]] = {}
+
+    def recorder(name: str):
+        def record(_module: nn.Module, _inputs: object, output: object) -> None:  # None keeps the output
+            shapes.setdefault(name, tuple(getattr(output, "shape", ())))
+
+        return record
+
+    handles = [module.register_forward_hook(recorder(name)) for name, module in candidates]
+    # The probe has the width of the first convolution's input (6 channels for a ``stack`` CNN).
+    channels = next((m.in_channels for m in extractor.modules() if isinstance(m, nn.Conv2d)), 3)
+    was_training = extractor.training
+    try:
+        with torch.no_grad():
+            extractor.eval()(torch.zeros(1, channels, size, size, device=device))
+    finally:
+        extractor.train(was_training)
+        for handle in handles:
+            handle.remove()
+    maps = [
+        CamLayer(name, module, shapes[name][-2:])
+        for name, module in candidates
+        if len(shapes.get(name, ())) == 4
+    ]
+    if not maps:
+        raise ExplainError(
+            f"{type(extractor).__name__} has no layer with a 2-D feature map for Grad-CAM "
+            f"(tried {', '.join(name for name, _ in candidates) or 'nothing'})"
+        )
+    fitting = [layer for layer in maps if min(layer.map_size) >= MIN_CAM_SIDE]
+    if fitting:
+        return fitting[-1]
+    largest = max(reversed(maps), key=lambda layer: min(layer.map_size))
+    log.warning(
+        "Grad-CAM at %d px: no layer of %s has a map of at least %d x %d; using %s (%d x %d)",
+        size,
+        type(extractor).__name__,
+        MIN_CAM_SIDE,
+        MIN_CAM_SIDE,
+        largest.name,
+        *largest.map_size,
+    )
+    return largest
 
 
-def branch_layers(network: nn.Module) -> dict[str, nn.Module]:
-    """The Grad-CAM layer of each branch, keyed by what its output covers: ``pair`` (a shared encoder
-    run on [plane; cross], so the first half of its batch is PPL), ``plane``, ``cross``, or ``stack``
-    (one map for both images)."""
+def branch_layers(network: nn.Module, size: int, device: torch.device | str = "cpu") -> dict[str, CamLayer]:
+    """The Grad-CAM layer of each branch (:func:`gradcam_layer`), keyed by what its output covers:
+    ``pair`` (a shared encoder run on [plane; cross], so the first half of its batch is PPL), ``plane``,
+    ``cross``, or ``stack`` (one map for both images)."""
     encoder = getattr(network, "encoder", None)
     if encoder is not None:  # san.models.networks.PairClassifier
         if encoder.shared:
-            return {"pair": last_conv_block(encoder.encoder)}
+            return {"pair": gradcam_layer(encoder.encoder, size, device)}
         return {
-            "plane": last_conv_block(encoder.plane_encoder),
-            "cross": last_conv_block(encoder.cross_encoder),
+            "plane": gradcam_layer(encoder.plane_encoder, size, device),
+            "cross": gradcam_layer(encoder.cross_encoder, size, device),
         }
-    return {network.input_mode: last_conv_block(network.body)}  # baselines.cnn.SingleImageClassifier
+    return {network.input_mode: gradcam_layer(network.body, size, device)}  # baselines.cnn
 
 
 def _normalise(maps: torch.Tensor) -> np.ndarray:
@@ -96,8 +162,8 @@ def gradcam_maps(
         return algorithm.predict({"plane": plane_tensor, "cross": cross_tensor})
 
     maps: dict[str, np.ndarray] = {}
-    for covers, layer in branch_layers(algorithm.network).items():
-        attribution = LayerGradCam(forward, layer).attribute(
+    for covers, layer in branch_layers(algorithm.network, predictor.size, predictor.device).items():
+        attribution = LayerGradCam(forward, layer.module).attribute(
             (batch["plane"], batch["cross"]), target=target, relu_attributions=True
         )
         upsampled = _normalise(
@@ -224,6 +290,12 @@ def save_gradcam_figures(
     """``gradcam_<class>.png`` for every class of the split: about ``n`` pairs in all, half correct and
     half wrong per class. Returns the shown sample ids per class."""
     index = {name: i for i, name in enumerate(predictor.classes)}
+    layers = branch_layers(predictor.algorithm.network, predictor.size, predictor.device)
+    described = "; ".join(
+        f"{'' if covers in ('pair', 'stack') else covers + ' '}{layer.name} "
+        f"({layer.map_size[0]} x {layer.map_size[1]} map)"
+        for covers, layer in layers.items()
+    )
     known = np.array([label in index for label in images.label])
     probabilities = np.concatenate(
         [predictor.predict_pairs(images.plane[s], images.cross[s]) for s in _batches(images, batch_size)]
@@ -264,7 +336,8 @@ def save_gradcam_figures(
             tiles[0],
             tiles[1],
             out / f"gradcam_{name}.png",
-            f"{predictor.method}: Grad-CAM for the predicted class, given class {name}",
+            f"{predictor.method}: Grad-CAM of {described} at {predictor.size} px, for the predicted "
+            f"class; given class {name}",
         )
         shown[name] = {
             "correct": [images.sample_id[r] for r in correct],

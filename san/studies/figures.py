@@ -7,19 +7,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import Normalize
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from data_tools.names import ordered_classes, ordered_domains  # noqa: E402
-
-
-def _save(figure: plt.Figure, path: str | Path, dpi: int = 110) -> Path:
-    figure.tight_layout()
-    figure.savefig(path, dpi=dpi)
-    plt.close(figure)
-    return Path(path)
+from data_tools.names import ordered_classes, ordered_domains
+from data_tools.plotting import save_figure, subplots
 
 
 @dataclass(frozen=True)
@@ -36,10 +30,14 @@ class CamTile:
     probability: float
 
 
-def _show(axis: plt.Axes, image: np.ndarray, heat: np.ndarray | None, title: str) -> None:
+CAM_COLOURS = "jet"
+CAM_ALPHA = 0.45
+
+
+def _show(axis: Axes, image: np.ndarray, heat: np.ndarray | None, title: str) -> None:
     axis.imshow(image)
     if heat is not None:
-        axis.imshow(heat, cmap="jet", alpha=0.45, vmin=0.0, vmax=1.0)
+        axis.imshow(heat, cmap=CAM_COLOURS, alpha=CAM_ALPHA, vmin=0.0, vmax=1.0)
     axis.set_title(title, fontsize=7)
     axis.axis("off")
 
@@ -47,9 +45,10 @@ def _show(axis: plt.Axes, image: np.ndarray, heat: np.ndarray | None, title: str
 def save_gradcam_grid(
     correct: Sequence[CamTile], wrong: Sequence[CamTile], path: str | Path, title: str
 ) -> Path:
-    """Rows of pairs: correct predictions (PPL, XPL with their Grad-CAM) left, wrong ones right."""
+    """Rows of pairs: correct predictions (PPL, XPL with their Grad-CAM) left, wrong ones right, with a
+    colour bar of the heat-map scale (each map divided by its own maximum)."""
     rows = max(len(correct), len(wrong), 1)
-    figure, axes = plt.subplots(rows, 4, figsize=(8.0, 2.1 * rows + 0.6), squeeze=False)
+    figure, axes = subplots(rows, 4, figsize=(8.8, 2.1 * rows + 0.9), squeeze=False, layout="constrained")
     for column, (group, tiles) in enumerate((("correct", correct), ("wrong", wrong))):
         for row in range(rows):
             plane_axis, cross_axis = axes[row, 2 * column], axes[row, 2 * column + 1]
@@ -63,13 +62,15 @@ def save_gradcam_grid(
             label = f"given {tile.given} / pred {tile.predicted} ({tile.probability:.2f})"
             _show(plane_axis, tile.plane, tile.plane_map, f"{group} PPL\n{label}")
             _show(cross_axis, tile.cross, tile.cross_map, f"{group} XPL\n{label}")
-    figure.suptitle(title, fontsize=10)
-    return _save(figure, path, dpi=100)
+    scale = ScalarMappable(Normalize(0.0, 1.0), cmap=CAM_COLOURS)
+    figure.colorbar(scale, ax=axes, shrink=min(0.9, 0.45 + 0.1 * rows), label="Grad-CAM / its maximum")
+    figure.suptitle(title, fontsize=9)
+    return save_figure(figure, path, dpi=100, tight=False)
 
 
-def _scatter(axis: plt.Axes, points: np.ndarray, groups: np.ndarray, names: list[str], title: str) -> None:
+def _scatter(axis: Axes, points: np.ndarray, groups: np.ndarray, names: list[str], title: str) -> None:
     """Points coloured by group; ``names`` fixes the colour of each group across panels."""
-    colours = plt.get_cmap("tab20" if len(names) > 10 else "tab10")
+    colours = matplotlib.colormaps["tab20" if len(names) > 10 else "tab10"]
     for i, name in enumerate(names):
         chosen = groups == name
         if chosen.any():
@@ -91,9 +92,9 @@ def save_embedding_panels(
     """
     rivers = ordered_domains(np.concatenate([np.asarray(e[1], dtype=str) for e in embeddings.values()]))
     classes = ordered_classes(np.concatenate([np.asarray(e[2], dtype=str) for e in embeddings.values()]))
-    figure, axes = plt.subplots(len(embeddings), 2, figsize=(9.0, 4.2 * len(embeddings)), squeeze=False)
+    figure, axes = subplots(len(embeddings), 2, figsize=(9.0, 4.2 * len(embeddings)), squeeze=False)
     for row, (name, (points, river, label)) in enumerate(embeddings.items()):
         title = f"{name}: t-SNE of fused features, by river"
         _scatter(axes[row, 0], points, np.asarray(river, dtype=str), rivers, title)
         _scatter(axes[row, 1], points, np.asarray(label, dtype=str), classes, f"{name}: by class")
-    return _save(figure, path)
+    return save_figure(figure, path)

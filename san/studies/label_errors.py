@@ -20,21 +20,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+import numpy as np
+import pandas as pd
+from cleanlab.filter import find_label_issues
+from cleanlab.rank import get_label_quality_scores
+from sklearn.model_selection import StratifiedKFold
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from cleanlab.filter import find_label_issues  # noqa: E402
-from cleanlab.rank import get_label_quality_scores  # noqa: E402
-from sklearn.model_selection import StratifiedKFold  # noqa: E402
-
-from data_tools.corruption import flip_labels  # noqa: E402
-from data_tools.images import load_prepared  # noqa: E402
-from data_tools.manifest_io import Dataset  # noqa: E402
-from data_tools.names import ordered_classes, ordered_domains  # noqa: E402
-from data_tools.splits import split_mixed  # noqa: E402
+from data_tools.corruption import flip_labels
+from data_tools.images import load_prepared
+from data_tools.manifest_io import Dataset
+from data_tools.names import ordered_classes, ordered_domains
+from data_tools.plotting import save_figure, subplots
+from data_tools.splits import split_mixed
 
 log = logging.getLogger(__name__)
 
@@ -312,7 +309,7 @@ def save_review_sheet(
     if suspects.empty:
         return None
     lines = -(-len(suspects) // per_row)
-    figure, axes = plt.subplots(lines, 2 * per_row, figsize=(2.0 * 2 * per_row, 2.3 * lines), squeeze=False)
+    figure, axes = subplots(lines, 2 * per_row, figsize=(2.0 * 2 * per_row, 2.3 * lines), squeeze=False)
     for axis in axes.ravel():
         axis.axis("off")
     manifest = dataset.manifest
@@ -331,7 +328,4 @@ def save_review_sheet(
         )
         cross_axis.set_title("XPL", fontsize=7)
     figure.suptitle(f"likely label errors: PPL | XPL, given -> suggested (top {len(suspects)})", fontsize=9)
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-    return Path(path)
+    return save_figure(figure, path, dpi=100)

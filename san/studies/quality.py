@@ -17,22 +17,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from data_tools.corruption import (  # noqa: E402
+from data_tools.corruption import (
     CLEAN_LEVELS,
     DEFAULT_LEVELS,
     FACTORS,
     CorruptionError,
     QualitySetting,
 )
-from san.benchmark.jobs import GridError, Job, JobExecutor, expand_grid  # noqa: E402
-from san.benchmark.tables import Stat, format_stat, stat_over_seeds  # noqa: E402
-from san.runs.records import RESULTS_FILE, read_record  # noqa: E402
+from data_tools.plotting import save_figure, subplots
+from san.benchmark.jobs import GridError, Job, JobExecutor, expand_grid
+from san.benchmark.tables import Stat, format_stat, stat_over_seeds
+from san.runs.records import RESULTS_FILE, read_record
 
 CLEAN = "clean"
 STUDY_FACTORS: tuple[str, ...] = tuple(f for f in FACTORS if f != "none")
@@ -292,7 +289,7 @@ def plot_study(summary: pd.DataFrame, path: str | Path, *, method: str, protocol
     clean = summary[summary["level"].isna()].iloc[0]
     categorical = factor == "class-removal"
     x = list(range(len(levels))) if categorical else levels["level"].astype(float).tolist()
-    figure, axis = plt.subplots(figsize=(6.4, 4.0))
+    figure, axis = subplots(figsize=(6.4, 4.0))
     for split, colour in (("test", "tab:blue"), ("target", "tab:orange")):
         if not levels[f"{split}_seeds"].any() and not clean[f"{split}_seeds"]:
             continue
@@ -322,10 +319,7 @@ def plot_study(summary: pd.DataFrame, path: str | Path, *, method: str, protocol
     )
     axis.grid(alpha=0.3)
     axis.legend(fontsize=8)
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return Path(path)
+    return save_figure(figure, path, dpi=110)
 
 
 def write_study(

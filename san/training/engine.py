@@ -246,10 +246,14 @@ class Trainer:
             self.settings.eval_batch_size,
             self.settings.num_workers,
         )
-        metrics = classification_metrics(
-            self.val_data.labels[indices], probabilities.argmax(1), self.class_names
-        )
-        return {f"val_{k}": float(metrics[k]) for k in SELECTION_METRICS}
+        labels = self.val_data.labels[indices]
+        metrics = classification_metrics(labels, probabilities.argmax(1), self.class_names)
+        # Plain cross-entropy of the val labels (no label smoothing or class weights), for the curves.
+        true_probability = np.clip(probabilities[np.arange(len(labels)), labels], 1e-12, None)
+        return {
+            "val_loss": float(-np.log(true_probability).mean()),
+            **{f"val_{k}": float(metrics[k]) for k in SELECTION_METRICS},
+        }
 
     def _checkpoint(self, epoch: int, result: FitResult, patience_left: int | None) -> None:
         _save(
@@ -344,7 +348,15 @@ class Trainer:
             k: v
             for k, v in row.items()
             if k
-            in ("train_loss", "train_acc", "val_accuracy", "val_macro_f1", "train_disc_acc", "train_lambda")
+            in (
+                "train_loss",
+                "train_acc",
+                "val_loss",
+                "val_accuracy",
+                "val_macro_f1",
+                "train_disc_acc",
+                "train_lambda",
+            )
         }
         log.info(
             "epoch %d/%d  %s  (%.1fs)",

@@ -114,6 +114,8 @@ class Experiment:
         settings = self._settings()
         datasets, stats = self._datasets()
         hparams = dict(config["hparams"])
+        if "img_size" in default_hparams(request.method) and hparams.get("img_size") is None:
+            hparams["img_size"] = config["data"]["size"]  # fixed-size backbones (ViT) fit the input
         if config["training"]["class_weighted_loss"]:
             hparams["class_weights"] = _class_weights(
                 context.labels[context.rows("train")], len(context.class_names)
@@ -164,7 +166,13 @@ class Experiment:
 
             def save_artifacts(run_dir: Path) -> None:
                 self._save_model(algorithm, stats)
-                save_training_curves(fit.history, run_dir / "training_curves.png", run_dir.name)
+                save_training_curves(
+                    fit.history,
+                    run_dir / "training_curves.png",
+                    run_dir.name,
+                    chosen_epoch=fit.best_epoch,
+                    selection=fit.selection_rule,
+                )
 
             record = context.conclude(
                 probabilities_by_split, self._selection(fit), timing, extras, save_artifacts
