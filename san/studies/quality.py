@@ -26,16 +26,15 @@ import pandas as pd  # noqa: E402
 from data_tools.corruption import (  # noqa: E402
     CLEAN_LEVELS,
     DEFAULT_LEVELS,
-    FACTORS,
     CorruptionError,
     QualitySetting,
 )
+from data_tools.quality_factors import STUDY_FACTORS  # noqa: E402
 from san.benchmark.jobs import GridError, Job, JobExecutor, expand_grid  # noqa: E402
 from san.benchmark.tables import Stat, format_stat, stat_over_seeds  # noqa: E402
 from san.runs.records import RESULTS_FILE, read_record  # noqa: E402
 
 CLEAN = "clean"
-STUDY_FACTORS: tuple[str, ...] = tuple(f for f in FACTORS if f != "none")
 LEVEL_LABELS: dict[str, str] = {
     "label-noise": "fraction of training labels flipped",
     "class-removal": "class removed from training",
