@@ -7,6 +7,7 @@ far the raw and corrected percentages are from it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,31 @@ def in_domain_confusion(predictor: Predictor) -> tuple[np.ndarray | None, str]:
         f"(n = {int(confusion.sum())}), inverted by non-negative least squares (condition number "
         f"{condition:.3g}: the larger, the less stable the correction)"
     )
+
+
+def sample_assemblages(
+    predictions: pd.DataFrame, classes: Sequence[str], confusion: np.ndarray | None, seed: int = 0
+) -> dict[str, pd.DataFrame]:
+    """The assemblage table of every sample of ``predictions`` (``predictions.csv``'s columns
+    ``sample`` and ``class_1``), in order of appearance; ``confusion`` corrects them (None: no
+    correction); ``seed`` drives the bootstrap of the corrected intervals.
+
+    Raises:
+        ValueError: a column is missing, or a predicted class is not among ``classes``.
+    """
+    if missing := [c for c in ("sample", "class_1") if c not in predictions.columns]:
+        raise ValueError(f"the predictions lack the column(s) {', '.join(missing)} (see predictions.csv)")
+    rng = np.random.default_rng(seed)
+    return {
+        sample: assemblage_table(
+            predictions["class_1"][(predictions["sample"] == sample).to_numpy()].tolist(),
+            classes,
+            confusion,
+            rng,
+            sample=sample,
+        )
+        for sample in dict.fromkeys(predictions["sample"])
+    }
 
 
 def _markdown_table(table: pd.DataFrame) -> list[str]:
@@ -113,16 +139,12 @@ def write_assemblage(
         labelled sample: raw and corrected mean absolute error in percentage points) and ``files``.
     """
     confusion, correction = in_domain_confusion(predictor)
-    rng = np.random.default_rng(settings.seed)
-    tables, errors = {}, {}
-    for sample in dict.fromkeys(predictions["sample"]):
-        chosen = (predictions["sample"] == sample).to_numpy()
-        tables[sample] = assemblage_table(
-            predictions["class_1"][chosen].tolist(), predictor.classes, confusion, rng, sample=sample
-        )
-        truth = scored[chosen]
+    tables = sample_assemblages(predictions, predictor.classes, confusion, settings.seed)
+    errors = {}
+    for sample, table in tables.items():
+        truth = scored[(predictions["sample"] == sample).to_numpy()]
         if labelled and confusion is not None and (truth["label"] != UNLABELLED).all():
-            errors[sample] = composition_error(tables[sample], _true_percent(truth))
+            errors[sample] = composition_error(table, _true_percent(truth))
     combined = pd.concat(tables.values(), ignore_index=True)
     atomic_write(out / "assemblage.csv", lambda tmp: combined.to_csv(tmp, index=False, float_format="%.4g"))
     header = [
