@@ -5,6 +5,7 @@ It lives in its own module so that processes started by submitit can import it."
 from __future__ import annotations
 
 import json
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,7 @@ class WhereExecutor:
     fail: tuple[str, ...] = ()
 
     def __call__(self, job: Any, run_dir: Path, resume: bool) -> dict[str, Any]:
+        logging.getLogger("san.stub").info("running %s", job.name)
         if job.method in self.fail:
             raise ValueError(f"{job.method} exploded")
         record = {

@@ -113,7 +113,8 @@ def test_submitit_local_executor_runs_the_jobs_and_records_failures(tmp_path, im
     assert len(pids) == 2 and os.getpid() not in pids  # one process per job, none of them this one
     failure = json.loads((jobs[2].run_dir(out) / "failure.json").read_text())
     assert failure["message"] == "dt exploded"
-    assert list((tmp_path / "submitit").glob("*_log.out"))  # submitit's own logs, per job
+    logs = "".join(p.read_text() for p in (tmp_path / "submitit").glob("*_log.err"))
+    assert all(f"running {job.name}" in logs for job in jobs)  # each job logs progress to its console
     again = run_jobs(jobs, out, WhereExecutor(), progress=False, launcher=launcher)
     assert again.counts() == {"skipped": 2, "ran": 1}  # complete jobs are never resubmitted
 

@@ -63,9 +63,13 @@ def use_worker_gpu(gpu: str | None) -> None:
 
 
 def run_submitted(job: Job, out: str, execute: Callable, threads: int) -> Any:
-    """What one cluster job runs: take ``threads`` cores, then :func:`san.benchmark.runner.run_job`."""
+    """What one cluster job runs: log progress (its console is its log file in the submitit folder,
+    and the run's train.log gets the same lines), take ``threads`` cores, then
+    :func:`san.benchmark.runner.run_job`."""
+    from data_tools.commandline import configure_logging
     from san.benchmark.runner import limit_threads, run_job
 
+    configure_logging()
     limit_threads(threads)
     return run_job(job, out, execute)
 
