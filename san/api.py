@@ -104,18 +104,21 @@ class Run:
         run_dir: the run directory.
         record: its ``results.json`` (None when the run has none).
         device: where the model runs (``auto``, ``cpu``, ``cuda``, ``cuda:N``, ``mps``).
+        trust_run: also load an old classical run's pickled ``model.joblib`` (it runs whatever code
+            it holds: only for a run you made or trust); ``model.pt`` and ``model.skops`` never need it.
     """
 
     run_dir: Path
     record: dict[str, Any] | None = None
     device: str = "auto"
+    trust_run: bool = False
 
     @cached_property
     def predictor(self) -> Predictor:
         """The loaded model with its preprocessing and temperature."""
         from san.inference.predictors import load_predictor
 
-        return load_predictor(self.run_dir, self.device)
+        return load_predictor(self.run_dir, self.device, trust_run=self.trust_run)
 
     @property
     def method(self) -> str:
@@ -165,7 +168,7 @@ class Run:
         return classified.predictions
 
 
-def load_run(path: str | Path, *, device: str = "auto") -> Run:
+def load_run(path: str | Path, *, device: str = "auto", trust_run: bool = False) -> Run:
     """A finished run directory (any method; its folder name does not matter), with its model loaded.
 
     Raises:
@@ -177,7 +180,7 @@ def load_run(path: str | Path, *, device: str = "auto") -> Run:
     run_dir = Path(path)
     if not run_dir.is_dir():
         raise FileNotFoundError(f"no run directory at {run_dir}")
-    run = Run(run_dir, read_record(run_dir), device)
+    run = Run(run_dir, read_record(run_dir), device, trust_run)
     run.predictor  # noqa: B018 (load now, so a bad run fails here and not at the first prediction)
     return run
 

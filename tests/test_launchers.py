@@ -17,6 +17,7 @@ from san.benchmark.launchers import SubmititLauncher, parse_shard, shard_jobs, w
 from san.benchmark.runner import _init_worker, run_jobs
 from san.cli import benchmark as benchmark_cli
 from san.runs.records import read_record
+from san.runs.saved_model import CLASSICAL_MODEL_FILE
 
 ROOT = Path(__file__).resolve().parents[1]
 RIVERS = ["yangtze", "yarlung", "pengqu"]
@@ -102,21 +103,29 @@ def importable_stubs(monkeypatch):
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in paths if p))
 
 
-def test_submitit_local_executor_runs_the_jobs_and_records_failures(tmp_path, importable_stubs):
+def test_submitit_local_executor_runs_the_jobs_claims_and_records_failures(tmp_path, importable_stubs):
+    """Four jobs through submitit's local executor (one process each): two run, one fails and is
+    recorded, and one that another live runner (this test) has claimed is left alone."""
     pytest.importorskip("submitit")
-    jobs = expand_grid(["svm", "knn", "dt"], [("mixed", None)], ["yangtze"], [0])
+    from san.benchmark.claims import try_claim
+
+    jobs = expand_grid(["svm", "knn", "dt", "rf"], [("mixed", None)], ["yangtze"], [0])
     launcher = SubmititLauncher(tmp_path / "submitit", cluster="local", timeout_min=10, cpus_per_job=1)
     out = tmp_path / "out"
+    held = try_claim(jobs[3].run_dir(out), label="another runner")
+    assert held is not None
     summary = run_jobs(jobs, out, WhereExecutor(fail=("dt",)), progress=False, launcher=launcher)
-    assert summary.counts() == {"ran": 2, "failed": 1}, summary.format(out)
+    assert summary.counts() == {"ran": 2, "failed": 1, "elsewhere": 1}, summary.format(out)
     pids = {read_record(j.run_dir(out))["extras"]["pid"] for j in jobs[:2]}
     assert len(pids) == 2 and os.getpid() not in pids  # one process per job, none of them this one
     failure = json.loads((jobs[2].run_dir(out) / "failure.json").read_text())
     assert failure["message"] == "dt exploded"
+    assert read_record(jobs[3].run_dir(out)) is None  # the claimed job was not run
     logs = "".join(p.read_text() for p in (tmp_path / "submitit").glob("*_log.err"))
-    assert all(f"running {job.name}" in logs for job in jobs)  # each job logs progress to its console
+    assert all(f"running {job.name}" in logs for job in jobs[:3])  # each job logs progress to its console
+    held.release()
     again = run_jobs(jobs, out, WhereExecutor(), progress=False, launcher=launcher)
-    assert again.counts() == {"skipped": 2, "ran": 1}  # complete jobs are never resubmitted
+    assert again.counts() == {"skipped": 2, "ran": 2}  # complete jobs are never resubmitted
 
 
 def test_submitit_flags_build_the_launcher(tmp_path):
@@ -214,5 +223,5 @@ def test_a_run_logs_its_model_and_record_as_an_artifact_only_when_asked(
     )
     record = run_classical_experiment(request)
     logged = [(a.name, sorted(a.files)) for a in fake.run.artifacts]
-    assert logged == ([("knn-mixed-seed0", ["model.joblib", "results.json"])] if asked else [])
+    assert logged == ([("knn-mixed-seed0", sorted([CLASSICAL_MODEL_FILE, "results.json"]))] if asked else [])
     assert (Path(record["run_dir"]) / "train.log").is_file()
