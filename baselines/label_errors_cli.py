@@ -6,31 +6,14 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-
-from baselines.classical import fit_classical
-from baselines.feature_table import feature_columns
-from baselines.features import extract_features
-from data_tools.manifest_io import ManifestError
-from data_tools.names import ordered_classes
+from data_tools.commandline import add_data_argument, command_parser
 from san import methods
-from san.algorithms.registry import default_hparams
-from san.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, configure_logging
-from san.runs.config import ConfigError, resolve_config
-from san.runs.lifecycle import RunRequest, open_request_data
-from san.runtime import resolve_device
-from san.studies.label_errors import (
-    ISSUES_FILE,
-    SHEET_FILE,
-    FoldModel,
-    classifier_fold_model,
-    erm_fold_model,
-    find_label_errors,
-    planted_scores,
-    save_issues_csv,
-    save_review_sheet,
-)
+from san.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, add_device_argument, configure_logging
+
+if TYPE_CHECKING:
+    from san.studies.label_errors import FoldModel
 
 METHODS = tuple(m for m in methods.method_names() if methods.get_method(m).label_errors)
 SVM_FOLDS = 3  # inner grid-search folds of each out-of-fold SVM (the benchmark uses 5; 3 keeps it quick)
@@ -39,20 +22,17 @@ FEATURE_SIZE = 128  # as the classical benchmark (CLASSICAL_HPARAMS feature_size
 
 def build_parser() -> argparse.ArgumentParser:
     """The command line."""
-    parser = argparse.ArgumentParser(
-        prog="find_label_errors.py",
-        description="Rank likely label errors. Within each river, the pairs outside the test split of a "
+    parser = command_parser(
+        "find_label_errors.py",
+        "Rank likely label errors. Within each river, the pairs outside the test split of a "
         "mixed split get class probabilities from a model fitted on the other stratified folds; "
         "cleanlab's confident learning flags unlikely labels, ranked by self-confidence. Writes "
-        f"OUT/{ISSUES_FILE} and OUT/{SHEET_FILE}. With --flip, labels are flipped on purpose "
-        "first and the precision/recall of finding them is printed. Exit codes: 0 done, "
-        "1 failed, 2 usage error.",
+        "the ranked issues (CSV), a review sheet (PNG) and summary.json into OUT. With --flip, "
+        "labels are flipped on purpose first and the precision/recall of finding them is printed. "
+        "Exit codes: 0 done, 1 failed, 2 usage error.",
     )
-    parser.add_argument(
-        "data",
-        nargs="?",
-        metavar="DATA",
-        help="image tree or manifest CSV (default: the built-in synthetic dataset)",
+    add_data_argument(
+        parser, "image tree or manifest CSV (default: the built-in synthetic dataset)", positional="DATA"
     )
     parser.add_argument(
         "--method",
@@ -82,12 +62,19 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="erm: config override, e.g. --set epochs=3 --set size=32 (repeatable)",
     )
-    parser.add_argument("--device", default="auto", help="erm: auto, cpu or cuda")
+    add_device_argument(parser, "erm: auto, cpu, cuda, cuda:N or mps (default auto)")
     parser.add_argument("--quiet", action="store_true", help="only warnings")
     return parser
 
 
 def _fold_model(method: str, dataset, config: dict, n_classes: int, device: str, quiet: bool) -> FoldModel:
+    import numpy as np
+
+    from baselines.classical import fit_classical
+    from baselines.feature_table import feature_columns
+    from baselines.features import extract_features
+    from san.studies.label_errors import classifier_fold_model, erm_fold_model
+
     if method == "erm":
         return erm_fold_model(dataset, config, n_classes, device)
     table = extract_features(
@@ -108,8 +95,23 @@ def main(argv: list[str] | None = None) -> int:
     if not 0.0 <= args.flip < 1.0 or args.folds < 2 or args.top < 1:
         print("error: --flip must be in [0, 1), --folds at least 2, --top at least 1", file=sys.stderr)
         return EXIT_USAGE
-    device = resolve_device(args.device)
+    from data_tools.manifest_io import ManifestError
+    from data_tools.names import ordered_classes
+    from san.algorithms.registry import default_hparams
+    from san.runs.config import ConfigError, resolve_config
+    from san.runs.lifecycle import RunRequest, open_request_data
+    from san.runtime import DeviceError, resolve_device
+    from san.studies.label_errors import (
+        ISSUES_FILE,
+        SHEET_FILE,
+        find_label_errors,
+        planted_scores,
+        save_issues_csv,
+        save_review_sheet,
+    )
+
     try:
+        device = resolve_device(args.device)
         config, _ = resolve_config(
             args.method,
             use_cpu_preset=device.type == "cpu",
@@ -117,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
             hparam_names=default_hparams("erm") if args.method == "erm" else (),
         )
         dataset, _ = open_request_data(RunRequest(data=args.data, progress=not args.quiet))
-    except (ConfigError, FileNotFoundError, ManifestError) as error:
+    except (ConfigError, DeviceError, FileNotFoundError, ManifestError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
     n_classes = len(ordered_classes(dataset.manifest["label"]))

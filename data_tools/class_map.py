@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
 import yaml
 
 from data_tools.names import fold_name
@@ -41,6 +40,8 @@ def _pairs_from_yaml(path: Path, text: str) -> list[tuple[str, str]]:
 
 
 def _pairs_from_csv(path: Path) -> list[tuple[str, str]]:
+    import pandas as pd  # here, not at the top: build_manifest.py --help prints this module's format
+
     try:
         table = pd.read_csv(path, dtype=str, keep_default_na=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as error:

@@ -29,10 +29,8 @@ from data_tools.cache import CachedPairs
 from data_tools.images import CropMode, load_prepared
 from data_tools.manifest_io import Dataset
 from data_tools.names import canonical_class
+from data_tools.quality_factors import FACTORS, IMAGE_FACTORS
 
-SPLIT_FACTORS: tuple[str, ...] = ("label-noise", "class-removal", "size")
-IMAGE_FACTORS: tuple[str, ...] = ("gaussian-noise", "salt-pepper", "brightness", "blur")
-FACTORS: tuple[str, ...] = ("none", *SPLIT_FACTORS, *IMAGE_FACTORS)
 POLARIZATIONS: tuple[str, ...] = ("plane", "cross")
 
 # Levels of a study when none are given (class-removal: every training class in turn).

@@ -5,27 +5,34 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
-
-from data_tools.atomic import atomic_write
-from data_tools.class_map import CLASS_MAP_FORMAT, ClassMapError, read_class_map
-from data_tools.commandline import EXIT_FAILED, EXIT_OK, EXIT_USAGE
-from data_tools.layout import LayoutError
-from data_tools.manifest import FolderMergeError, build_manifest, count_table
-from data_tools.manifest_io import write_manifest
+from data_tools.class_map import CLASS_MAP_FORMAT
+from data_tools.commandline import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    add_data_argument,
+    add_jobs_argument,
+    command_parser,
+)
 from data_tools.names import fold_name
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def make_parser() -> argparse.ArgumentParser:
     """Argument parser of scripts/build_manifest.py."""
-    parser = argparse.ArgumentParser(
-        prog="build_manifest.py",
-        description="Pair the PPL and XPL images of a tree, validate every file, and write a manifest "
+    parser = command_parser(
+        "build_manifest.py",
+        "Pair the PPL and XPL images of a tree, validate every file, and write a manifest "
         "CSV (one row per pair). Exit codes: 0 clean (warnings allowed), 1 problems found "
         "(listed; nothing written unless --allow-problems), 2 usage error.",
     )
-    parser.add_argument("root", type=Path, help="top folder of the image tree")
+    add_data_argument(
+        parser, "top folder of the image tree", positional="ROOT", required=True, metavar="ROOT", type=Path
+    )
     parser.add_argument(
         "--layout",
         metavar="TEMPLATE",
@@ -57,7 +64,7 @@ def make_parser() -> argparse.ArgumentParser:
         "and 'Opx: Px' to merge them, or 'Spl: Spl' and 'Spn: Spn' to keep them apart. Distinct folder "
         "names that would become one class are an error without it. Folder names match in any case",
     )
-    parser.add_argument("--workers", type=int, default=None, help="threads for decoding (default: CPU count)")
+    add_jobs_argument(parser, "threads for decoding (default: the number of cores)", default=None)
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
@@ -82,14 +89,21 @@ def _print_folder_names(table: pd.DataFrame, class_map: dict[str, str]) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Run the command; returns the exit code."""
     args = make_parser().parse_args(argv)
+    from data_tools.atomic import atomic_write
+    from data_tools.class_map import ClassMapError, read_class_map
+    from data_tools.layout import LayoutError
+    from data_tools.manifest import FolderMergeError, build_manifest, count_table
+    from data_tools.manifest_io import write_manifest
+
+    root = args.data
     try:
         class_map = read_class_map(args.class_map) if args.class_map else None
         result = build_manifest(
-            args.root,
+            root,
             layout=args.layout,
             domain=args.domain,
             class_map=class_map,
-            workers=args.workers,
+            workers=args.jobs,
             progress=not args.quiet,
         )
     except (FileNotFoundError, LayoutError, ClassMapError, FolderMergeError) as error:
@@ -97,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
 
     manifest = result.manifest
-    print(f"root: {args.root}\nlayout: {result.layout}")
+    print(f"root: {root}\nlayout: {result.layout}")
     print(
         f"pairs: {len(manifest)}   non-image files skipped: {result.skipped_non_images}   "
         f"errors: {len(result.errors)}   warnings: {len(result.warnings)}"
@@ -112,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
             for problem in problems:
                 print(f"  [{problem.kind}] {problem.path}: {problem.message}")
 
-    out = args.out or args.root / "manifest.csv"
+    out = args.out or root / "manifest.csv"
     if result.errors and not args.allow_problems:
         print(
             f"\n{len(result.errors)} problem(s) found; nothing written. Fix them, or pass "
@@ -120,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return EXIT_FAILED
-    write_manifest(manifest, out, args.root)
+    write_manifest(manifest, out, root)
     print(f"\nwrote {out} ({len(manifest)} pairs)")
     if result.problems and args.allow_problems:
         problems_path = out.with_name(out.stem + ".problems.csv")

@@ -1,10 +1,8 @@
-"""Timing of the data pipeline: manifest scan, cold cache build, cached epoch reads
-(``scripts/benchmark_data_pipeline.py``)."""
+"""Timing of the data pipeline: manifest scan, cold cache build, cached epoch reads (the command
+line is :mod:`data_tools.pipeline_benchmark_cli`)."""
 
 from __future__ import annotations
 
-import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -12,10 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from data_tools.cache import PairImageCache
-from data_tools.commandline import MAX_SIDE, image_side, positive_int
 from data_tools.dataset import PairedGrainDataset
-from data_tools.images import ImageDecodeError
-from data_tools.layout import LayoutError
 from data_tools.manifest_io import ManifestError, load_dataset
 from data_tools.transforms import PairTransform, channel_stats
 
@@ -61,51 +56,3 @@ def measure_pipeline(
                     items[i]
             figures[f"epoch_{name}_seconds"] = (time.perf_counter() - started) / epochs
     return figures
-
-
-EXIT_DONE, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-
-
-def make_parser() -> argparse.ArgumentParser:
-    """Argument parser of scripts/benchmark_data_pipeline.py."""
-    parser = argparse.ArgumentParser(
-        prog="benchmark_data_pipeline.py",
-        description="Time the data pipeline on a tree or manifest CSV. The cache is built in a temporary "
-        "folder, so the build is always cold. Exit codes: 0 done; 1 the data have problems (listed) or "
-        "an image cannot be decoded; 2 usage error (no such path, no layout fits, bad option).",
-    )
-    parser.add_argument("data", help="image tree or manifest CSV")
-    parser.add_argument(
-        "--size", type=image_side, default=128, help=f"prepared image side in px, 1..{MAX_SIDE} (default 128)"
-    )
-    parser.add_argument("--layout", help="layout template (see build_manifest.py --help)")
-    parser.add_argument("--domain", help="domain name for a tree without a domain level")
-    parser.add_argument("--epochs", type=positive_int, default=2, help="cached epochs to time (default 2)")
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Run the command; returns the exit code."""
-    args = make_parser().parse_args(argv)
-    try:
-        figures = measure_pipeline(
-            args.data, size=args.size, layout=args.layout, domain=args.domain, epochs=args.epochs
-        )
-    except (FileNotFoundError, LayoutError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_USAGE
-    except (ManifestError, ImageDecodeError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_FAILED
-    pairs = figures["pairs"]
-    print(f"pairs: {pairs:.0f} at {args.size} px")
-    print(f"manifest scan + validation: {figures['manifest_seconds']:.2f} s")
-    print(
-        f"cache build (decode + crop + resize, cold): {figures['cache_build_seconds']:.2f} s "
-        f"({pairs / figures['cache_build_seconds']:.0f} pairs/s)"
-    )
-    print(f"cache reopen (stat every file, nothing decoded): {figures['cache_reopen_seconds']:.3f} s")
-    for name in ("plain", "augmented"):
-        seconds = figures[f"epoch_{name}_seconds"]
-        print(f"cached epoch read, {name}: {seconds:.3f} s ({pairs / seconds:.0f} pairs/s)")
-    return EXIT_DONE

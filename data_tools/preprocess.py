@@ -5,6 +5,8 @@ re-encoded; DST/<relative path with the new suffix> mirrors SRC. A pair is writt
 (temporary names, then renamed), a pair that fails is reported by name and skipped, SRC is never
 written to, and ``DST/preprocess.json`` records the settings, the counts, every failure with its
 reason and every source -> output path.
+
+The image and manifest libraries load when a tree is processed, so ``--help`` answers without them.
 """
 
 from __future__ import annotations
@@ -18,17 +20,27 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Literal
-
-import numpy as np
-from PIL import Image
-from tqdm.auto import tqdm
+from typing import TYPE_CHECKING, Literal
 
 from data_tools.atomic import atomic_write_text
-from data_tools.commandline import EXIT_FAILED, EXIT_OK, EXIT_USAGE, MAX_SIDE, image_side, side_problem
-from data_tools.images import CropMode, load_prepared
+from data_tools.commandline import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    MAX_SIDE,
+    add_data_argument,
+    add_jobs_argument,
+    command_parser,
+    image_side,
+    side_problem,
+)
 from data_tools.layout import LayoutError
-from data_tools.manifest import Problem, build_manifest
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from data_tools.images import CropMode
+    from data_tools.manifest import Problem
 
 OutputFormat = Literal["jpg", "png"]
 RECORD_NAME = "preprocess.json"
@@ -100,6 +112,8 @@ def _check_paths(source: Path, destination: Path) -> None:
 
 
 def _encode(image: np.ndarray, path: Path, settings: PreprocessSettings) -> None:
+    from PIL import Image
+
     options = {"quality": settings.quality} if settings.format == "jpg" else {}
     Image.fromarray(image).save(path, format=_SAVE_FORMATS[settings.format], **options)
 
@@ -125,6 +139,8 @@ def convert_pair(
     """
     suffix = f".{settings.format}"
     outputs = tuple(Path(p).with_suffix(suffix).as_posix() for p in relative_paths)
+    from data_tools.images import load_prepared
+
     images = [load_prepared(source / p, settings.size, settings.crop) for p in relative_paths]
     temporaries: list[Path] = []
     renamed: list[Path] = []
@@ -167,6 +183,10 @@ def preprocess_tree(
     settings = settings or PreprocessSettings()
     settings.check()
     _check_paths(source, destination)
+    from tqdm.auto import tqdm
+
+    from data_tools.manifest import build_manifest
+
     # Folders are copied as they are: no class names needed, so Spl and Spn never clash here.
     scan = build_manifest(
         source, layout=layout, domain=domain, keep_folder_names=True, workers=workers, progress=progress
@@ -231,16 +251,18 @@ def _write_record(
 def make_parser() -> argparse.ArgumentParser:
     """Argument parser of scripts/preprocess.py."""
     defaults = PreprocessSettings()
-    parser = argparse.ArgumentParser(
-        prog="preprocess.py",
-        description="Write a training-ready copy of an image tree (e.g. multi-megabyte BMP/TIFF "
+    parser = command_parser(
+        "preprocess.py",
+        "Write a training-ready copy of an image tree (e.g. multi-megabyte BMP/TIFF "
         "micrographs of mixed sizes) with the same layout: each PPL/XPL pair is centre-cropped to a "
         "square, resized and re-encoded, both images or neither. SRC is never written to. A file that "
         f"fails is reported by name and the rest go on; DST/{RECORD_NAME} records the settings, "
         "counts, failures and every source -> output path. Exit codes: 0 every pair written; 1 some "
         "pairs failed or files were skipped (listed); 2 usage error.",
     )
-    parser.add_argument("src", type=Path, help="the raw image tree (read only)")
+    add_data_argument(
+        parser, "the raw image tree (read only)", positional="SRC", required=True, metavar="SRC", type=Path
+    )
     parser.add_argument(
         "dst",
         type=Path,
@@ -278,7 +300,7 @@ def make_parser() -> argparse.ArgumentParser:
         "{domain}/{split}/{pol}/{label}/{name}",
     )
     parser.add_argument("--domain", metavar="NAME", help="river name for a tree without a domain level")
-    parser.add_argument("--workers", type=int, default=None, help="threads (default: CPU count)")
+    add_jobs_argument(parser, "threads (default: the number of cores)", default=None)
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser
 
@@ -289,12 +311,12 @@ def main(argv: list[str] | None = None) -> int:
     settings = PreprocessSettings(size=args.size, crop=args.crop, format=args.format, quality=args.quality)
     try:
         result = preprocess_tree(
-            args.src,
+            args.data,
             args.dst,
             layout=args.layout,
             domain=args.domain,
             settings=settings,
-            workers=args.workers,
+            workers=args.jobs,
             progress=not args.quiet,
         )
     except (FileNotFoundError, LayoutError, PreprocessError) as error:

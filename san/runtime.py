@@ -1,30 +1,56 @@
-"""Device choice and seeding."""
+"""Device choice, threads and seeding.
+
+torch is imported inside the functions, so a command's ``--help`` (which validates ``--device``
+names through :func:`data_tools.commandline.check_device_name`) never loads it.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
 import random
+from typing import TYPE_CHECKING
 
-import numpy as np
-import torch
+from data_tools.commandline import DEVICE_HELP, check_device_name
+
+if TYPE_CHECKING:
+    import torch
 
 log = logging.getLogger(__name__)
-DEVICE_CHOICES = ("auto", "cpu", "cuda")
+__all__ = ["DEVICE_HELP", "DeviceError", "loader_workers", "resolve_device", "seed_everything"]
+
+
+class DeviceError(ValueError):
+    """A device name that is malformed or names a device this machine does not have (a usage error)."""
 
 
 def resolve_device(name: str = "auto") -> torch.device:
-    """``auto`` picks CUDA when present, else the CPU.
+    """The torch device ``name`` stands for: ``auto`` picks CUDA when present, else the CPU; ``cpu``,
+    ``cuda``, ``cuda:N`` and ``mps`` must exist on this machine.
 
     Raises:
-        ValueError: an unknown name, or ``cuda`` asked for on a machine without a GPU.
+        DeviceError: an unknown name, or a device this machine does not have (the message names it).
     """
-    if name not in DEVICE_CHOICES:
-        raise ValueError(f"device must be one of {DEVICE_CHOICES}, got {name!r}")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda was requested but no CUDA GPU is available; use --device auto or cpu")
+    import torch
+
+    try:
+        name = check_device_name(name)
+    except ValueError as error:
+        raise DeviceError(str(error)) from None
     if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise DeviceError(
+                f"--device {name} was requested but no CUDA GPU is available; use --device auto or cpu"
+            )
+        index = int(name.partition(":")[2] or 0)
+        if index >= (count := torch.cuda.device_count()):
+            raise DeviceError(
+                f"--device {name}: this machine has {count} CUDA GPU(s), numbered cuda:0 to cuda:{count - 1}"
+            )
+    if name == "mps" and not torch.backends.mps.is_available():
+        raise DeviceError("--device mps was requested but Apple's MPS backend is not available here")
     return torch.device(name)
 
 
@@ -34,6 +60,9 @@ def seed_everything(seed: int, deterministic: bool = True) -> None:
     Our own code draws from explicit generators; this covers library code that uses global state
     (weight initialisation, dropout).
     """
+    import numpy as np
+    import torch
+
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)

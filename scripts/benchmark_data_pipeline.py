@@ -3,7 +3,7 @@
 
 import sys
 
-from data_tools.pipeline_benchmark import main
+from data_tools.pipeline_benchmark_cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

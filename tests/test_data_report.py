@@ -158,9 +158,7 @@ def test_split_crossing_duplicate_is_leakage(planted_tree):
 
 
 def test_cli_prints_summary_ending_with_what_to_fix(planted_tree, tmp_path, capsys):
-    code = main(
-        [str(planted_tree), "--out", str(tmp_path / "r"), "--size", "48", "--quiet", "--workers", "1"]
-    )
+    code = main([str(planted_tree), "--out", str(tmp_path / "r"), "--size", "48", "--quiet", "--jobs", "1"])
     lines = capsys.readouterr().out.strip().splitlines()
     assert code == 1  # leakage and unreadable files
     assert lines[0].startswith("report: ")

@@ -11,7 +11,7 @@ from data_tools.cache import PairImageCache
 from data_tools.dataset import PairedGrainDataset
 from data_tools.images import ImageDecodeError, load_prepared, load_rgb
 from data_tools.manifest_io import load_dataset
-from data_tools.pipeline_benchmark import main as benchmark_pipeline_main
+from data_tools.pipeline_benchmark_cli import main as benchmark_pipeline_main
 from data_tools.transforms import AugmentationConfig, ChannelStats, PairTransform, channel_stats
 
 IDENTITY_STATS = ChannelStats((0.0,) * 3, (1.0,) * 3, (0.0,) * 3, (1.0,) * 3)

@@ -25,9 +25,11 @@ SAN_LAYERS: tuple[tuple[str, ...], ...] = (
     ("san.inference",),
     ("san.benchmark",),
     ("san.studies",),
-    ("san.cli",),
+    ("san.cli", "san.api"),
 )
 PROJECT = set(PACKAGE_LAYERS)
+# A package that re-exports a higher layer's names lazily (PEP 562 ``__getattr__``), and what it may name.
+FACADES: dict[str, tuple[str, ...]] = {"san": ("san.api",)}
 
 
 def module_name(path: Path, root: Path) -> str:
@@ -76,6 +78,8 @@ def san_layer(module: str) -> int:
 
 def violation(importer: str, imported: str) -> str | None:
     """Why ``importer`` may not import ``imported``, or None when the import goes downward."""
+    if imported in FACADES.get(importer, ()):
+        return None
     top_from, top_to = importer.split(".")[0], imported.split(".")[0]
     if PACKAGE_LAYERS.index(top_to) > PACKAGE_LAYERS.index(top_from):
         return f"{top_from} sits below {top_to}"
@@ -127,6 +131,19 @@ def test_a_planted_upward_import_is_reported_with_its_line(tmp_path, source, exp
     (package / "planted.py").write_text(source, encoding="utf-8")
     problems = layer_violations(tmp_path)
     assert len(problems) == 1 and expected in problems[0] and "planted.py:" in problems[0]
+
+
+def test_the_facade_names_only_its_api(tmp_path):
+    package = tmp_path / "san"
+    package.mkdir()
+    for top in PACKAGE_LAYERS:
+        (tmp_path / top).mkdir(exist_ok=True)
+    (package / "__init__.py").write_text(
+        "import importlib\nimportlib.import_module('san.api')\nimportlib.import_module('san.cli.train')\n",
+        encoding="utf-8",
+    )
+    problems = layer_violations(tmp_path)
+    assert len(problems) == 1 and "imports san.cli.train" in problems[0]
 
 
 def test_downward_and_same_layer_imports_pass(tmp_path):

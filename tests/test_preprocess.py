@@ -134,7 +134,7 @@ def test_cli_reports_the_corrupt_file_by_name_and_writes_jpeg(raw_tree, tmp_path
             "jpg",
             "--quality",
             "80",
-            "--workers",
+            "--jobs",
             "2",
             "--quiet",
         ]
@@ -180,7 +180,7 @@ def test_foreign_non_empty_dst_and_bad_settings_are_refused(tmp_path, write_pair
 
 def test_help_explains_every_flag():
     text = preprocess.make_parser().format_help()
-    for flag in ("--size", "--crop", "--format", "--quality", "--workers", "--layout", "--domain", "--quiet"):
+    for flag in ("--size", "--crop", "--format", "--quality", "--jobs", "--layout", "--domain", "--quiet"):
         assert flag in text
     assert "Exit codes" in text
 

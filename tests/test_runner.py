@@ -143,7 +143,7 @@ def test_deep_job_request_matches_what_train_san_would_build(tmp_path):
     request = JobExecutor(data="rivers.csv", preset="cpu", out="runs/b", overrides=("epochs=1",)).request(
         job, tmp_path / "run"
     )
-    assert (request.method, request.protocol, request.seed) == ("vgg16", "cross", 3)
+    assert (request.method, request.protocol, request.seed) == ("vgg16", "loro", 3)
     assert request.domains == ["yangtze", "pengqu"] and request.targets == ["yarlung"]
     assert request.config_file == str(CONFIG_DIR / "presets" / "cpu.yaml")
     assert request.run_dir == str(tmp_path / "run") and request.out == "runs/b"

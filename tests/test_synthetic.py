@@ -371,7 +371,7 @@ def test_script_exit_code_and_help() -> None:
     assert completed.returncode == 2
     assert "scale must be a finite number > 0, got -1.0" in completed.stderr
     help_text = subprocess.run([sys.executable, str(SCRIPT), "--help"], capture_output=True, text=True).stdout
-    for flag in ("--seed", "--scale", "--size", "--shift", "--preview", "--workers"):
+    for flag in ("--seed", "--scale", "--size", "--shift", "--preview", "--jobs", "--version"):
         assert flag in help_text
 
 

@@ -50,7 +50,7 @@ def test_classical_method_on_images(two_river_tree, tmp_path):
     )
     assert code == 0
     record = only_record(tmp_path)
-    assert record["protocol"] == "cross" and record["targets"] == ["yangtze"]
+    assert record["protocol"] == "loro" and record["targets"] == ["yangtze"]
     assert "GridSearchCV" in record["selection"]["rule"] and record["selection"]["best_params"]
     for split in ("test", "target"):
         assert set(METRIC_KEYS) <= set(record["metrics"][split])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -48,10 +49,11 @@ def tiny_request(tree: Path, out: Path, **changes) -> RunRequest:
     return RunRequest(**values)
 
 
-def test_end_to_end_run_writes_a_complete_record(tiny_tree, tmp_path):
+def test_end_to_end_run_writes_a_complete_record(tiny_tree, tmp_path, caplog):
+    caplog.set_level(logging.INFO)
     record = run_experiment(tiny_request(tiny_tree, tmp_path))
     assert set(RECORD_KEYS) <= set(record)
-    assert record["protocol"] == "cross" and record["targets"] == ["yangtze"]
+    assert record["protocol"] == "loro" and record["targets"] == ["yangtze"]
     assert record["sources"] == ["yarlung", "pengqu"]
     assert record["classes"] == ["Ap", "Rt", "Zrn"]
     for split in ("val", "test", "target"):
@@ -75,6 +77,11 @@ def test_end_to_end_run_writes_a_complete_record(tiny_tree, tmp_path):
     ):
         assert (run_dir / name).is_file(), name
     assert not (run_dir / CHECKPOINT_FILE).exists()
+    # train.log holds the run's log lines as the console shows them, from the run's start on.
+    logged = (run_dir / "train.log").read_text().splitlines()
+    shown = [r.getMessage() for r in caplog.records]
+    assert logged and any(f"run {run_dir}: san, loro protocol" in line for line in logged)
+    assert all(any(message in line for message in shown) for line in logged)
     lines = (tmp_path / "results.jsonl").read_text().splitlines()
     assert len(lines) == 1 and json.loads(lines[0])["run_dir"] == str(run_dir)
     assert not (run_dir / "wandb").exists()  # disabled W&B writes nothing

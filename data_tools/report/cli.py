@@ -6,21 +6,25 @@ import argparse
 import sys
 from pathlib import Path
 
-from data_tools.commandline import EXIT_FAILED, EXIT_OK, EXIT_USAGE, image_side, positive_int
-from data_tools.layout import LayoutError
-from data_tools.manifest_io import ManifestError
-from data_tools.report.build import build_report, summary_lines
-from data_tools.report.findings import ReportSettings
-from data_tools.report.inputs import ReportInputError
+from data_tools.commandline import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    add_data_argument,
+    add_jobs_argument,
+    command_parser,
+    image_side,
+)
+from data_tools.report.settings import ReportSettings
 
 _DEFAULTS = ReportSettings()
 
 
 def make_parser() -> argparse.ArgumentParser:
     """Argument parser of scripts/data_report.py."""
-    parser = argparse.ArgumentParser(
-        prog="data_report.py",
-        description="Write a Markdown report (with PNG figures, report.json and image_statistics.csv) of "
+    parser = command_parser(
+        "data_report.py",
+        "Write a Markdown report (with PNG figures, report.json and image_statistics.csv) of "
         "a dataset's defects: pairs per river x class and imbalance, image sizes and formats, brightness/"
         "contrast/colour/sharpness/clipping per river and polarization with IQR-rule outliers, exact and "
         "near duplicates (and leakage across labels, rivers or a run's splits), unreadable and unpaired "
@@ -28,7 +32,13 @@ def make_parser() -> argparse.ArgumentParser:
         "written; 1 report written and the what-to-fix list has a critical or high entry (leakage, "
         "unreadable or unpaired files); 2 usage error.",
     )
-    parser.add_argument("data", type=Path, help="an image tree, or a manifest CSV (paths relative to it)")
+    add_data_argument(
+        parser,
+        "an image tree, or a manifest CSV (paths relative to it)",
+        positional="DATA",
+        required=True,
+        type=Path,
+    )
     parser.add_argument(
         "--layout",
         metavar="TEMPLATE",
@@ -96,9 +106,7 @@ def make_parser() -> argparse.ArgumentParser:
         metavar="MB",
         help="flag files larger than MB megabytes (default %(default)s)",
     )
-    parser.add_argument(
-        "--workers", type=positive_int, default=None, help="threads for decoding (default: CPU count)"
-    )
+    add_jobs_argument(parser, "threads for decoding (default: the number of cores)", default=None)
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser
 
@@ -106,6 +114,11 @@ def make_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run the command; returns the exit code."""
     args = make_parser().parse_args(argv)
+    from data_tools.layout import LayoutError
+    from data_tools.manifest_io import ManifestError
+    from data_tools.report.build import build_report, summary_lines
+    from data_tools.report.inputs import ReportInputError
+
     settings = ReportSettings(
         size=args.size,
         near_distance=args.near_distance,
@@ -113,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         iqr_k=args.iqr_k,
         imbalance_limit=args.imbalance_limit,
         large_file_mb=args.large_file_mb,
-        workers=args.workers,
+        workers=args.jobs,
         progress=not args.quiet,
     )
     try:

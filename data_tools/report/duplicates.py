@@ -29,7 +29,6 @@ HASH_BITS = HASH_SIZE * HASH_SIZE
 HASH_BYTES = HASH_BITS // 8
 _POPCOUNT = np.array([bin(value).count("1") for value in range(256)], dtype=np.uint8)
 _BLOCK_ELEMENTS = 4_000_000  # bytes of XOR results held at once by pair_neighbours
-DEFAULT_NEAR_DISTANCE = 40  # bits of 256: between copies (<= 30) and distinct pairs (>= 50)
 
 DUPLICATE_COLUMNS: tuple[str, ...] = (
     "kind",

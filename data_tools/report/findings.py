@@ -6,36 +6,17 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from data_tools.images import CropMode
 from data_tools.manifest import Problem
 from data_tools.report.composition import class_counts, composition
-from data_tools.report.duplicates import DEFAULT_NEAR_DISTANCE, find_duplicates
+from data_tools.report.duplicates import find_duplicates
 from data_tools.report.inputs import DataSource
 from data_tools.report.outliers import find_outliers
 from data_tools.report.scan import scan_images
+from data_tools.report.settings import ReportSettings
 from data_tools.report.sizes import SizeFindings, size_findings
 from data_tools.report.statistics import statistics_summary
 
 NOT_IN_SPLIT = "(not in split)"
-
-
-@dataclass(frozen=True)
-class ReportSettings:
-    """Thresholds and working size of the report (every one is printed in it)."""
-
-    size: int = 128  # working size (px) the statistics and hashes are measured at
-    crop: CropMode = "center"
-    near_distance: int = DEFAULT_NEAR_DISTANCE  # pHash bits (of 256) within which both images of two
-    # pairs must be for the pairs to be near duplicates
-    dihedral: bool = True  # rotated / mirrored copies count as duplicates
-    iqr_k: float = 1.5
-    min_group: int = 8  # smallest river x polarization group judged for outliers
-    imbalance_limit: float = 10.0  # largest / smallest class in a river above which it is flagged
-    tiny_class: int = 5  # classes with fewer pairs in a river are flagged
-    large_file_mb: float = 10.0
-    small_side: int = 64  # images whose short side is smaller are flagged (upsampled for training)
-    workers: int | None = None
-    progress: bool = True
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 import numbers
 
+MIN_SIZE, MAX_SIZE = 32, 1024  # the image sides the generator renders, in pixels
+
 
 def is_finite_number(value: object) -> bool:
     """True for a finite real number (int, float or numpy scalar), False for bools, NaN and infinities."""

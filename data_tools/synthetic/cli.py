@@ -6,16 +6,15 @@ import argparse
 import time
 from pathlib import Path
 
-from data_tools.commandline import EXIT_OK
-from data_tools.synthetic.generate import MAX_SIZE, MIN_SIZE, generate_dataset
-from data_tools.synthetic.preview import write_preview
+from data_tools.commandline import EXIT_OK, add_jobs_argument, command_parser
+from data_tools.synthetic.checks import MAX_SIZE, MIN_SIZE
 
 
 def make_parser() -> argparse.ArgumentParser:
     """Argument parser of scripts/make_synthetic.py."""
-    parser = argparse.ArgumentParser(
-        prog="make_synthetic.py",
-        description="Render the synthetic three-river heavy-mineral dataset: "
+    parser = command_parser(
+        "make_synthetic.py",
+        "Render the synthetic three-river heavy-mineral dataset: "
         "OUT/<river>/{plane,cross}/<Class>/<id>.jpg for yangtze, yarlung and pengqu with the "
         "published per-river, per-class counts, plus OUT/dataset.json (version, seed, "
         "parameters, counts) and OUT/README.md. Exit codes: 0 done, 2 bad arguments.",
@@ -46,11 +45,10 @@ def make_parser() -> argparse.ArgumentParser:
         "vignetting, magnification, mounting medium); 0 draws all rivers from one "
         "distribution (default: 1.0)",
     )
-    parser.add_argument(
-        "--workers",
-        type=int,
+    add_jobs_argument(
+        parser,
+        "processes to render with (default: the number of cores); the files written do not depend on it",
         default=None,
-        help="processes to render with (default: the CPU count); the files written do not depend on it",
     )
     parser.add_argument(
         "--preview",
@@ -100,6 +98,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = make_parser()
     args = parser.parse_args(argv)
     _check_preview_arguments(parser, args)
+    from data_tools.synthetic.generate import generate_dataset
+    from data_tools.synthetic.preview import write_preview
+
     start = time.perf_counter()
     try:
         description = generate_dataset(
@@ -108,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
             scale=args.scale,
             size=args.size,
             shift=args.shift,
-            workers=args.workers,
+            workers=args.jobs,
             progress=not args.quiet,
         )
     except (ValueError, FileExistsError) as error:

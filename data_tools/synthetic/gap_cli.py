@@ -6,23 +6,26 @@ import argparse
 import json
 from pathlib import Path
 
-from data_tools.commandline import EXIT_OK
-from data_tools.reference_counts import PUBLISHED_CHANNEL_STATS
-from data_tools.synthetic.domain_gap import channel_statistics, measure_domain_gap
+from data_tools.commandline import EXIT_OK, add_data_argument, command_parser
 
 
 def make_parser() -> argparse.ArgumentParser:
     """Argument parser of scripts/synthetic_domain_gap.py."""
-    parser = argparse.ArgumentParser(
-        prog="synthetic_domain_gap.py",
-        description="Measure how fair a stand-in a dataset is: per-channel mean/std of its PPL and XPL "
+    parser = command_parser(
+        "synthetic_domain_gap.py",
+        "Measure how fair a stand-in a dataset is: per-channel mean/std of its PPL and XPL "
         "images beside the real dataset's published figures, and the mixed vs "
         "leave-one-river-out accuracy of a colour-histogram + RBF-SVM model (fixed "
         "hyper-parameters, stratified 7:3 split per river). Works on any tree in the published "
         "layout. Exit codes: 0 done, 2 bad arguments or data.",
     )
-    parser.add_argument(
-        "root", type=Path, metavar="ROOT", help="dataset folder, e.g. one written by make_synthetic.py"
+    add_data_argument(
+        parser,
+        "dataset folder, e.g. one written by make_synthetic.py",
+        positional="ROOT",
+        required=True,
+        metavar="ROOT",
+        type=Path,
     )
     parser.add_argument("--seed", type=int, default=0, help="split seed (default: 0)")
     parser.add_argument(
@@ -45,9 +48,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not 2 <= args.bins <= 256:
         parser.error(f"--bins must be from 2 to 256, got {args.bins}")
+    from data_tools.reference_counts import PUBLISHED_CHANNEL_STATS
+    from data_tools.synthetic.domain_gap import channel_statistics, measure_domain_gap
+
     try:
-        statistics = channel_statistics(args.root, progress=not args.quiet)
-        gap = measure_domain_gap(args.root, seed=args.seed, bins=args.bins, progress=not args.quiet)
+        statistics = channel_statistics(args.data, progress=not args.quiet)
+        gap = measure_domain_gap(args.data, seed=args.seed, bins=args.bins, progress=not args.quiet)
     except (FileNotFoundError, ValueError) as error:
         parser.error(str(error))
     print("per-channel statistics (RGB, 0-1): this set | published real set")
@@ -70,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  mean leave-one-river-out: {gap.leave_one_out_mean:.3f}   gap (mixed - mean): {gap.gap:+.3f}")
     if args.json is not None:
         report = {
-            "root": str(args.root),
+            "root": str(args.data),
             "seed": args.seed,
             "bins": args.bins,
             "channel_statistics": statistics,

@@ -11,15 +11,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from data_tools.manifest import manifest_hash
-from data_tools.manifest_io import load_dataset
 from data_tools.names import canonical_domain, ordered_domains, parse_name_list
 from san import methods
 from san.runs.config import CONFIG_DIR, resolve_config
-from san.runs.lifecycle import RunRequest
 from san.runs.settings import settings_changes
+
+if TYPE_CHECKING:
+    from san.runs.lifecycle import RunRequest
 
 # Named once, in the method registry; these views keep the names other modules import.
 CLASSICAL_METHODS: tuple[str, ...] = tuple(methods.method_names("classical"))
@@ -182,6 +182,10 @@ def open_benchmark_data(data: str | None) -> BenchmarkData:
     Raises:
         FileNotFoundError, data_tools.manifest_io.ManifestError: as ``load_dataset``.
     """
+    # The data libraries load here, not at import: a command line is built from this module's names.
+    from data_tools.manifest import manifest_hash
+    from data_tools.manifest_io import load_dataset
+
     if data is None:
         from data_tools.synthetic import default_dataset  # imported only when needed
 
@@ -218,21 +222,25 @@ class JobExecutor:
     wandb_mode: str = "offline"
     overrides: tuple[str, ...] = ()
     device: str = "auto"
+    wandb_artifacts: bool = False
 
     def request(self, job: Job, run_dir: Path) -> RunRequest:
         """The RunRequest of a job (the same a user would build with train_san.py's flags)."""
+        from san.runs.lifecycle import RunRequest
+
         return RunRequest(
             method=job.method,
             data=self.data,
             domains=list(job.sources),
             targets=[job.target] if job.target else None,
-            protocol="cross" if job.protocol == "loro" else "mixed",
+            protocol=job.protocol,
             seed=job.seed,
             config_file=str(preset_file(self.preset)),
             overrides=list(self.overrides),
             out=self.out,
             run_dir=str(run_dir),
             wandb_mode=self.wandb_mode,
+            wandb_artifacts=self.wandb_artifacts,
             tags=["benchmark"],
             device=self.device,
             progress=False,

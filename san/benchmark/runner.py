@@ -16,6 +16,7 @@ import ctypes
 import json
 import os
 import platform
+import queue
 import shutil
 import signal
 import sys
@@ -24,7 +25,7 @@ import time
 import traceback
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from multiprocessing import get_context
@@ -38,10 +39,12 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from data_tools.atomic import atomic_write_text
 from san.benchmark.claims import claimed, describe_owner, holder
 from san.benchmark.jobs import Job
+from san.benchmark.launchers import use_worker_gpu, worker_gpus
 from san.runs.lifecycle import CHECKPOINT_FILE, REQUEST_FILE
 from san.runs.records import read_record
 
 Executor = Callable[[Job, Path, bool], dict[str, Any]]
+Launcher = Callable[[Sequence[Job], "str | Path", Executor, Callable[["JobOutcome"], None]], None]
 
 FAILURE_FILE = "failure.json"
 SETTINGS_FILE = "benchmark.json"
@@ -188,12 +191,11 @@ def threads_per_worker(workers: int) -> int:
 
 def limit_threads(threads: int) -> None:
     """Cap torch, BLAS/OpenMP and joblib in this process to ``threads``."""
-    for variable in THREAD_VARIABLES:  # for libraries loaded later and for their subprocesses
+    for variable in THREAD_VARIABLES:  # for libraries loaded later (torch reads them when it starts)
         os.environ[variable] = str(threads)
-    threadpool_limits(limits=threads)  # for BLAS/OpenMP already loaded (the spawned worker imported them)
-    import torch  # only worker processes need it here
-
-    torch.set_num_threads(threads)
+    threadpool_limits(limits=threads)  # for BLAS/OpenMP already loaded
+    if (torch := sys.modules.get("torch")) is not None:
+        torch.set_num_threads(threads)
 
 
 def die_with_parent(parent_pid: int, poll_seconds: float = 1.0) -> None:
@@ -220,15 +222,22 @@ def die_with_parent(parent_pid: int, poll_seconds: float = 1.0) -> None:
     threading.Thread(target=watch, name="parent-watchdog", daemon=True).start()
 
 
-def _init_worker(threads: int, parent_pid: int) -> None:
-    """A worker's initializer: die with the parent, then take a fair share of the cores."""
+def _init_worker(threads: int, parent_pid: int, gpus: Any) -> None:
+    """A local worker's initializer: die with the parent, take its GPU (one slot from the ``gpus``
+    queue), then a fair share of the cores."""
     die_with_parent(parent_pid)
+    try:
+        gpu = gpus.get(timeout=60)
+    except queue.Empty:  # never expected (one slot per worker); without a slot, CUDA is left alone
+        gpu = None
+    use_worker_gpu(gpu)
     limit_threads(threads)
 
 
-def _collect(future: Future, job: Job, out: str | Path) -> JobOutcome:
-    """The outcome of a future; a worker that died (or could not run the job) counts as that job's
-    failure, recorded unless another process has claimed the job since."""
+def collect(future: Any, job: Job, out: str | Path) -> JobOutcome:
+    """The outcome of a future (or a submitit job: anything with ``result()``); a worker that died
+    (or could not run the job) counts as that job's failure, recorded unless another process has
+    claimed the job since."""
     try:
         return future.result()
     except Exception as error:
@@ -244,18 +253,24 @@ def _run_in_processes(
     execute: Executor,
     workers: int,
     finish: Callable[[JobOutcome], None],
+    gpus: int = 0,
 ) -> None:
-    """Run jobs in ``workers`` spawned processes, each limited to its share of the cores."""
+    """Run jobs in ``workers`` spawned processes, each limited to its share of the cores and, with
+    ``gpus`` GPUs, to one of them (:func:`san.benchmark.launchers.worker_gpus`)."""
+    context = get_context("spawn")
+    slots = context.Queue()
+    for gpu in worker_gpus(workers, gpus, os.environ.get("CUDA_VISIBLE_DEVICES")):
+        slots.put(gpu)
     with ProcessPoolExecutor(
         workers,
-        mp_context=get_context("spawn"),
+        mp_context=context,
         initializer=_init_worker,
-        initargs=(threads_per_worker(workers), os.getpid()),
+        initargs=(threads_per_worker(workers), os.getpid(), slots),
     ) as pool:
         futures = {pool.submit(run_job, job, out, execute): job for job in jobs}
         try:
             for future in as_completed(futures):
-                finish(_collect(future, futures[future], out))
+                finish(collect(future, futures[future], out))
         except KeyboardInterrupt:
             pool.shutdown(wait=False, cancel_futures=True)
             raise
@@ -327,7 +342,14 @@ def format_duration(seconds: float) -> str:
 
 
 def run_jobs(
-    jobs: Sequence[Job], out: str | Path, execute: Executor, *, workers: int = 1, progress: bool = True
+    jobs: Sequence[Job],
+    out: str | Path,
+    execute: Executor,
+    *,
+    workers: int = 1,
+    progress: bool = True,
+    gpus: int = 0,
+    launcher: Launcher | None = None,
 ) -> BenchmarkSummary:
     """Run every job that is not complete; returns the outcomes (never raises for a failing job).
 
@@ -335,10 +357,14 @@ def run_jobs(
         jobs: the grid (see :func:`san.benchmark.jobs.expand_grid`).
         out: the output folder; job ``j`` writes ``j.run_dir(out)``.
         execute: ``execute(job, run_dir, resume) -> record``; it must write ``results.json``. With
-            ``workers > 1`` it must be picklable (a module-level function or a dataclass instance).
+            ``workers > 1`` or a launcher it must be picklable (a module-level function or a
+            dataclass instance).
         workers: parallel processes (spawned, each limited to a fair share of the cores); 1 runs
             in this process.
         progress: show a progress bar over jobs.
+        gpus: GPUs the local worker processes share, one per worker in turn (0: leave CUDA alone).
+        launcher: ``launcher(pending_jobs, out, execute, finish)`` runs the jobs elsewhere (e.g.
+            :class:`san.benchmark.launchers.SubmititLauncher`) instead of local processes.
 
     Raises:
         ValueError: ``workers`` < 1.
@@ -369,12 +395,15 @@ def run_jobs(
             bar.update()
             bar.set_postfix(failed=sum(o.status == "failed" for o in outcomes.values()))
 
-        if workers == 1 or len(pending) <= 1:
+        if launcher is not None:
+            if pending:
+                launcher(pending, out, execute, finish)
+        elif workers == 1 or len(pending) <= 1:
             for job in pending:
                 bar.set_description(job.name)
                 finish(run_job(job, out, execute))
         else:
-            _run_in_processes(pending, out, execute, min(workers, len(pending)), finish)
+            _run_in_processes(pending, out, execute, min(workers, len(pending)), finish, gpus)
     return BenchmarkSummary([outcomes[job] for job in jobs], time.perf_counter() - started)
 
 

@@ -21,7 +21,9 @@ import numpy as np
 import pandas as pd
 
 from data_tools.names import ordered_classes, ordered_domains
+from san.benchmark.formats import FORMATS
 from san.benchmark.runner import FAILURE_FILE
+from san.evaluation.protocols import canonical_protocol
 from san.evaluation.quantification import QUANTIFIERS
 from san.methods import families, method_names
 from san.runs.records import RESULTS_FILE
@@ -31,7 +33,6 @@ log = logging.getLogger(__name__)
 OVERALL = "overall"
 AVERAGE = "average"
 MISSING = "—"
-FORMATS = ("md", "csv", "tex")
 TIDY_COLUMNS = (
     "method",
     "protocol",
@@ -87,9 +88,12 @@ def _record_paths(dirs: Iterable[str | Path]) -> list[Path]:
 
 
 def _run_entry(path: Path, record: dict[str, Any]) -> dict[str, Any]:
-    """One run's identity; ``cross`` with a single target river is leave-one-river-out (``loro``)."""
+    """One run's identity: ``loro`` with a single target river (``cross`` is its former name, as in
+    older records) is leave-one-river-out; held-out runs with several targets are ``cross``."""
     targets = list(record.get("targets") or [])
-    protocol = "loro" if record["protocol"] == "cross" and len(targets) == 1 else record["protocol"]
+    protocol = record["protocol"]
+    if canonical_protocol(protocol) == "loro":
+        protocol = "loro" if len(targets) == 1 else "cross"
     return {
         "method": record["method"],
         "protocol": protocol,

@@ -1,53 +1,77 @@
 """The command-line toolkit every command uses: run flags, the record summary, and the one mapping of
 the library's errors to exit codes (0 done, 1 failed, 2 usage error; defined in
-:mod:`data_tools.commandline`). Each command has its own module beside this one."""
+:mod:`data_tools.commandline`). Each command has its own module beside this one.
+
+Only light modules are imported here, so a parser is built (and ``--help`` answers) before torch,
+pandas or scikit-learn load; the error classes of the heavy modules are looked up when an error is
+being mapped.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from data_tools.commandline import EXIT_FAILED, EXIT_OK, EXIT_USAGE, configure_logging
-from data_tools.images import ImageDecodeError
-from data_tools.layout import LayoutError
-from data_tools.manifest_io import ManifestError
+from data_tools.commandline import (
+    DATA_METAVAR,
+    DEVICE_HELP,
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    CommandParser,
+    DeprecatedAlias,
+    command_parser,
+    configure_logging,
+    device_name,
+)
 from data_tools.names import parse_name_list
-from san.benchmark.jobs import GridError
-from san.evaluation.protocols import PROTOCOLS, UsageError
+from san.evaluation.protocols import PROTOCOL_CHOICES, UsageError
 from san.methods import UnknownMethodError
-from san.runs.config import ConfigError
-from san.runs.lifecycle import RunRequest
-from san.runs.records import summary_table
 from san.runs.tracking import MODES
-from san.runtime import DEVICE_CHOICES
 
-# Usage errors first: several of them subclass ValueError, which is otherwise a failure.
-USAGE_ERRORS: tuple[type[BaseException], ...] = (
-    UsageError,
-    ConfigError,
-    LayoutError,
-    UnknownMethodError,
-    GridError,
-)
-FAILURES: tuple[type[BaseException], ...] = (
-    ManifestError,
-    ImageDecodeError,
-    FileNotFoundError,
-    FloatingPointError,
-    ValueError,
+if TYPE_CHECKING:
+    from san.runs.lifecycle import RunRequest
+
+PROTOCOL_HELP = (
+    "mixed: train and test within the rivers; loro (leave-one-river-out): test on held-out rivers "
+    "(cross is its former name); default: loro when there are targets, else mixed"
 )
 
 
-def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+def usage_errors() -> tuple[type[BaseException], ...]:
+    """Library errors that mean the command line asked for something wrong (exit 2). They come first:
+    several subclass ValueError, which is otherwise a failure."""
+    from data_tools.layout import LayoutError
+    from san.benchmark.jobs import GridError
+    from san.runs.config import ConfigError
+    from san.runtime import DeviceError
+
+    return (UsageError, ConfigError, LayoutError, UnknownMethodError, GridError, DeviceError)
+
+
+def failures() -> tuple[type[BaseException], ...]:
+    """Library errors that mean the work failed (exit 1): bad data, unreadable files, diverged numbers."""
+    from data_tools.images import ImageDecodeError
+    from data_tools.manifest_io import ManifestError
+
+    return (ManifestError, ImageDecodeError, FileNotFoundError, FloatingPointError, ValueError)
+
+
+def add_device_argument(parser: argparse.ArgumentParser, help: str = DEVICE_HELP) -> None:
+    """``--device auto|cpu|cuda|cuda:N|mps`` (default auto); a malformed name is a usage error."""
+    parser.add_argument("--device", type=device_name, default="auto", metavar="DEVICE", help=help)
+
+
+def add_run_arguments(parser: CommandParser) -> None:
     """Data, protocol, seed, config, output, tracking and device flags."""
     data = parser.add_argument_group("data")
     data.add_argument(
         "--data",
-        metavar="ROOT|MANIFEST.csv",
+        metavar=DATA_METAVAR,
         help="image tree or manifest CSV; default: the built-in synthetic dataset, generated on "
-        "first use into the cache folder ($HEAVY_MINERALS_CACHE or ~/.cache/heavy-minerals)",
+        "first use into the cache folder ($HEAVY_MINERALS_CACHE, else the user's cache folder)",
     )
     data.add_argument(
         "--layout",
@@ -67,12 +91,7 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         help="target rivers, never used for training or model "
         "selection (default: the rivers not among --domains)",
     )
-    protocol.add_argument(
-        "--protocol",
-        choices=PROTOCOLS,
-        help="mixed: train and test within the rivers; cross: test on held-out rivers "
-        "(default: cross when there are targets, else mixed)",
-    )
+    protocol.add_argument("--protocol", choices=PROTOCOL_CHOICES, help=PROTOCOL_HELP)
     protocol.add_argument(
         "--seed", type=int, default=0, help="seed of the split, initialisation and data order"
     )
@@ -92,12 +111,7 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         help="override a config key, e.g. --set training.epochs=5 or --set lr=0.003 (repeatable; "
         "unknown keys are errors)",
     )
-    setup.add_argument(
-        "--device",
-        choices=DEVICE_CHOICES,
-        default="auto",
-        help="auto uses a CUDA GPU when present, else the CPU",
-    )
+    add_device_argument(setup)
     output = parser.add_argument_group("output and tracking")
     output.add_argument(
         "--out",
@@ -120,9 +134,14 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         help="W&B mode: offline (default; files under the run directory, no account needed), "
         "online (sync; needs a login), disabled",
     )
+    output.add_argument(
+        "--wandb-artifacts",
+        action="store_true",
+        help="also log the model file and record as a W&B artifact (default: off)",
+    )
     output.add_argument("--wandb-project", default="heavy-minerals", help="W&B project name")
     output.add_argument(
-        "--wandb-group", help="W&B group (default: the protocol and targets, e.g. cross-to-yangtze)"
+        "--wandb-group", help="W&B group (default: the protocol and targets, e.g. loro-yangtze)"
     )
     output.add_argument("--tags", metavar="A,B", help="extra W&B tags")
     output.add_argument("--quiet", action="store_true", help="no progress bars; log warnings only")
@@ -130,6 +149,8 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
 
 def request_from_args(args: argparse.Namespace, method: str) -> RunRequest:
     """The RunRequest described by parsed arguments."""
+    from san.runs.lifecycle import RunRequest
+
     return RunRequest(
         method=method,
         data=args.data,
@@ -147,6 +168,7 @@ def request_from_args(args: argparse.Namespace, method: str) -> RunRequest:
         wandb_mode=args.wandb,
         wandb_project=args.wandb_project,
         wandb_group=args.wandb_group,
+        wandb_artifacts=args.wandb_artifacts,
         tags=parse_name_list(args.tags),
         device=args.device,
         progress=not args.quiet,
@@ -155,6 +177,8 @@ def request_from_args(args: argparse.Namespace, method: str) -> RunRequest:
 
 def print_record_summary(record: dict[str, Any]) -> None:
     """The closing table: in-domain test and target accuracy and macro-F1 per river."""
+    from san.runs.records import summary_table
+
     table = summary_table(record)
     print(
         f"\n{record['method']} | {record['protocol']} | sources {','.join(record['sources'])}"
@@ -167,10 +191,12 @@ def print_record_summary(record: dict[str, Any]) -> None:
 
 def run_command(job: Callable[[], Any], show: Callable[[Any], None]) -> int:
     """Call ``job``, then ``show`` its result; expected errors become one ``error:`` line on stderr and
-    their exit code (:data:`USAGE_ERRORS` -> 2, :data:`FAILURES` -> 1), never a traceback."""
+    their exit code (:func:`usage_errors` -> 2, :func:`failures` -> 1), never a traceback."""
     try:
         result = job()
-    except USAGE_ERRORS + FAILURES as error:
+    except Exception as error:
+        if not isinstance(error, usage_errors() + failures()):
+            raise
         return report_error(error)
     show(result)
     return EXIT_OK
@@ -179,7 +205,7 @@ def run_command(job: Callable[[], Any], show: Callable[[Any], None]) -> int:
 def report_error(error: BaseException) -> int:
     """Print ``error:`` and the message on stderr; return its exit code (2 usage, 1 failure)."""
     print(f"error: {error}", file=sys.stderr)
-    return EXIT_USAGE if isinstance(error, USAGE_ERRORS) else EXIT_FAILED
+    return EXIT_USAGE if isinstance(error, usage_errors()) else EXIT_FAILED
 
 
 def run_cli(run: Callable[[], dict[str, Any]]) -> int:
@@ -191,13 +217,16 @@ __all__ = [
     "EXIT_FAILED",
     "EXIT_OK",
     "EXIT_USAGE",
-    "FAILURES",
-    "USAGE_ERRORS",
+    "DeprecatedAlias",
+    "add_device_argument",
     "add_run_arguments",
+    "command_parser",
     "configure_logging",
+    "failures",
     "print_record_summary",
     "report_error",
     "request_from_args",
     "run_cli",
     "run_command",
+    "usage_errors",
 ]

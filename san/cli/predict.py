@@ -6,12 +6,17 @@ with problems), 2 usage error.
 
 from __future__ import annotations
 
-import argparse
 from typing import Any
 
-from data_tools.commandline import non_negative_int, positive_int, probability
-from san.cli.common import configure_logging, run_command
-from san.runtime import DEVICE_CHOICES
+from data_tools.commandline import (
+    add_data_argument,
+    command_parser,
+    non_negative_int,
+    positive_int,
+    probability,
+)
+from san.cli.common import add_device_argument, configure_logging, run_command
+from san.evaluation.quantifier_names import QUANTIFIER_CHOICES
 
 SHOWN_PROBLEMS = 10
 
@@ -67,14 +72,9 @@ def _show_prediction(summary: dict[str, Any]) -> None:
 
 def predict_main(argv: list[str] | None = None) -> int:
     """``scripts/predict.py``: classify an input with a trained run; returns the exit code."""
-    from san.evaluation.quantification import QUANTIFIERS
-    from san.inference.prediction import PredictionSettings, run_prediction
-
-    quantifier_choices = ("auto", *QUANTIFIERS)
-
-    parser = argparse.ArgumentParser(
-        prog="predict.py",
-        description="Classify PPL/XPL pairs with a trained run (deep or classical): the model, "
+    parser = command_parser(
+        "predict.py",
+        "Classify PPL/XPL pairs with a trained run (deep or classical): the model, "
         "preprocessing, normalisation, class list and temperature all come from RUN_DIR. Writes "
         "predictions.csv (with each grain's EM prior-adapted class), problems.csv, the assemblage "
         "(assemblage.csv/.md/.png: count and % per mineral with 95% intervals, raw and estimated by "
@@ -91,11 +91,13 @@ def predict_main(argv: list[str] | None = None) -> int:
         metavar="RUN_DIR",
         help="a run directory holding model.pt (deep) or model.skops (classical)",
     )
-    parser.add_argument(
-        "input",
-        metavar="INPUT",
-        help="an image tree ({pol}/{name}, {sample}/{pol}/{name}, or a "
+    add_data_argument(
+        parser,
+        "the pairs to classify: an image tree ({pol}/{name}, {sample}/{pol}/{name}, or a "
         "labelled training layout) or a manifest CSV",
+        positional="INPUT",
+        required=True,
+        metavar="INPUT",
     )
     parser.add_argument("--out", metavar="DIR", help="output folder (default: RUN_DIR/predict/<input name>)")
     parser.add_argument(
@@ -119,9 +121,7 @@ def predict_main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--batch-size", type=positive_int, default=64, metavar="N", help="pairs per batch (default 64)"
     )
-    parser.add_argument(
-        "--device", choices=DEVICE_CHOICES, default="auto", help="auto uses a CUDA GPU when present"
-    )
+    add_device_argument(parser)
     parser.add_argument("--strict", action="store_true", help="fail on any bad input instead of skipping it")
     parser.add_argument(
         "--trust-run",
@@ -134,7 +134,7 @@ def predict_main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--quantifier",
-        choices=quantifier_choices,
+        choices=QUANTIFIER_CHOICES,
         default="auto",
         help="how the assemblage is estimated: cc (classify and count), acc, pcc, pacc, emq (EM/SLD), hdy, "
         "all fitted on the run's calibration rows (quantification.npz); auto (default) is the one the "
@@ -149,6 +149,8 @@ def predict_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quiet", action="store_true", help="no progress bars; log warnings only")
     args = parser.parse_args(argv)
     configure_logging(quiet=args.quiet)
+    from san.inference.prediction import PredictionSettings, run_prediction
+
     settings = PredictionSettings(
         tta=args.tta,
         threshold=args.threshold,
@@ -162,7 +164,7 @@ def predict_main(argv: list[str] | None = None) -> int:
     return run_command(
         lambda: run_prediction(
             args.run_dir,
-            args.input,
+            args.data,
             args.out,
             layout=args.layout,
             sample=args.sample,
@@ -189,20 +191,16 @@ def _show_explanation(summary: dict[str, Any]) -> None:
 
 def explain_main(argv: list[str] | None = None) -> int:
     """``scripts/explain.py``: Grad-CAM grids, feature-space figure and river probe; returns the exit code."""
-    from san.studies.explain import explain_run
-
-    parser = argparse.ArgumentParser(
-        prog="explain.py",
-        description="Explain a deep run: Grad-CAM heat maps of the PPL and XPL branches (per class, "
+    parser = command_parser(
+        "explain.py",
+        "Explain a deep run: Grad-CAM heat maps of the PPL and XPL branches (per class, "
         "correct and wrong predictions side by side), a t-SNE of the fused features of the test and target "
         "pairs coloured by river and by class (beside --compare's, e.g. ERM beside SAN), and the "
         "accuracy of a linear probe predicting the river from frozen features (written to each run's "
         "results.json). Exit codes: 0 done, 1 failed, 2 usage error.",
     )
     parser.add_argument("run_dir", metavar="RUN_DIR", help="a deep run directory")
-    parser.add_argument(
-        "--data", metavar="ROOT|MANIFEST.csv", help="the run's data (default: from its request.json)"
-    )
+    add_data_argument(parser, "the run's data (default: from its request.json)")
     parser.add_argument("--layout", metavar="TEMPLATE", help="layout template of --data")
     parser.add_argument(
         "--domain", metavar="NAME", help="domain name of a --data tree without a domain level"
@@ -215,15 +213,15 @@ def explain_main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--compare", metavar="RUN_DIR", help="another deep run shown beside (e.g. the ERM run)"
     )
-    parser.add_argument(
-        "--device", choices=DEVICE_CHOICES, default="auto", help="auto uses a CUDA GPU when present"
-    )
+    add_device_argument(parser)
     parser.add_argument(
         "--seed", type=non_negative_int, default=0, help="seed of the example choice, t-SNE and probe folds"
     )
     parser.add_argument("--quiet", action="store_true", help="log warnings only")
     args = parser.parse_args(argv)
     configure_logging(quiet=args.quiet)
+    from san.studies.explain import explain_run
+
     return run_command(
         lambda: explain_run(
             args.run_dir,

@@ -5,29 +5,19 @@ from __future__ import annotations
 import argparse
 import sys
 
-from data_tools.manifest_io import ManifestError, load_dataset
-from data_tools.names import ordered_classes
-from san.benchmark.jobs import (
-    ALL_METHODS,
-    GridError,
-    open_benchmark_data,
-    parse_methods,
-    parse_seeds,
-)
+from data_tools.commandline import add_data_argument, command_parser
+from data_tools.quality_factors import STUDY_FACTORS
+from san.benchmark.jobs import ALL_METHODS, GridError, parse_methods, parse_seeds
 from san.cli.benchmark import add_grid_run_arguments, default_preset, run_grid
 from san.cli.common import configure_logging, report_error
-from san.studies.quality import (
-    STUDY_FACTORS,
-    QualityExecutor,
-    default_levels,
-    expand_study,
-    parse_levels,
-    write_study,
-)
+from san.evaluation.protocols import PROTOCOLS
 
 
 def _classes(data: str | None) -> list[str]:
     """The classes of ``--data`` (the built-in synthetic set when None)."""
+    from data_tools.manifest_io import load_dataset
+    from data_tools.names import ordered_classes
+
     if data is None:
         from data_tools.synthetic import default_dataset  # imported only when needed
 
@@ -37,19 +27,15 @@ def _classes(data: str | None) -> list[str]:
 
 def build_parser() -> argparse.ArgumentParser:
     """The command line."""
-    parser = argparse.ArgumentParser(
-        prog="quality_study.py",
-        description="Corrupt the TRAINING split only (val, test and target stay clean) with one factor at "
+    parser = command_parser(
+        "quality_study.py",
+        "Corrupt the TRAINING split only (val, test and target stay clean) with one factor at "
         "several levels, one run per (level, protocol task, seed) plus the clean baseline, each "
         "in OUT/<method>/<task>/<factor>/<level>/seed<N>; complete runs are skipped, "
         "interrupted ones resumed. Writes OUT/<method>-<protocol>-<factor>.{md,csv,png}. "
         "Exit codes: 0 all complete, 1 a run failed, 2 usage error.",
     )
-    parser.add_argument(
-        "--data",
-        metavar="ROOT|MANIFEST.csv",
-        help="image tree or manifest CSV (default: the built-in synthetic dataset)",
-    )
+    add_data_argument(parser, "image tree or manifest CSV (default: the built-in synthetic dataset)")
     parser.add_argument("--method", required=True, metavar="NAME", help=f"one of {', '.join(ALL_METHODS)}")
     parser.add_argument("--factor", required=True, choices=STUDY_FACTORS, help="what to corrupt")
     parser.add_argument(
@@ -61,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--protocol",
-        choices=("mixed", "loro"),
+        choices=PROTOCOLS,
         default="mixed",
         help="mixed (test within every river) or loro (hold each river out in turn: target "
         "accuracy too); default mixed",
@@ -75,6 +61,11 @@ def main(argv: list[str] | None = None) -> int:
     """Plan, run and summarise the study; returns the exit code."""
     args = build_parser().parse_args(argv)
     configure_logging(verbose=args.verbose)
+    from data_tools.manifest_io import ManifestError
+    from san.benchmark.jobs import open_benchmark_data
+    from san.runtime import DeviceError
+    from san.studies.quality import QualityExecutor, default_levels, expand_study, parse_levels, write_study
+
     try:
         methods, seeds = parse_methods(args.method), parse_seeds(args.seeds)
         if len(methods) != 1:
@@ -86,9 +77,9 @@ def main(argv: list[str] | None = None) -> int:
             classes = _classes(args.data) if args.factor == "class-removal" else []
             levels = default_levels(args.factor, classes)
         jobs = expand_study(methods, [(args.protocol, None)], data.rivers, seeds, args.factor, levels)
-    except (GridError, FileNotFoundError, ManifestError) as error:
+        preset = args.preset or default_preset(args.device)
+    except (GridError, FileNotFoundError, ManifestError, DeviceError) as error:
         return report_error(error)
-    preset = args.preset or default_preset()
     out = args.out or f"runs/quality-{preset}"
     print(
         f"{len(jobs)} run(s): {methods[0]}, {args.protocol}, {args.factor} at {len(levels)} level(s) "

@@ -5,17 +5,15 @@ from __future__ import annotations
 import argparse
 import sys
 
-from data_tools.atomic import atomic_write_text
-from data_tools.commandline import EXIT_FAILED, EXIT_OK, EXIT_USAGE, configure_logging
-from san.benchmark.figures import save_figures
-from san.benchmark.tables import FORMATS, build_tables, count_runs, load_failures, load_runs, render
+from data_tools.commandline import EXIT_FAILED, EXIT_OK, EXIT_USAGE, command_parser, configure_logging
+from san.benchmark.formats import FORMATS
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The command line."""
-    parser = argparse.ArgumentParser(
-        prog="make_tables.py",
-        description="Build the comparison tables from the run records (results.json) found under the "
+    parser = command_parser(
+        "make_tables.py",
+        "Build the comparison tables from the run records (results.json) found under the "
         "given directories (searched recursively; results of several machines can be combined). "
         "Mixed protocol, leave-one-river-out and per-class F1; mean ± std over seeds; missing "
         "runs show as missing.",
@@ -41,6 +39,10 @@ def main(argv: list[str] | None = None) -> int:
     """Build and write the tables; returns the exit code (0 done, 1 no runs found, 2 usage error)."""
     args = build_parser().parse_args(argv)
     configure_logging(verbose=False, timestamps=False)
+    from data_tools.atomic import atomic_write_text
+    from san.benchmark.figures import save_figures
+    from san.benchmark.tables import build_tables, count_runs, load_failures, load_runs, render
+
     try:
         runs = load_runs(args.dirs)
     except FileNotFoundError as error:

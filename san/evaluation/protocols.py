@@ -1,12 +1,15 @@
-"""Which rivers train and which are held out: the mixed and cross-domain protocols."""
+"""Which rivers train and which are held out: the mixed and leave-one-river-out (``loro``) protocols.
+
+``loro`` trains on the source rivers and tests on held-out target rivers (one, or several when asked
+for); ``cross`` is its former name, still accepted, and old records that say ``cross`` mean the same.
+Only the names are needed to build a command line, so the data libraries load when a split is drawn.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from data_tools.names import (
     canonical_class,
@@ -15,9 +18,13 @@ from data_tools.names import (
     ordered_classes,
     ordered_domains,
 )
-from data_tools.splits import split_cross, split_from_given, split_mixed
 
-PROTOCOLS = ("mixed", "cross")
+if TYPE_CHECKING:
+    import pandas as pd
+
+PROTOCOLS = ("mixed", "loro")
+PROTOCOL_ALIASES = {"cross": "loro"}
+PROTOCOL_CHOICES = (*PROTOCOLS, *PROTOCOL_ALIASES)
 
 
 class UsageError(ValueError):
@@ -38,8 +45,17 @@ class Protocol:
 
     @property
     def label(self) -> str:
-        """Short name for run directories and W&B groups, e.g. ``cross-to-yangtze`` or ``mixed``."""
-        return f"cross-to-{'+'.join(self.targets)}" if self.name == "cross" else "mixed"
+        """Short name for run directories and W&B groups, e.g. ``loro-yangtze`` or ``mixed`` (as the
+        benchmark's job folders); runs made before the rename say ``cross-to-yangtze``."""
+        return f"loro-{'+'.join(self.targets)}" if self.name == "loro" else "mixed"
+
+
+def canonical_protocol(name: str | None) -> str | None:
+    """``loro`` for its alias ``cross`` (any case); other names unchanged; None stays None."""
+    if name is None:
+        return None
+    name = str(name).lower()
+    return PROTOCOL_ALIASES.get(name, name)
 
 
 def _canonical_names(requested: Sequence[str], available: Sequence[str], kind: str, canonical) -> list[str]:
@@ -56,11 +72,12 @@ def resolve_protocol(
     manifest: pd.DataFrame, domains: Sequence[str] | None, targets: Sequence[str] | None, protocol: str | None
 ) -> Protocol:
     """Sources default to every river in the data, targets to the rivers not among the sources;
-    the protocol defaults to ``cross`` when there are targets, else ``mixed``.
+    the protocol defaults to ``loro`` when there are targets, else ``mixed`` (``cross`` is ``loro``).
 
     Raises:
         UsageError: an unknown river (the message lists the data's rivers), or an impossible request.
     """
+    protocol = canonical_protocol(protocol)
     available = ordered_domains(manifest["domain"])
     sources = _canonical_names(domains, available, "river", canonical_domain) if domains else list(available)
     if targets:
@@ -68,11 +85,11 @@ def resolve_protocol(
     else:
         chosen_targets = [d for d in available if d not in sources] if protocol != "mixed" else []
     if protocol not in (None, *PROTOCOLS):
-        raise UsageError(f"--protocol must be one of {PROTOCOLS}, got {protocol!r}")
-    name = protocol or ("cross" if chosen_targets else "mixed")
-    if name == "cross" and not chosen_targets:
+        raise UsageError(f"--protocol must be one of {', '.join(PROTOCOL_CHOICES)}, got {protocol!r}")
+    name = protocol or ("loro" if chosen_targets else "mixed")
+    if name == "loro" and not chosen_targets:
         raise UsageError(
-            "the cross protocol needs a target river: every river is a source "
+            "the loro protocol needs a target river: every river is a source "
             f"({', '.join(sources)}); name fewer --domains or give --targets"
         )
     if name == "mixed" and chosen_targets:
@@ -99,10 +116,12 @@ def make_split(
     manifest: pd.DataFrame, protocol: Protocol, seed: int, data_config: Mapping[str, Any]
 ) -> pd.Series:
     """The split column of a run (train/val/test/target/unused per manifest row)."""
+    from data_tools.splits import split_cross, split_from_given, split_mixed
+
     fractions = {"test_fraction": data_config["test_fraction"], "val_fraction": data_config["val_fraction"]}
     if data_config.get("use_given_split"):
         split = split_from_given(manifest, seed, val_fraction=fractions["val_fraction"])
-        if protocol.name == "cross":
+        if protocol.name == "loro":
             split[manifest["domain"].isin(protocol.targets)] = "target"
         split[~manifest["domain"].isin(protocol.domains)] = "unused"
         return split

@@ -31,7 +31,8 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 
-QUANTIFIERS: tuple[str, ...] = ("cc", "acc", "pcc", "pacc", "emq", "hdy")
+from san.evaluation.quantifier_names import QUANTIFIERS
+
 HDY_BINS = 8
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -148,6 +148,51 @@ def default_output_dir(run_dir: str | Path, input_path: str | Path) -> Path:
     return Path(run_dir) / "predict" / _safe_name(Path(input_path).resolve().stem)
 
 
+@dataclass
+class ClassifiedInput:
+    """An input read and classified: ``predictions`` (``predictions.csv``'s table, possibly empty),
+    ``scored`` (the manifest rows of those pairs, in the same order), every ``problem`` (unreadable
+    or unpaired files, unknown labels) and the input as read."""
+
+    inputs: PredictionInput
+    predictions: pd.DataFrame
+    scored: pd.DataFrame
+    problems: list[Problem]
+
+
+def classify_input(
+    predictor: Predictor,
+    input_path: str | Path,
+    *,
+    layout: str | None = None,
+    sample: str | None = None,
+    settings: PredictionSettings | None = None,
+) -> ClassifiedInput:
+    """Read an input (an image tree or a manifest) and classify every readable pair; writes nothing.
+
+    Raises:
+        FileNotFoundError, data_tools.layout.LayoutError, data_tools.manifest_io.ManifestError: bad input.
+        StrictInputError: ``settings.strict`` and the input has problems.
+    """
+    settings = settings or PredictionSettings()
+    inputs: PredictionInput = read_prediction_input(
+        input_path, layout=layout, sample=sample, progress=settings.progress
+    )
+    problems = [p for p in inputs.problems if p.severity == "error"] + label_problems(
+        inputs.manifest, predictor.classes
+    )
+    if settings.strict and problems:
+        raise StrictInputError(
+            f"{len(problems)} problem(s) in {input_path} (--strict):\n"
+            + "\n".join(f"  {p.path}: {p.message}" for p in problems[:20])
+        )
+    probabilities, rows, decode_problems = predict_dataset_pairs(predictor, inputs.dataset, settings)
+    predictions = prediction_table(
+        inputs.manifest, rows, probabilities, predictor.classes, settings.threshold
+    )
+    return ClassifiedInput(inputs, predictions, inputs.manifest.iloc[rows], problems + decode_problems)
+
+
 def run_prediction(
     run_dir: str | Path,
     input_path: str | Path,
@@ -174,20 +219,14 @@ def run_prediction(
     """
     settings = settings or PredictionSettings()
     predictor = load_predictor(run_dir, device, trust_run=trust_run)
-    inputs: PredictionInput = read_prediction_input(
-        input_path, layout=layout, sample=sample, progress=settings.progress
-    )
     out = Path(out_dir) if out_dir is not None else default_output_dir(run_dir, input_path)
-    problems = [p for p in inputs.problems if p.severity == "error"] + label_problems(
-        inputs.manifest, predictor.classes
+    classified = classify_input(predictor, input_path, layout=layout, sample=sample, settings=settings)
+    inputs, predictions, scored, problems = (
+        classified.inputs,
+        classified.predictions,
+        classified.scored,
+        classified.problems,
     )
-    if settings.strict and problems:
-        raise StrictInputError(
-            f"{len(problems)} problem(s) in {input_path} (--strict):\n"
-            + "\n".join(f"  {p.path}: {p.message}" for p in problems[:20])
-        )
-    probabilities, rows, decode_problems = predict_dataset_pairs(predictor, inputs.dataset, settings)
-    problems += decode_problems
     out.mkdir(parents=True, exist_ok=True)
     frame = pd.DataFrame(
         [[getattr(p, c) for c in PROBLEM_COLUMNS] for p in problems], columns=PROBLEM_COLUMNS
@@ -195,15 +234,11 @@ def run_prediction(
     atomic_write(out / "problems.csv", lambda tmp: frame.to_csv(tmp, index=False))
     for problem in problems:
         log.warning("not predicted or not scored: %s: %s", problem.path, problem.message)
-    if len(rows) == 0:
+    if predictions.empty:
         raise ValueError(
             f"{input_path}: no pair could be predicted ({len(problems)} problem(s), listed in "
             f"{out / 'problems.csv'})"
         )
-    predictions = prediction_table(
-        inputs.manifest, rows, probabilities, predictor.classes, settings.threshold
-    )
-    scored = inputs.manifest.iloc[rows]
     assemblage = write_assemblage(
         out,
         predictor,
@@ -226,7 +261,7 @@ def run_prediction(
         "layout": inputs.layout,
         "output": str(out),
         "settings": asdict(settings),
-        "n_predicted": len(rows),
+        "n_predicted": len(predictions),
         "n_problems": len(problems),
         "n_uncertain": int(predictions["uncertain"].sum()),
         "samples": inputs.samples,

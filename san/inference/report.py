@@ -11,6 +11,7 @@ composition, so the report also says how far the raw and quantified percentages 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,16 +20,20 @@ import pandas as pd
 
 from data_tools.atomic import atomic_write, atomic_write_text
 from data_tools.inputs import UNLABELLED
-from san.evaluation.quantification import QUANTIFIERS
+from san.evaluation.quantifier_names import QUANTIFIER_CHOICES
 from san.inference.assemblage import composition_error
 from san.inference.figures import save_assemblage_chart
 from san.inference.predictors import Predictor
-from san.inference.quantified_assemblage import FITTING_FREE, SampleQuantifier, rescale
+from san.inference.quantified_assemblage import (
+    FITTING_FREE,
+    SampleAssemblage,
+    SampleQuantifier,
+    rescale,
+)
 from san.inference.sample_report import SampleSection, least_certain, render_report
 from san.inference.settings import PredictionSettings
 from san.runs.quantification import QUANTIFICATION_FILE, CalibrationRows, load_calibration_rows
 
-QUANTIFIER_CHOICES = ("auto", *QUANTIFIERS)
 FALLBACK_QUANTIFIER = "cc"
 REPORT_FILES = ["assemblage.csv", "assemblage.md", "assemblage.png", "provenance.csv", "report.html"]
 
@@ -64,6 +69,53 @@ def resolve_quantifier(requested: str, calibration: CalibrationRows | None) -> t
         requested,
         f"{requested} (requested), fitted on {calibration.source}, n = {len(calibration.labels)}",
     )
+
+
+@dataclass
+class QuantifiedSamples:
+    """The assemblage of every sample of a prediction table, and how it was made."""
+
+    quantifier: SampleQuantifier
+    note: str  # which quantifier and why
+    samples: dict[str, SampleAssemblage]  # in order of appearance
+    masks: dict[str, np.ndarray]  # sample -> its rows of the prediction table
+
+    @property
+    def name(self) -> str:
+        return self.quantifier.name
+
+
+def quantify_samples(
+    predictions: pd.DataFrame,
+    classes: list[str],
+    *,
+    predictor: Predictor | None = None,
+    quantifier: str = "auto",
+    seed: int = 0,
+    draws: int,
+) -> QuantifiedSamples:
+    """Quantify each sample of ``predictions`` (``predictions.csv``'s ``sample`` and ``prob_*``
+    columns) with the run's calibration rows; without a ``predictor`` only ``cc``/``pcc`` (counting).
+
+    Raises:
+        ValueError: a column is missing, an unknown quantifier, or one the run cannot fit.
+    """
+    columns = [f"prob_{c}" for c in classes]
+    if missing := [c for c in ("sample", *columns) if c not in predictions.columns]:
+        raise ValueError(f"the predictions lack the column(s) {', '.join(missing)} (see predictions.csv)")
+    calibration = _calibration_for(predictor) if predictor is not None else None
+    name, note = resolve_quantifier(quantifier, calibration)
+    fitted = SampleQuantifier(name, len(classes), calibration, np.random.default_rng(seed), draws)
+    probabilities = predictions[columns].to_numpy(dtype=np.float64)
+    if calibration is not None and predictor is not None:
+        # Predictions carry the run's val temperature; the calibration rows their own.
+        current = predictor.calibration.temperature if predictor.calibration else 1.0
+        probabilities = rescale(probabilities, current, calibration.temperature)
+    samples, masks = {}, {}
+    for sample in dict.fromkeys(predictions["sample"]):
+        masks[sample] = (predictions["sample"] == sample).to_numpy()
+        samples[sample] = fitted.assemble(sample, probabilities[masks[sample]], classes)
+    return QuantifiedSamples(fitted, note, samples, masks)
 
 
 def _markdown_table(table: pd.DataFrame) -> list[str]:
@@ -165,21 +217,19 @@ def write_assemblage(
     Raises:
         ValueError: an unknown quantifier, or one the run cannot fit.
     """
-    calibration = _calibration_for(predictor)
-    name, note = resolve_quantifier(settings.quantifier, calibration)
-    rng = np.random.default_rng(settings.seed)
-    quantifier = SampleQuantifier(name, len(predictor.classes), calibration, rng, draws)
-    columns = [f"prob_{c}" for c in predictor.classes]
-    probabilities = predictions[columns].to_numpy(dtype=np.float64)
-    if calibration is not None:
-        # Predictions carry the run's val temperature; the calibration rows their own.
-        current = predictor.calibration.temperature if predictor.calibration else 1.0
-        probabilities = rescale(probabilities, current, calibration.temperature)
+    quantified = quantify_samples(
+        predictions,
+        predictor.classes,
+        predictor=predictor,
+        quantifier=settings.quantifier,
+        seed=settings.seed,
+        draws=draws,
+    )
+    name, note, quantifier = quantified.name, quantified.note, quantified.quantifier
     tables, indices, errors, sections = {}, {}, {}, []
     adapted = pd.DataFrame(index=predictions.index, columns=["class_adapted", "probability_adapted"])
-    for sample in dict.fromkeys(predictions["sample"]):
-        chosen = (predictions["sample"] == sample).to_numpy()
-        result = quantifier.assemble(sample, probabilities[chosen], predictor.classes)
+    for sample, result in quantified.samples.items():
+        chosen = quantified.masks[sample]
         tables[sample], indices[sample] = result.table, result.indices
         if result.adapted is not None:
             adapted.loc[chosen, "class_adapted"] = [

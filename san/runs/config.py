@@ -9,6 +9,7 @@ Algorithm hyper-parameters live under ``hparams`` and are checked by the algorit
 from __future__ import annotations
 
 import copy
+import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -82,6 +83,36 @@ def parse_override(text: str) -> tuple[str, Any]:
     except yaml.YAMLError:
         value = raw
     return key.strip(), value
+
+
+def format_override(key: str, value: Any) -> str:
+    """The ``key=value`` text that :func:`parse_override` reads back as ``(key, value)``: the value in
+    YAML flow style (strings quoted where YAML would read them as something else).
+
+    Raises:
+        ConfigError: the key is empty or holds ``=``, or the value is not plain data.
+    """
+    if not isinstance(key, str) or not key.strip() or "=" in key:
+        raise ConfigError(f"override key must be a config key such as 'training.epochs', got {key!r}")
+    if isinstance(value, os.PathLike):
+        value = os.fspath(value)
+    try:
+        text = yaml.safe_dump(value, default_flow_style=True, width=float("inf")).strip()
+    except yaml.YAMLError as error:
+        raise ConfigError(f"override {key}: {value!r} is not plain data (numbers, text, lists)") from error
+    return f"{key}={text.removesuffix('...').strip()}"
+
+
+def override_strings(overrides: Mapping[str, Any] | Iterable[str] | None) -> list[str]:
+    """Overrides as ``key=value`` strings: a mapping ``{"training.epochs": 1}`` is formatted with
+    :func:`format_override`; strings are kept as they are."""
+    if overrides is None:
+        return []
+    if isinstance(overrides, Mapping):
+        return [format_override(k, v) for k, v in overrides.items()]
+    if isinstance(overrides, str):
+        return [overrides]
+    return list(overrides)
 
 
 def _resolve_key(config: Mapping[str, Any], key: str, hparam_names: Iterable[str]) -> list[str]:

@@ -22,6 +22,7 @@ import pandas as pd
 import yaml
 
 from data_tools.atomic import atomic_write_text
+from data_tools.commandline import log_to_file
 from data_tools.corruption import corrupt_training
 from data_tools.manifest import manifest_hash
 from data_tools.manifest_io import Dataset, load_dataset
@@ -39,12 +40,14 @@ from san.runs.calibration import calibrate_run
 from san.runs.config import resolve_config
 from san.runs.figures import save_confusion_matrix
 from san.runs.quantification import CalibrationRows, save_calibration_rows
-from san.runs.records import RESULTS_LOG, package_versions, read_record, write_record
+from san.runs.records import RESULTS_FILE, RESULTS_LOG, package_versions, read_record, write_record
+from san.runs.saved_model import model_file
 from san.runs.tracking import Tracker
 
 log = logging.getLogger(__name__)
 
 REQUEST_FILE = "request.json"
+LOG_FILE = "train.log"
 CHECKPOINT_FILE = "checkpoint.pt"
 EVALUATED_SPLITS = ("val", "test", "target")
 
@@ -70,6 +73,7 @@ class RunRequest:
     wandb_mode: str = "offline"
     wandb_project: str = "heavy-minerals"
     wandb_group: str | None = None
+    wandb_artifacts: bool = False
     tags: list[str] = field(default_factory=list)
     device: str = "auto"
     progress: bool = True
@@ -359,14 +363,17 @@ class RunContext:
 
     @contextmanager
     def tracked(self, tags: Iterable[str] = ()) -> Iterator[Tracker]:
-        """:meth:`start` the run, yield its tracker, :meth:`close` it (failed if the body raised)."""
-        tracker = self.start(tags)
-        failed = True
-        try:
-            yield tracker
-            failed = False
-        finally:
-            self.close(failed)
+        """:meth:`start` the run, yield its tracker, :meth:`close` it (failed if the body raised). Meanwhile
+        the run directory's ``train.log`` gets every log line the console shows (appended on resume)."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        with log_to_file(self.run_dir / LOG_FILE):
+            tracker = self.start(tags)
+            failed = True
+            try:
+                yield tracker
+                failed = False
+            finally:
+                self.close(failed)
 
     def conclude(
         self,
@@ -395,7 +402,13 @@ class RunContext:
             record["assemblage"] = self.quantify((raw, rows), source, probabilities)
         save_artifacts(self.run_dir)
         self.save_figures(metrics)
-        return self.finish(record)
+        record = self.finish(record)
+        if self.request.wandb_artifacts and self.tracker is not None:
+            self.tracker.log_artifact(
+                f"{self.request.method}-{self.protocol.label}-seed{self.request.seed}",
+                [p for p in (model_file(self.run_dir), self.run_dir / RESULTS_FILE) if p is not None],
+            )
+        return record
 
     def close(self, failed: bool) -> None:
         """Close the tracker (marking the W&B run failed if the run raised)."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -73,6 +74,16 @@ class Tracker:
             if count
         ]
         self.run.log({key: self._wandb.Table(columns=["true", "predicted", "count"], data=rows)})
+
+    def log_artifact(self, name: str, paths: Sequence[Path], kind: str = "model") -> None:
+        """Log files (a run's model and record) as one W&B artifact; characters W&B refuses in a name
+        become ``-``. Offline, the artifact waits in the offline run until it is synced."""
+        if self.run is None:
+            return
+        artifact = self._wandb.Artifact(re.sub(r"[^A-Za-z0-9_.-]+", "-", name), type=kind)
+        for path in paths:
+            artifact.add_file(str(path))
+        self.run.log_artifact(artifact)
 
     def log_image(self, key: str, path: Path) -> None:
         """Log a PNG written by the run."""

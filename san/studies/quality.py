@@ -22,17 +22,16 @@ import pandas as pd
 from data_tools.corruption import (
     CLEAN_LEVELS,
     DEFAULT_LEVELS,
-    FACTORS,
     CorruptionError,
     QualitySetting,
 )
 from data_tools.plotting import save_figure, subplots
+from data_tools.quality_factors import STUDY_FACTORS
 from san.benchmark.jobs import GridError, Job, JobExecutor, expand_grid
 from san.benchmark.tables import Stat, format_stat, stat_over_seeds
 from san.runs.records import RESULTS_FILE, read_record
 
 CLEAN = "clean"
-STUDY_FACTORS: tuple[str, ...] = tuple(f for f in FACTORS if f != "none")
 LEVEL_LABELS: dict[str, str] = {
     "label-noise": "fraction of training labels flipped",
     "class-removal": "class removed from training",
