@@ -3,7 +3,7 @@
 
 import sys
 
-from baselines.assemblage_study import assemblage_study_main
+from baselines.assemblage_study_cli import assemblage_study_main
 
 if __name__ == "__main__":
     sys.exit(assemblage_study_main())

@@ -16,15 +16,14 @@ import tempfile
 import time
 from pathlib import Path
 
-from data_tools.commandline import EXIT_FAILED, EXIT_OK, positive_int
-from data_tools.synthetic.generate import (
-    MAX_SIZE,
-    MIN_SIZE,
-    class_counts,
-    dataset_tasks,
-    generate_dataset,
-    render_and_write,
+from data_tools.commandline import (
+    EXIT_FAILED,
+    EXIT_OK,
+    add_jobs_argument,
+    command_parser,
+    positive_int,
 )
+from data_tools.synthetic.checks import MAX_SIZE, MIN_SIZE
 from data_tools.synthetic.stages import StageTimes
 
 
@@ -57,6 +56,8 @@ def stage_breakdown(runs: int, *, scale: float, size: int, seed: int) -> tuple[i
     Returns:
         The number of pairs and, per stage in pipeline order, its median seconds per pair.
     """
+    from data_tools.synthetic.generate import class_counts, dataset_tasks, render_and_write
+
     tasks = dataset_tasks(class_counts(scale))
     per_run = []
     for _ in range(runs):
@@ -72,9 +73,9 @@ def stage_breakdown(runs: int, *, scale: float, size: int, seed: int) -> tuple[i
 
 def make_parser() -> argparse.ArgumentParser:
     """Argument parser of scripts/benchmark_synthetic.py."""
-    parser = argparse.ArgumentParser(
-        prog="benchmark_synthetic.py",
-        description="Time the synthetic generator: whole runs of make_synthetic's generate_dataset (pairs/s, "
+    parser = command_parser(
+        "benchmark_synthetic.py",
+        "Time the synthetic generator: whole runs of make_synthetic's generate_dataset (pairs/s, "
         "wall and CPU seconds, median of --runs) and a per-stage breakdown of one process "
         "rendering a smaller set. Exit codes: 0 done, 1 files differ from --reference, "
         "2 bad arguments.",
@@ -89,12 +90,7 @@ def make_parser() -> argparse.ArgumentParser:
         "--size", type=int, default=128, help=f"image side in pixels, {MIN_SIZE}..{MAX_SIZE} (default: 128)"
     )
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    parser.add_argument(
-        "--workers",
-        type=positive_int,
-        default=None,
-        help="processes of the timed runs (default: the CPU count)",
-    )
+    add_jobs_argument(parser, "processes of the timed runs (default: the CPU count)", default=None)
     parser.add_argument(
         "--runs", type=positive_int, default=3, help="runs to take the medians over (default: 3)"
     )
@@ -130,6 +126,8 @@ def main(argv: list[str] | None = None) -> int:
     """Run benchmark_synthetic; returns the exit code (argparse exits with 2 on bad arguments)."""
     parser = make_parser()
     args = parser.parse_args(argv)
+    from data_tools.synthetic.generate import generate_dataset  # after --help: it loads scipy and cv2
+
     if args.stage_scale < 0:
         parser.error(f"--stage-scale must be >= 0, got {args.stage_scale}")
     if args.reference is not None and not args.reference.is_dir():
@@ -150,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
                     seed=args.seed,
                     scale=args.scale,
                     size=args.size,
-                    workers=args.workers,
+                    workers=args.jobs,
                     progress=False,
                 )
             except ValueError as error:
@@ -167,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     wall = statistics.median(walls)
     print(
         f"median of {args.runs}: {wall:.2f} s wall, {statistics.median(cpus):.2f} s CPU, "
-        f"{pairs / wall:.1f} pairs/s ({args.size} px, workers {args.workers or os.cpu_count()})"
+        f"{pairs / wall:.1f} pairs/s ({args.size} px, workers {args.jobs or os.cpu_count()})"
     )
     if args.stage_scale > 0:
         count, stages = stage_breakdown(args.runs, scale=args.stage_scale, size=args.size, seed=args.seed)
