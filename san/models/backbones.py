@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import torch
 import torchvision
 from torch import Tensor, nn
 
+from san.models.grain_resnet import GrainResNet
 from san.safe_load import load_plain_torch
 
 logger = logging.getLogger(__name__)
@@ -28,19 +29,30 @@ _VGG_CONFIG = {"vgg16": ("D", False), "vgg16_bn": ("D", True)}  # torchvision's 
 
 
 def build_feature_extractor(
-    arch: str, *, pretrained: bool = False, weights: str | Path | None = None
+    arch: str,
+    *,
+    pretrained: bool = False,
+    weights: str | Path | None = None,
+    stem: str = "imagenet",
+    width: float = 1.0,
+    mixstyle_after: Sequence[int] = (),
+    mixstyle: Mapping[str, float | int] | None = None,
 ) -> tuple[nn.Module, int]:
     """A backbone mapping images N x 3 x H x W to globally average-pooled features N x d.
 
-    ResNets are torchvision's models with ``fc`` replaced by the identity (d = 512 for
-    resnet18/34, 2048 for resnet50); VGGs are torchvision's convolutional ``features``
-    followed by a global average pool (d = 512), without the 120M-parameter classifier.
+    ResNets are torchvision's models (:class:`san.models.grain_resnet.GrainResNet`, identical to
+    torchvision's with the default stem and width) with ``fc`` replaced by the identity (d = 512
+    x width for resnet18/34, 2048 x width for resnet50); VGGs are torchvision's convolutional
+    ``features`` followed by a global average pool (d = 512), without the 120M-parameter classifier.
 
     Args:
         arch: one of :data:`BACKBONES`.
         pretrained: start from torchvision's default ImageNet weights.
         weights: path to a local torchvision-format state dict; takes precedence over
             ``pretrained``.
+        stem, width, mixstyle_after: ResNets only, see :class:`~san.models.grain_resnet.GrainResNet`.
+        mixstyle: keyword arguments of the MixStyle layers (``mixstyle_p``, ``mixstyle_alpha``,
+            ``mixstyle_groups``, ``seed``).
 
     Returns:
         (module, d).
@@ -52,14 +64,15 @@ def build_feature_extractor(
     """
     _check_arch(arch)
     if arch in _VGG_CONFIG:
+        if stem != "imagenet" or width != 1.0 or mixstyle_after:
+            raise ValueError(f"backbone {arch}: stem, width and MixStyle options apply to ResNets only")
         body: nn.Module = nn.Sequential(
             OrderedDict(features=_vgg_features(arch), pool=nn.AdaptiveAvgPool2d(1), flatten=nn.Flatten())
         )
         dim = 512
     else:
-        body = torchvision.models.get_model(arch, weights=None)
-        dim = body.fc.in_features
-        body.fc = nn.Identity()
+        body = GrainResNet(arch, stem=stem, width=width, mixstyle_after=mixstyle_after, **(mixstyle or {}))
+        dim = body.feature_dim
     initialise_from_weights(body, arch, pretrained=pretrained, weights=weights)
     return body, dim
 
