@@ -195,7 +195,7 @@ class Experiment:
         *,
         tta: bool = False,
     ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        """Per evaluated split: (class probabilities, manifest rows); ``tta``: mean of the 8 dihedral views."""
+        """Per evaluated split: (class probabilities, manifest rows); ``tta``: mean over the 8 D4 views."""
         return {
             split: predict_dataset(
                 algorithm,
