@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -323,3 +324,71 @@ def test_unknown_averaging_is_refused() -> None:
         build_averager(
             "swad", _tiny_algorithm(), epochs=2, ema_decay=0.9, swa_start=0.5, device=torch.device("cpu")
         )
+
+
+# --- the engine hook, end to end --------------------------------------------------------------
+@pytest.fixture(scope="module")
+def pair_tree(tmp_path_factory, write_pair_tree):
+    root = tmp_path_factory.mktemp("recipe_tree")
+    counts = {
+        "ChangJiang": {"Ap": 6, "Zrn": 6},
+        "YaJiang": {"Ap": 6, "Zrn": 6},
+        "PengQu": {"Ap": 6, "Zrn": 6},
+    }
+    write_pair_tree(root, "{domain}/{pol}/{label}/{name}", counts)
+    return root
+
+
+def _request(tree, out, *extra: str):
+    from san.training.experiment import RunRequest
+
+    overrides = ["size=16", "epochs=3", "batch_size=6", "fused_dim=16", "warmup_epochs=1", *extra]
+    return RunRequest(
+        method="erm",
+        data=str(tree),
+        domains=["yarlung", "pengqu"],
+        seed=0,
+        overrides=overrides,
+        out=str(out),
+        wandb_mode="disabled",
+        device="cpu",
+        progress=False,
+    )
+
+
+def test_swa_run_records_the_window_both_figures_and_tta(pair_tree, tmp_path) -> None:
+    from san.training.experiment import run_experiment
+
+    record = run_experiment(
+        _request(
+            pair_tree, tmp_path, "averaging=swa", "swa_start=0.34", "tta=true", "background_reference=each"
+        )
+    )
+    selection = record["selection"]
+    assert "SWA-averaged" in selection["rule"] and selection["averaging"]["swa_start_epoch"] == 2
+    assert selection["epoch"] >= 2 and 1 <= selection["plain_epoch"] <= 3  # SWA exists from epoch 2 on
+    assert set(record["variants"]) == {"tta", "plain"}
+    assert set(record["variants"]["tta"]) == set(record["metrics"]) == {"val", "test", "target"}
+    assert "val_avg_accuracy" in record["extras"]["history"][-1]
+    assert record["timing"]["cpu_seconds"] > 0
+    assert record["config"]["data"]["background_reference"] == "each"
+    run_dir = Path(record["run_dir"])
+    assert (run_dir / "predictions_target_tta.csv").is_file() and (
+        run_dir / "predictions_val_plain.csv"
+    ).is_file()
+
+
+def test_ema_run_resumes_exactly(pair_tree, tmp_path) -> None:
+    from san.training.engine import TrainingInterrupted
+    from san.training.experiment import Experiment, resume_experiment, run_experiment
+
+    extra = ("averaging=ema", "ema_decay=0.5", "mixstyle_after=[1]", "mixstyle_p=1.0", "mixup_alpha=0.2")
+    full = run_experiment(_request(pair_tree, tmp_path / "a", *extra))
+    interrupted = Experiment(_request(pair_tree, tmp_path / "b", *extra))
+    with pytest.raises(TrainingInterrupted):
+        interrupted.run(stop_after_epoch=lambda epoch: epoch == 2)
+    resumed = resume_experiment(interrupted.run_dir, progress=False)
+    for split in ("val", "test", "target"):
+        assert resumed["metrics"][split]["confusion"] == full["metrics"][split]["confusion"]
+    assert resumed["extras"]["final_epoch"]["train_loss"] == full["extras"]["final_epoch"]["train_loss"]
+    assert resumed["selection"]["epoch"] == full["selection"]["epoch"]
