@@ -157,7 +157,7 @@ def predict_dataset(
             viewed = {**batch, **{k: dihedral_view_tensor(batch[k], view) for k in ("plane", "cross")}}
             mean = mean + torch.softmax(algorithm.predict(viewed).float(), dim=1) / len(views)
         probabilities.append(mean.cpu().numpy())
-        indices.append(batch["index"].numpy())
+        indices.append(batch["index"].cpu().numpy())
     algorithm.train(was_training)
     return np.concatenate(probabilities), np.concatenate(indices)
 
@@ -221,13 +221,17 @@ class Trainer:
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             algorithm.optimizer, lambda step: lr_factor(settings.schedule, step / self.total_steps, warmup)
         )
-        self.averager = averager or build_averager(
-            settings.averaging,
-            algorithm,
-            epochs=settings.epochs,
-            ema_decay=settings.ema_decay,
-            swa_start=settings.swa_start,
-            device=device,
+        self.averager = (
+            averager
+            if averager is not None
+            else build_averager(
+                settings.averaging,
+                algorithm,
+                epochs=settings.epochs,
+                ema_decay=settings.ema_decay,
+                swa_start=settings.swa_start,
+                device=device,
+            )
         )
 
     def _loader(self, epoch: int) -> DataLoader:
@@ -383,7 +387,7 @@ class Trainer:
                 result.best_score, result.best_epoch = score, epoch + 1
                 _save(chosen.state_dict(), self.run_dir / BEST_WEIGHTS_FILE)
                 patience_left = self.settings.patience
-            elif patience_left is not None:
+            elif patience_left is not None and chosen is not None:  # SWA's warm epochs do not count
                 patience_left -= 1
             self._log_epoch(row)
             self._checkpoint(epoch, result, patience_left)
