@@ -32,7 +32,8 @@ log = logging.getLogger(__name__)
 CLASSICAL_HPARAMS: dict[str, Any] = {
     "class_weight": None,  # None or 'balanced'
     "cv_folds": 5,  # stratified folds of the grid search (reduced for tiny classes)
-    "feature_size": 128,  # images are prepared at this side before feature extraction
+    "feature_size": None,  # images are prepared at this side before feature extraction; None = data.size,
+    # the deep models' input side, so that one comparison has one input size
     "n_jobs": 1,  # parallel fits in the grid search
     "scoring": "accuracy",  # scikit-learn scorer that ranks the grid's settings
     "resample": "none",  # none|smote|borderline-smote|adasyn|random-over|random-under, inside the CV folds
@@ -58,7 +59,9 @@ def _hparams(config: dict[str, Any]) -> dict[str, Any]:
         raise ConfigError(
             f"unknown hparam(s) {unknown} for a classical method; known: {sorted(CLASSICAL_HPARAMS)}"
         )
-    return {**CLASSICAL_HPARAMS, **config["hparams"]}
+    hparams = {**CLASSICAL_HPARAMS, **config["hparams"]}
+    hparams["feature_size"] = int(hparams["feature_size"] or config["data"]["size"])
+    return hparams
 
 
 def _full_probabilities(

@@ -1,9 +1,19 @@
 """albumentations pipelines for PPL/XPL pairs, and per-polarization normalisation.
 
-Geometry (flips, 90-degree and free rotation, random resized crop) is drawn once per pair and
-applied to both images, so the pair stays pixel-aligned (the published code rotated the two
-independently). Photometry (brightness/contrast/gamma, a small hue shift, noise, blur) is drawn
-per image. Evaluation applies no augmentation at all, only normalisation.
+Geometry (flips, 90-degree and free rotation, random resized crop, zoom in and out) is drawn
+once per pair and applied to both images, so the pair stays pixel-aligned (the published code
+rotated the two independently). Photometry is drawn per image: brightness/contrast/gamma, a small
+hue shift, noise, blur, and the acquisition knobs that differ between rivers
+(``data_tools/synthetic/rivers.py``): white-balance gains per channel, saturation, JPEG quality,
+focus blur and vignetting. Evaluation applies no augmentation at all, only normalisation.
+
+Background-referenced normalisation (``reference``) divides each image by the median colour of
+its border, the mounting medium seen around the grain, at training and test alike:
+
+    x'(u, v, c) = x(u, v, c) / median_{(u', v') in border} x(u', v', c)
+
+which cancels a lamp brightness, a white balance or a medium tint that multiplies the whole
+image, before the per-polarization mean/std standardisation (computed on referenced images).
 """
 
 from __future__ import annotations
@@ -30,6 +40,14 @@ class AugmentationConfig:
     hue_shift_degrees: float = 4.0
     noise_std: float = 0.02
     blur_probability: float = 0.15
+    # Acquisition randomisation (all off at 0): what differs between rivers.
+    zoom: float = 0.0  # scale drawn in [1 / (1 + zoom), 1 + zoom], shared by the pair (magnification)
+    white_balance: float = 0.0  # per-channel gains in [1 - x, 1 + x], per image
+    saturation: float = 0.0  # saturation factor in [1 - x, 1 + x], per image
+    jpeg_quality_min: int = 100  # JPEG re-compression at a quality in [min, 100]; 100 = off
+    blur_sigma_max: float = 0.0  # focus blur sigma in [0.1, max] px (with blur_probability); 0 = 3x3 kernel
+    vignetting: float = 0.0  # corner darkening up to this fraction, per image
+    acquisition_probability: float = 0.5  # probability of each acquisition transform
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, object] | None) -> AugmentationConfig:
@@ -64,31 +82,45 @@ class ChannelStats:
         return cls(**{k: tuple(float(x) for x in v) for k, v in values.items()})  # type: ignore[arg-type]
 
 
-def _mean_std(images: np.ndarray, rows: np.ndarray, chunk: int = 256) -> tuple[tuple[float, ...], ...]:
-    total = np.zeros(3)
-    squares = np.zeros(3)
-    pixels = 0
-    for start in range(0, len(rows), chunk):
-        block = np.asarray(images[np.sort(rows[start : start + chunk])], dtype=np.float64) / 255.0
-        total += block.sum(axis=(0, 1, 2))
-        squares += np.square(block).sum(axis=(0, 1, 2))
-        pixels += block.shape[0] * block.shape[1] * block.shape[2]
+def _rounded(
+    total: np.ndarray, squares: np.ndarray, pixels: int
+) -> tuple[tuple[float, ...], tuple[float, ...]]:
     mean = total / pixels
     std = np.sqrt(np.maximum(squares / pixels - mean**2, 1e-12))
     return tuple(mean.round(6).tolist()), tuple(std.round(6).tolist())
 
 
-def channel_stats(plane: np.ndarray, cross: np.ndarray, rows: np.ndarray) -> ChannelStats:
-    """Mean and std per channel of the given rows (the training split) of each polarization.
+def channel_stats(
+    plane: np.ndarray,
+    cross: np.ndarray,
+    rows: np.ndarray,
+    *,
+    reference: str = "none",
+    border_fraction: float = 0.1,
+    chunk: int = 256,
+) -> ChannelStats:
+    """Mean and std per channel of the given rows (the training split) of each polarization, after
+    the background reference (:func:`referenced_pair`) when one is set.
 
     Raises:
-        ValueError: no rows are given.
+        ValueError: no rows are given, or an unknown reference.
     """
     rows = np.asarray(rows)
     if len(rows) == 0:
         raise ValueError("cannot compute normalisation statistics on an empty training split")
-    plane_mean, plane_std = _mean_std(plane, rows)
-    cross_mean, cross_std = _mean_std(cross, rows)
+    sums = {name: [np.zeros(3), np.zeros(3)] for name in ("plane", "cross")}
+    pixels = 0
+    for start in range(0, len(rows), chunk):
+        chosen = np.sort(rows[start : start + chunk])
+        blocks = referenced_pair(
+            np.asarray(plane[chosen]), np.asarray(cross[chosen]), reference, border_fraction, np.float64
+        )
+        for name, block in zip(("plane", "cross"), blocks, strict=True):
+            sums[name][0] += block.sum(axis=(0, 1, 2))
+            sums[name][1] += np.square(block).sum(axis=(0, 1, 2))
+        pixels += blocks[0].shape[0] * blocks[0].shape[1] * blocks[0].shape[2]
+    plane_mean, plane_std = _rounded(*sums["plane"], pixels)
+    cross_mean, cross_std = _rounded(*sums["cross"], pixels)
     return ChannelStats(plane_mean, plane_std, cross_mean, cross_std)  # type: ignore[arg-type]
 
 
@@ -100,6 +132,12 @@ def _geometric(size: int, config: AugmentationConfig) -> list[A.BasicTransform]:
         transforms.append(A.RandomRotate90(p=1.0))
     if config.rotate_degrees > 0:
         transforms.append(A.Rotate(limit=config.rotate_degrees, border_mode=cv2.BORDER_REFLECT_101, p=0.5))
+    if config.zoom > 0:
+        transforms.append(
+            A.Affine(
+                scale=(1.0 / (1.0 + config.zoom), 1.0 + config.zoom), border_mode=cv2.BORDER_REPLICATE, p=0.5
+            )
+        )
     if config.crop_scale_min < 1.0:
         transforms.append(
             A.RandomResizedCrop(
@@ -124,15 +162,110 @@ def _photometric(config: AugmentationConfig) -> list[A.BasicTransform]:
                 hue_shift_limit=config.hue_shift_degrees, sat_shift_limit=0, val_shift_limit=0, p=0.3
             )
         )
+    p = config.acquisition_probability
+    if config.white_balance > 0:
+        gain = config.white_balance
+        transforms.append(A.MultiplicativeNoise(multiplier=(1 - gain, 1 + gain), per_channel=True, p=p))
+    if config.saturation > 0:
+        x = config.saturation
+        transforms.append(A.ColorJitter(brightness=0, contrast=0, saturation=(1 - x, 1 + x), hue=0, p=p))
+    if config.vignetting > 0:
+        transforms.append(Vignette(config.vignetting, p=p))
     if config.noise_std > 0:
         transforms.append(A.GaussNoise(std_range=(0.0, config.noise_std), p=0.3))
     if config.blur_probability > 0:
-        transforms.append(A.GaussianBlur(blur_limit=(3, 3), p=config.blur_probability))
+        if config.blur_sigma_max > 0:
+            blur = A.GaussianBlur(
+                blur_limit=0, sigma_limit=(0.1, config.blur_sigma_max), p=config.blur_probability
+            )
+        else:
+            blur = A.GaussianBlur(blur_limit=(3, 3), p=config.blur_probability)
+        transforms.append(blur)
+    if config.jpeg_quality_min < 100:
+        transforms.append(A.ImageCompression(quality_range=(config.jpeg_quality_min, 100), p=p))
     return transforms
 
 
+class Vignette(A.ImageOnlyTransform):
+    """Darkens towards the corners: x' = x (1 - s r^2), r = distance from the centre / distance of a
+    corner, s drawn uniformly in [0, ``strength``] per image (albumentations has no vignetting)."""
+
+    def __init__(self, strength: float = 0.2, p: float = 0.5) -> None:
+        super().__init__(p=p)
+        self.strength = strength
+
+    def get_params(self) -> dict[str, float]:
+        return {"amount": self.py_random.uniform(0.0, self.strength)}
+
+    def apply(self, img: np.ndarray, amount: float = 0.0, **params: object) -> np.ndarray:
+        height, width = img.shape[:2]
+        v, u = np.ogrid[:height, :width]
+        radius2 = ((v - (height - 1) / 2) ** 2 + (u - (width - 1) / 2) ** 2) / (
+            ((height - 1) / 2) ** 2 + ((width - 1) / 2) ** 2
+        )
+        gain = (1.0 - amount * radius2).astype(np.float32)[..., None]
+        return np.clip(img.astype(np.float32) * gain + 0.5, 0, 255).astype(np.uint8)
+
+    def get_transform_init_args_names(self) -> tuple[str, ...]:
+        return ("strength",)
+
+
+def reference_options(data_config: Mapping[str, object]) -> dict[str, object]:
+    """``reference`` and ``border_fraction`` of :class:`PairTransform` and :func:`channel_stats` from a
+    run config's ``data`` section (or a saved model's; absent keys mean no reference)."""
+    return {
+        "reference": str(data_config.get("background_reference", "none")),
+        "border_fraction": float(data_config.get("border_fraction", 0.1)),  # type: ignore[arg-type]
+    }
+
+
+REFERENCES = ("none", "each", "plane")
+"""Background reference: none; ``each`` image by its own border; ``plane``: both images of a pair by
+the PPL border (lamp and white balance are shared by the two shots, and the XPL border is dark)."""
+
+
+def border_mask(size: int, fraction: float) -> np.ndarray:
+    """Boolean S x S mask of the outer ring of width max(1, round(fraction * S)) pixels."""
+    width = max(1, round(fraction * size))
+    mask = np.ones((size, size), dtype=bool)
+    mask[width : size - width, width : size - width] = False
+    return mask
+
+
+def border_median(images: np.ndarray, fraction: float) -> np.ndarray:
+    """Median colour of the border ring of each image (... x S x S x 3, any numeric type) -> ... x 3,
+    at least 1 (on the 0-255 scale) so that a black border cannot divide by zero."""
+    mask = border_mask(images.shape[-2], fraction)
+    return np.maximum(np.median(images[..., mask, :], axis=-2), 1.0).astype(np.float32)
+
+
+def referenced_pair(
+    plane: np.ndarray, cross: np.ndarray, reference: str, fraction: float, dtype: type = np.float32
+) -> tuple[np.ndarray, np.ndarray]:
+    """The pair (uint8 ... x S x S x 3) as float32 on the 0-1 scale, divided by its border reference
+    (``reference`` in :data:`REFERENCES`; ``none`` only rescales). A background equal to the border
+    median maps to 1.
+
+    Raises:
+        ValueError: unknown ``reference``.
+    """
+    if reference not in REFERENCES:
+        raise ValueError(
+            f"unknown background reference {reference!r}; expected one of {', '.join(REFERENCES)}"
+        )
+    plane_f, cross_f = plane.astype(dtype) / 255.0, cross.astype(dtype) / 255.0
+    if reference == "none":
+        return plane_f, cross_f
+    plane_ref = border_median(plane, fraction)[..., None, None, :] / 255.0
+    cross_ref = (
+        plane_ref if reference == "plane" else border_median(cross, fraction)[..., None, None, :] / 255.0
+    )
+    return plane_f / plane_ref, cross_f / cross_ref
+
+
 def _to_tensor(image: np.ndarray, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
-    scaled = (image.astype(np.float32) / 255.0 - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
+    """A float image on the 0-1 scale (H x W x 3), standardised, as a 3 x H x W tensor."""
+    scaled = (image - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
     return torch.from_numpy(np.ascontiguousarray(scaled.transpose(2, 0, 1)))
 
 
@@ -147,10 +280,17 @@ class PairTransform:
         train: bool,
         augmentation: AugmentationConfig | None = None,
         seed: int = 0,
+        reference: str = "none",
+        border_fraction: float = 0.1,
     ) -> None:
+        if reference not in REFERENCES:
+            raise ValueError(
+                f"unknown background reference {reference!r}; expected one of {', '.join(REFERENCES)}"
+            )
         self.size = size
         self.stats = stats
         self.train = train
+        self.reference, self.border_fraction = reference, border_fraction
         config = augmentation or AugmentationConfig()
         self.geometric = A.Compose(_geometric(size, config), additional_targets={"cross": "image"}, seed=seed)
         self.photometric = A.Compose(_photometric(config), seed=seed + 1)
@@ -170,7 +310,35 @@ class PairTransform:
     def __call__(self, plane: np.ndarray, cross: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         if self.train:
             plane, cross = self.augment(plane, cross)
+        plane, cross = referenced_pair(plane, cross, self.reference, self.border_fraction)
         stats = self.stats
         return _to_tensor(plane, stats.plane_mean, stats.plane_std), _to_tensor(
             cross, stats.cross_mean, stats.cross_std
         )
+
+
+IDENTITY_VIEW = 0
+DIHEDRAL_VIEWS: tuple[tuple[int, bool], ...] = tuple(
+    (turns, flip) for flip in (False, True) for turns in range(4)
+)
+"""(quarter turns counter-clockwise, mirror left-right first) of each view of the dihedral group D4;
+view 0 is the identity. ``san.inference.tta`` applies them to channels-last arrays."""
+
+
+def dihedral_view_tensor(images: torch.Tensor, view: int) -> torch.Tensor:
+    """View ``view`` (0-7) of channels-first ``images`` (... x C x H x W), the same view as
+    :func:`san.inference.tta.dihedral_view` gives for the channels-last array (mirror left-right,
+    then quarter turns).
+
+    Raises:
+        ValueError: ``view`` is not in 0-7 or the images are not square.
+    """
+    if not 0 <= view < len(DIHEDRAL_VIEWS):
+        raise ValueError(f"view must be in 0-{len(DIHEDRAL_VIEWS) - 1}, got {view}")
+    if images.ndim < 3 or images.shape[-2] != images.shape[-1]:
+        raise ValueError(
+            f"expected square images (... x C x H x W with H = W), got shape {tuple(images.shape)}"
+        )
+    turns, flip = DIHEDRAL_VIEWS[view]
+    moved = images.flip(-1) if flip else images
+    return torch.rot90(moved, turns, dims=(-2, -1))

@@ -93,6 +93,8 @@ class Algorithm(nn.Module):
     """
 
     DEFAULT_HPARAMS: ClassVar[dict[str, Any]] = OPTIMIZER_HPARAMS
+    # Random-search distributions (san.algorithms.hparam_space); {} = nothing to search
+    HPARAM_SPACE: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, num_classes: int, num_domains: int, hparams: Mapping[str, Any] | None = None) -> None:
         super().__init__()

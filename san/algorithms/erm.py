@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
+import torch
 from torch import Tensor, nn
 
 from san.algorithms.base import OPTIMIZER_HPARAMS, Algorithm, Batch, accuracy
+from san.algorithms.hparam_space import Sampler, choice, log_uniform, uniform
+from san.algorithms.mixing import MixedPairs, mix_pairs
 from san.algorithms.registry import register_algorithm
+from san.models.mixstyle import MixStyle
 from san.models.networks import PairClassifier, SiameseEncoder, build_fusion, fusion_uses_tokens
 
 PAIR_NETWORK_HPARAMS: dict[str, Any] = {
@@ -21,6 +26,17 @@ PAIR_NETWORK_HPARAMS: dict[str, Any] = {
     "fusion_heads": 4,  # attention heads of the cross_attention fusion (must divide the backbone's d)
     "fused_dim": 512,
     "dropout": 0.0,  # on the fused features, before the class head
+    # ResNet options for small crops (san.models.grain_resnet): 'imagenet' | 'no-maxpool' | 'stride1'
+    "stem": "imagenet",
+    "width": 1.0,  # channel multiplier of every stage (0.5 = half-width)
+    "per_polarization_bn": False,  # shared encoder only: own batch-norm statistics for PPL and XPL
+    "mixstyle_after": [],  # stages (1-3) followed by MixStyle, e.g. [1, 2]; [] = off
+    "mixstyle_p": 0.5,
+    "mixstyle_alpha": 0.1,
+    # Mixup / CutMix drawn once per pair (san.algorithms.mixing); 0 = off
+    "mixup_alpha": 0.0,
+    "cutmix_alpha": 0.0,
+    "mix_probability": 0.5,  # share of training batches that are mixed
 }
 
 
@@ -33,6 +49,12 @@ class ERM(Algorithm):
     """
 
     DEFAULT_HPARAMS: ClassVar[dict[str, Any]] = {**OPTIMIZER_HPARAMS, **PAIR_NETWORK_HPARAMS}
+    HPARAM_SPACE: ClassVar[dict[str, Sampler]] = {
+        "lr": log_uniform(-2.0, -0.7),  # 0.01 to 0.2
+        "weight_decay": log_uniform(-5.0, -3.0),
+        "dropout": choice(0.0, 0.1, 0.2, 0.5),
+        "label_smoothing": uniform(0.0, 0.2),
+    }
 
     @property
     def backbone_name(self) -> str:
@@ -40,6 +62,10 @@ class ERM(Algorithm):
         return self.hparams["backbone"]
 
     def build_modules(self) -> None:
+        # Drawn from the global stream, which the run seeds: MixStyle and Mixup/CutMix then keep
+        # generators of their own, so they never shift the data-order or initialisation streams.
+        self._mix_seed = int(torch.randint(0, 2**31 - 1, ()))
+        self.mix_generator = torch.Generator().manual_seed(self._mix_seed)
         self.network = self.build_network()
 
     def build_network(self) -> nn.Module:
@@ -52,16 +78,64 @@ class ERM(Algorithm):
             weights=hp["weights"],
             img_size=hp["img_size"],
             tokens=fusion_uses_tokens(hp["fusion"]),
+            per_polarization_bn=hp["per_polarization_bn"],
+            stem=hp["stem"],
+            width=hp["width"],
+            mixstyle_after=tuple(hp["mixstyle_after"] or ()),
+            mixstyle={
+                "mixstyle_p": hp["mixstyle_p"],
+                "mixstyle_alpha": hp["mixstyle_alpha"],
+                "seed": self._mix_seed,
+            },
         )
         fusion = build_fusion(hp["fusion"], encoder.feature_dim, hp["fused_dim"], heads=hp["fusion_heads"])
         return PairClassifier(encoder, fusion, self.num_classes, dropout=hp["dropout"])
 
     def classification_terms(self, batch: Batch) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
-        """Forward pass: (class loss, features N x d, {'class_loss', 'acc'})."""
-        logits, features = self.network(*self.images(batch))
+        """Forward pass: (class loss, features N x d, {'class_loss', 'acc'}).
+
+        With Mixup/CutMix on, a share ``mix_probability`` of the batches is mixed per pair
+        (:func:`san.algorithms.mixing.mix_pairs`) and the loss is
+        lambda CE(y_hat, y) + (1 - lambda) CE(y_hat, y[pi]).
+        """
+        plane, cross = self.images(batch)
         labels = batch["label"]
-        class_loss = self.class_loss(logits, labels)
+        mixed = self._mix(plane, cross)
+        if mixed is None:
+            logits, features = self.network(plane, cross)
+            class_loss = self.class_loss(logits, labels)
+        else:
+            logits, features = self.network(mixed.plane, mixed.cross)
+            class_loss = mixed.lam * self.class_loss(logits, labels) + (1 - mixed.lam) * self.class_loss(
+                logits, labels[mixed.permutation]
+            )
         return class_loss, features, {"class_loss": class_loss.detach(), "acc": accuracy(logits, labels)}
+
+    def _mix(self, plane: Tensor, cross: Tensor) -> MixedPairs | None:
+        hp = self.hparams
+        if hp["mixup_alpha"] <= 0 and hp["cutmix_alpha"] <= 0:
+            return None
+        if float(torch.rand((), generator=self.mix_generator)) >= hp["mix_probability"]:
+            return None
+        return mix_pairs(
+            plane, cross, self.mix_generator, mixup_alpha=hp["mixup_alpha"], cutmix_alpha=hp["cutmix_alpha"]
+        )
+
+    def training_state(self) -> dict[str, Any]:
+        generators = {"mix": self.mix_generator.get_state()}
+        for name, module in self.named_modules():
+            if isinstance(module, MixStyle):
+                generators[name] = module.generator.get_state()
+        return {**super().training_state(), "generators": generators}
+
+    def load_training_state(self, state: Mapping[str, Any]) -> None:
+        super().load_training_state(state)
+        generators = state.get("generators", {})
+        if "mix" in generators:
+            self.mix_generator.set_state(generators["mix"])
+        for name, module in self.named_modules():
+            if isinstance(module, MixStyle) and name in generators:
+                module.generator.set_state(generators[name])
 
     def compute_loss(self, batch: Batch, progress: float) -> tuple[Tensor, dict[str, Tensor | float]]:
         class_loss, _, terms = self.classification_terms(batch)

@@ -10,6 +10,7 @@ from torch import Tensor
 
 from san.algorithms.base import Batch, accuracy
 from san.algorithms.erm import ERM
+from san.algorithms.hparam_space import Sampler, log_uniform
 from san.algorithms.registry import register_algorithm
 from san.models.gradient_reversal import GradientReversal, dann_lambda
 from san.models.networks import DomainDiscriminator
@@ -44,6 +45,11 @@ class SAN(ERM):
     """
 
     DEFAULT_HPARAMS: ClassVar[dict[str, Any]] = {**ERM.DEFAULT_HPARAMS, **ADVERSARY_HPARAMS}
+    HPARAM_SPACE: ClassVar[dict[str, Sampler]] = {
+        **ERM.HPARAM_SPACE,
+        "lambda_max": log_uniform(-1.0, 0.3),  # 0.1 to 2
+        "disc_lr_mult": log_uniform(-0.5, 0.5),
+    }
 
     def build_modules(self) -> None:
         super().build_modules()

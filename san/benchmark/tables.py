@@ -198,6 +198,44 @@ def _tidy_rows(run: pd.Series) -> list[dict[str, Any]]:
     return rows
 
 
+def chosen_epochs(dirs: Sequence[str | Path]) -> pd.DataFrame:
+    """Per deep run under ``dirs``: method, task, seed, the chosen epoch and the epochs run (from
+    ``selection``); classical runs (no epochs) are left out."""
+    rows = []
+    for path in _record_paths(dirs):
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError:
+            continue
+        selection = record.get("selection") or {}
+        if record.get("status") == "complete" and "epochs_run" in selection and not is_search_trial(record):
+            rows.append(
+                {
+                    "method": record["method"],
+                    "targets": "+".join(record.get("targets") or []) or "mixed",
+                    "seed": record["seed"],
+                    "epoch": int(selection["epoch"]),
+                    "epochs_run": int(selection["epochs_run"]),
+                    "plain_epoch": selection.get("plain_epoch"),
+                }
+            )
+    return pd.DataFrame(rows, columns=["method", "targets", "seed", "epoch", "epochs_run", "plain_epoch"])
+
+
+def chosen_epoch_histogram(epochs: pd.DataFrame) -> str:
+    """Markdown: how many runs chose each epoch, per method, and how many chose one of the last three."""
+    if epochs.empty:
+        return "No deep runs.\n"
+    lines = ["| method | runs | chosen epoch: runs | among the last 3 |", "|---|---|---|---|"]
+    for method in method_order(epochs["method"]):
+        frame = epochs[epochs["method"] == method]
+        counts = frame["epoch"].value_counts().sort_index()
+        late = int((frame["epoch"] > frame["epochs_run"] - 3).sum())
+        histogram = ", ".join(f"{epoch}: {n}" for epoch, n in counts.items())
+        lines.append(f"| {method} | {len(frame)} | {histogram} | {late} of {len(frame)} |")
+    return "\n".join(lines) + "\n"
+
+
 def method_order(methods: Iterable[str]) -> list[str]:
     """Distinct methods in the benchmark's order (classical, CNN, ERM, SAN), then others alphabetically."""
     present = set(methods)
@@ -205,7 +243,26 @@ def method_order(methods: Iterable[str]) -> list[str]:
     return [m for m in known if m in present] + sorted(present.difference(known))
 
 
-def load_runs(dirs: Sequence[str | Path]) -> pd.DataFrame:
+def is_search_trial(record: dict[str, Any]) -> bool:
+    """True for one trial of a hyper-parameter search (``san.benchmark.hparam_search``): the job's
+    result is the chosen trial's copy, so tables skip the trials themselves."""
+    return (record.get("hparam_search") or {}).get("role") == "trial"
+
+
+def variant_records(record: dict[str, Any], variants: Sequence[str]) -> list[dict[str, Any]]:
+    """The record, then one record per requested evaluation variant it holds (``record['variants']``:
+    ``tta`` = the 8 dihedral views averaged, ``plain`` = the raw weights beside the averaged ones),
+    named ``<method>+<variant>`` so that a table shows it as a row beside the plain figure."""
+    held = record.get("variants") or {}
+    extra = [
+        {**record, "method": f"{record['method']}+{name}", "metrics": held[name]}
+        for name in variants
+        if name in held
+    ]
+    return [record, *extra]
+
+
+def load_runs(dirs: Sequence[str | Path], variants: Sequence[str] = ()) -> pd.DataFrame:
     """Every complete run record under ``dirs`` (searched recursively; a results.json path also works).
 
     Duplicate runs (same method, protocol, sources, targets and seed) are reported and the newest
@@ -230,7 +287,9 @@ def load_runs(dirs: Sequence[str | Path]) -> pd.DataFrame:
             if record.get("status") != "complete":
                 skipped.append(f"{path} (status {record.get('status')!r})")
                 continue
-            entries.append(_run_entry(path, record))
+            if is_search_trial(record):
+                continue  # the job's chosen trial is its own record
+            entries.extend(_run_entry(path, r) for r in variant_records(record, variants))
         except (json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
             skipped.append(f"{path} (unreadable: {type(error).__name__} {error})")
     if skipped:

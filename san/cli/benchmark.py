@@ -254,6 +254,23 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--seeds", default="0,1,2", metavar="0,1,2", help="seeds (a range like 0-4 also works)"
     )
+    parser.add_argument(
+        "--hparams-trials",
+        type=positive_int,
+        default=1,
+        metavar="N",
+        help="random hyper-parameter search: N trials per deep job (trial 0 = the defaults), each a run "
+        "directory <job>/trial<k>; the best by val accuracy (training rivers only) becomes the job's "
+        "result, with the chosen values in its record (default 1: no search)",
+    )
+    parser.add_argument(
+        "--ensemble",
+        action="append",
+        default=[],
+        metavar="A,B",
+        help="after the grid: an ensemble of these methods' runs per task and seed (calibrated "
+        "probabilities averaged, weights chosen on val), written as method ens-A-B (repeatable)",
+    )
     add_grid_run_arguments(parser, default_out="runs/benchmark-<preset>")
     return parser
 
@@ -280,10 +297,13 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     configure_logging(verbose=args.verbose)
     from data_tools.manifest_io import ManifestError
+    from san.benchmark.ensemble import build_benchmark_ensembles
+    from san.benchmark.hparam_search import TrialExecutor, expand_trials, select_trials
     from san.runtime import DeviceError
 
     try:
         jobs, data = plan_grid(args)
+        jobs = expand_trials(jobs, args.hparams_trials)
         preset = args.preset or default_preset(args.device)
     except (GridError, FileNotFoundError, ManifestError, DeviceError) as error:
         return report_error(error)
@@ -294,5 +314,19 @@ def main(argv: list[str] | None = None) -> int:
         + (f", shard {args.shard[0]}/{args.shard[1]}" if args.shard else ""),
         file=sys.stderr,
     )
-    code, _ = run_grid(args, jobs, data, out=out, preset=preset)
+    wrap = TrialExecutor if args.hparams_trials > 1 else None
+    code, _ = run_grid(args, jobs, data, out=out, preset=preset, wrap=wrap)
+    if args.dry_run:
+        return code
+    if args.hparams_trials > 1:
+        print(f"hyper-parameter search: {len(select_trials(jobs, out))} job(s) chose a trial on val")
+    for spec in args.ensemble:
+        try:
+            written, skipped = build_benchmark_ensembles(jobs, out, parse_name_list(spec))
+        except ValueError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return EXIT_USAGE
+        print(
+            f"ensemble {spec}: {len(written)} run(s) written" + "".join(f"\n  skipped {s}" for s in skipped)
+        )
     return code

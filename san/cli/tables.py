@@ -27,10 +27,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--out", metavar="FILE", help="write the tables here (default: print them)")
     parser.add_argument(
+        "--variants",
+        default="",
+        metavar="A,B",
+        help="also show these evaluation variants of the deep runs as rows <method>+<variant>: tta "
+        "(8 dihedral views averaged), plain (raw weights beside the averaged ones)",
+    )
+    parser.add_argument(
+        "--chosen-epochs",
+        action="store_true",
+        help="append (md) the histogram of the epochs chosen on val, per method",
+    )
+    parser.add_argument(
         "--figures",
         metavar="DIR",
-        help="also write target_accuracy.png and confusion_grid.png (and their "
-        "mixed-protocol versions) into DIR",
+        help="also write target_accuracy.png and per_class_recall.png (method x class recall; and "
+        "their mixed-protocol versions) into DIR",
     )
     return parser
 
@@ -40,11 +52,20 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     configure_logging(verbose=False, timestamps=False)
     from data_tools.atomic import atomic_write_text
+    from data_tools.names import parse_name_list
     from san.benchmark.figures import save_figures
-    from san.benchmark.tables import build_tables, count_runs, load_failures, load_runs, render
+    from san.benchmark.tables import (
+        build_tables,
+        chosen_epoch_histogram,
+        chosen_epochs,
+        count_runs,
+        load_failures,
+        load_runs,
+        render,
+    )
 
     try:
-        runs = load_runs(args.dirs)
+        runs = load_runs(args.dirs, parse_name_list(args.variants) if args.variants else ())
     except FileNotFoundError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
@@ -53,6 +74,10 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_FAILED
     tables = build_tables(runs, load_failures(args.dirs, runs))
     text = render(tables, args.format, n_runs=count_runs(runs))
+    if args.chosen_epochs and args.format == "md":
+        text += "\n#### Epoch chosen on val (training rivers only)\n\n" + chosen_epoch_histogram(
+            chosen_epochs(args.dirs)
+        )
     if args.out:
         print(f"wrote {atomic_write_text(args.out, text)}", file=sys.stderr)
     else:

@@ -23,7 +23,7 @@ import torch
 import yaml
 
 from data_tools.images import CropMode, load_prepared
-from data_tools.transforms import ChannelStats, PairTransform
+from data_tools.transforms import ChannelStats, PairTransform, reference_options
 from san import methods
 from san.evaluation.calibration import TemperatureScaling
 from san.inference.tta import pair_views
@@ -126,7 +126,10 @@ class DeepPredictor(Predictor):
         self.algorithm.to(device).eval()
         self.device = device
         self.transform = PairTransform(
-            self.size, ChannelStats.from_dict(payload["normalisation"]), train=False
+            self.size,
+            ChannelStats.from_dict(payload["normalisation"]),
+            train=False,
+            **reference_options(payload["data"]),
         )
 
     def batch(self, plane: np.ndarray, cross: np.ndarray) -> dict[str, torch.Tensor]:

@@ -12,11 +12,9 @@ from collections.abc import Iterator
 
 import numpy as np
 
-IDENTITY_VIEW = 0
-DIHEDRAL_VIEWS: tuple[tuple[int, bool], ...] = tuple(
-    (turns, flip) for flip in (False, True) for turns in range(4)
-)
-"""(quarter turns counter-clockwise, mirror left-right first) of each view; view 0 is the identity."""
+from data_tools.transforms import DIHEDRAL_VIEWS, IDENTITY_VIEW
+
+__all__ = ["DIHEDRAL_VIEWS", "IDENTITY_VIEW", "dihedral_view", "pair_views"]
 
 
 def dihedral_view(images: np.ndarray, view: int) -> np.ndarray:

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import torch
 import torchvision
 from torch import Tensor, nn
 
+from san.models.grain_resnet import GrainResNet
 from san.safe_load import load_plain_torch
 
 logger = logging.getLogger(__name__)
@@ -35,6 +36,10 @@ def build_feature_extractor(
     weights: str | Path | None = None,
     img_size: int | None = None,
     tokens: bool = False,
+    stem: str = "imagenet",
+    width: float = 1.0,
+    mixstyle_after: Sequence[int] = (),
+    mixstyle: Mapping[str, float | int] | None = None,
 ) -> tuple[nn.Module, int]:
     """A backbone mapping images N x 3 x H x W to globally average-pooled features N x d.
 
@@ -42,9 +47,10 @@ def build_feature_extractor(
     (:func:`san.models.timm_backbones.build_timm_feature_extractor`, which uses ``img_size`` and
     ``tokens``).
 
-    ResNets are torchvision's models with ``fc`` replaced by the identity (d = 512 for
-    resnet18/34, 2048 for resnet50); VGGs are torchvision's convolutional ``features``
-    followed by a global average pool (d = 512), without the 120M-parameter classifier.
+    ResNets are torchvision's models (:class:`san.models.grain_resnet.GrainResNet`, identical to
+    torchvision's with the default stem and width) with ``fc`` replaced by the identity (d = 512
+    x width for resnet18/34, 2048 x width for resnet50); VGGs are torchvision's convolutional
+    ``features`` followed by a global average pool (d = 512), without the 120M-parameter classifier.
 
     Args:
         arch: one of :data:`BACKBONES`, or ``timm:<model name>``.
@@ -53,6 +59,9 @@ def build_feature_extractor(
             ``pretrained``.
         img_size: the input side; only timm models of a fixed input size use it.
         tokens: only spatial tokens will be taken (timm models then drop their pooled head).
+        stem, width, mixstyle_after: ResNets only, see :class:`~san.models.grain_resnet.GrainResNet`.
+        mixstyle: keyword arguments of the MixStyle layers (``mixstyle_p``, ``mixstyle_alpha``,
+            ``mixstyle_groups``, ``seed``).
 
     Returns:
         (module, d).
@@ -63,6 +72,8 @@ def build_feature_extractor(
         RuntimeError: the torchvision weights cannot be downloaded.
     """
     if arch.startswith(TIMM_PREFIX):
+        if stem != "imagenet" or width != 1.0 or mixstyle_after:
+            raise ValueError(f"backbone {arch}: stem, width and MixStyle options apply to ResNets only")
         from san.models.timm_backbones import build_timm_feature_extractor  # timm is optional
 
         return build_timm_feature_extractor(
@@ -70,14 +81,15 @@ def build_feature_extractor(
         )
     _check_arch(arch)
     if arch in _VGG_CONFIG:
+        if stem != "imagenet" or width != 1.0 or mixstyle_after:
+            raise ValueError(f"backbone {arch}: stem, width and MixStyle options apply to ResNets only")
         body: nn.Module = nn.Sequential(
             OrderedDict(features=_vgg_features(arch), pool=nn.AdaptiveAvgPool2d(1), flatten=nn.Flatten())
         )
         dim = 512
     else:
-        body = torchvision.models.get_model(arch, weights=None)
-        dim = body.fc.in_features
-        body.fc = nn.Identity()
+        body = GrainResNet(arch, stem=stem, width=width, mixstyle_after=mixstyle_after, **(mixstyle or {}))
+        dim = body.feature_dim
     initialise_from_weights(body, arch, pretrained=pretrained, weights=weights)
     return body, dim
 

@@ -15,8 +15,9 @@ Linear(512, 12), and a discriminator Linear-ReLU-BatchNorm1d-Linear.
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 import torchvision
@@ -52,6 +53,39 @@ def feature_tokens(extractor: nn.Module, images: Tensor) -> Tensor:
     return feature_map.flatten(2).transpose(1, 2)
 
 
+class PolarizationBatchNorm2d(nn.Module):
+    """Batch norm with its own statistics and affine parameters per polarization.
+
+    The input is ``torch.cat([plane, cross])`` (2N x C x H x W), as a shared encoder sees it: the
+    first half is normalised by ``norms[0]`` (PPL), the second by ``norms[1]`` (XPL), in training
+    and in evaluation alike. PPL and XPL images have very different colour statistics (a bright
+    mount against a dark one); shared statistics would mix two distributions.
+    """
+
+    def __init__(self, source: nn.BatchNorm2d) -> None:
+        super().__init__()
+        self.norms = nn.ModuleList([copy.deepcopy(source), copy.deepcopy(source)])
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.shape[0] % 2:
+            raise ValueError(
+                f"PolarizationBatchNorm2d expects [plane; cross], an even batch; got {x.shape[0]}"
+            )
+        plane, cross = x.chunk(2)
+        return torch.cat([self.norms[0](plane), self.norms[1](cross)])
+
+
+def split_batch_norms(module: nn.Module) -> int:
+    """Replace every ``BatchNorm2d`` inside ``module`` by a :class:`PolarizationBatchNorm2d` copy
+    of it (weights and running statistics copied into both halves). Returns how many were replaced."""
+    targets = [name for name, child in module.named_modules() if type(child) is nn.BatchNorm2d]
+    for name in targets:
+        parent_name, _, child_name = name.rpartition(".")
+        parent = module.get_submodule(parent_name)
+        setattr(parent, child_name, PolarizationBatchNorm2d(getattr(parent, child_name)))
+    return len(targets)
+
+
 class SiameseEncoder(nn.Module):
     """Encodes a PPL/XPL pair with one shared backbone or two separate ones.
 
@@ -62,6 +96,10 @@ class SiameseEncoder(nn.Module):
         pretrained, weights, img_size: backbone initialisation and input side, see
             :func:`san.models.backbones.build_feature_extractor`.
         tokens: return spatial tokens N x T x d (:func:`feature_tokens`) instead of pooled features.
+        per_polarization_bn: with a shared backbone, separate batch-norm statistics and affine
+            parameters for PPL and XPL (:class:`PolarizationBatchNorm2d`); convolutions stay shared.
+        **backbone_options: ``stem``, ``width``, ``mixstyle_after``, ``mixstyle`` of
+            :func:`~san.models.backbones.build_feature_extractor`.
 
     Attributes:
         feature_dim: d, the size of each polarization's feature vector (or of each token).
@@ -76,13 +114,28 @@ class SiameseEncoder(nn.Module):
         weights: str | Path | None = None,
         img_size: int | None = None,
         tokens: bool = False,
+        per_polarization_bn: bool = False,
+        **backbone_options: Any,
     ) -> None:
         super().__init__()
         self.shared = shared
         self.tokens = tokens
-        options = {"pretrained": pretrained, "weights": weights, "img_size": img_size, "tokens": tokens}
+        if per_polarization_bn and not shared:
+            raise ValueError("per_polarization_bn needs a shared encoder (separate encoders have their own)")
+        options = {
+            "pretrained": pretrained,
+            "weights": weights,
+            "img_size": img_size,
+            "tokens": tokens,
+            **backbone_options,
+        }
         if shared:
+            # MixStyle in a shared encoder sees [plane; cross]: mix within each half alike.
+            if options.get("mixstyle_after"):
+                options["mixstyle"] = {**(options.get("mixstyle") or {}), "mixstyle_groups": 2}
             self.encoder, self.feature_dim = build_feature_extractor(backbone, **options)
+            if per_polarization_bn:
+                split_batch_norms(self.encoder)
         else:
             self.plane_encoder, self.feature_dim = build_feature_extractor(backbone, **options)
             self.cross_encoder, _ = build_feature_extractor(backbone, **options)

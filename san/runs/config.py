@@ -2,7 +2,9 @@
 
 Layers, later ones winning: ``configs/base.yaml`` (every known key), ``configs/<method>.yaml``,
 then either the user's ``--config FILE`` or, on a machine without a GPU, ``configs/presets/cpu.yaml``;
-finally ``--set`` overrides. A key that the base does not know is an error, never ignored.
+finally ``--set`` overrides. A preset (or ``--config`` file) may hold ``per_method: {<method>: layer}``,
+merged after the rest of that file for that method only (e.g. the pair networks' CPU recipe, whose
+hyper-parameters other methods do not have). A key that the base does not know is an error, never ignored.
 Algorithm hyper-parameters live under ``hparams`` and are checked by the algorithm registry.
 """
 
@@ -19,6 +21,7 @@ import yaml
 # san/configs links to the repository's configs/ and is shipped in the wheel as package data.
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 OPEN_SECTIONS = ("hparams",)  # checked by the algorithm, not against base.yaml
+PER_METHOD = "per_method"  # in a method-independent file (a preset): layers applied to one method only
 
 
 class ConfigError(ValueError):
@@ -181,8 +184,15 @@ def resolve_config(
         extra.append(config_dir / "presets" / "cpu.yaml")
     for path in extra:
         layer = read_yaml(path)
-        _check_known(layer, base, str(path))
-        config = merge(config, layer)
+        specific = layer.pop(PER_METHOD, None) or {}
+        if not isinstance(specific, dict):
+            raise ConfigError(f"{path}: {PER_METHOD!r} must map method names to config layers")
+        for part, source in (
+            (layer, str(path)),
+            (specific.get(method) or {}, f"{path} ({PER_METHOD}.{method})"),
+        ):
+            _check_known(part, base, source)
+            config = merge(config, part)
         layers.append(str(path))
     config["method"] = method
     config = apply_overrides(config, overrides, hparam_names)

@@ -220,9 +220,11 @@ class RunContext:
         )
         return self.tracker
 
-    def split_metrics(self, split: str, probabilities: np.ndarray, rows: np.ndarray) -> dict[str, Any]:
+    def split_metrics(
+        self, split: str, probabilities: np.ndarray, rows: np.ndarray, *, suffix: str = ""
+    ) -> dict[str, Any]:
         """Metrics of one split from class probabilities (rows = manifest positions); also writes
-        ``predictions_<split>.csv`` with the probabilities, the true label and the prediction."""
+        ``predictions_<split><suffix>.csv`` with the probabilities, the true label and the prediction."""
         predicted = probabilities.argmax(axis=1)
         metrics = classification_metrics(
             self.labels[rows], predicted, self.class_names, self.domains[rows], list(self.protocol.domains)
@@ -232,7 +234,7 @@ class RunContext:
         table.insert(0, "label", [self.class_names[i] for i in self.labels[rows]])
         table.insert(0, "domain", self.manifest["domain"].to_numpy()[rows])
         table.insert(0, "sample_id", self.manifest["sample_id"].to_numpy()[rows])
-        table.to_csv(self.run_dir / f"predictions_{split}.csv", index=False, float_format="%.6g")
+        table.to_csv(self.run_dir / f"predictions_{split}{suffix}.csv", index=False, float_format="%.6g")
         return metrics
 
     def save_figures(self, metrics: Mapping[str, dict[str, Any]]) -> None:
@@ -383,6 +385,7 @@ class RunContext:
         extras: dict[str, Any],
         save_artifacts: Callable[[Path], None],
         calibration_rows: tuple[np.ndarray, np.ndarray, str] | None = None,
+        variants: Mapping[str, Mapping[str, tuple[np.ndarray, np.ndarray]]] | None = None,
     ) -> dict[str, Any]:
         """The end of every run, deep or classical, in one order: metrics and predictions CSV per split,
         the record, calibration on ``val``, the assemblage evaluation (:meth:`quantify`, on
@@ -390,9 +393,18 @@ class RunContext:
         ``val``), the method's own artifacts (``save_artifacts(run_dir)``: its model file, its
         figures), the confusion figures, then the record written (the run is complete only once
         results.json exists). ``probabilities`` maps a split to (its class probabilities, its manifest
-        rows). Returns the record."""
+        rows). ``variants`` are other evaluations of the same run (e.g. ``tta``, ``plain``), reported
+        beside the main figures in ``record['variants']`` with their own
+        ``predictions_<split>_<variant>.csv``, never instead of them. Returns the record."""
         metrics = {split: self.split_metrics(split, p, rows) for split, (p, rows) in probabilities.items()}
         record = self.record(metrics, selection, timing, extras)
+        record["variants"] = {
+            name: {
+                split: self.split_metrics(split, p, rows, suffix=f"_{name}")
+                for split, (p, rows) in splits.items()
+            }
+            for name, splits in (variants or {}).items()
+        }
         record["calibration"] = self.calibrate(probabilities)
         if calibration_rows is None and "val" in probabilities:
             # A deep run cannot afford out-of-fold predictions (k retrainings): val is its calibration set.

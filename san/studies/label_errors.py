@@ -72,7 +72,7 @@ def erm_fold_model(
 
     from data_tools.cache import PairImageCache
     from data_tools.dataset import PairedGrainDataset
-    from data_tools.transforms import AugmentationConfig, PairTransform, channel_stats
+    from data_tools.transforms import AugmentationConfig, PairTransform, channel_stats, reference_options
     from san.algorithms.registry import build_algorithm
     from san.runtime import seed_everything
     from san.training.engine import Trainer, TrainingSettings, predict_dataset
@@ -84,6 +84,7 @@ def erm_fold_model(
     }
     settings = TrainingSettings(**{**training, "num_workers": 0, "domain_balanced": False, "patience": None})
     augmentation = AugmentationConfig.from_mapping(config["augmentation"])
+    reference = reference_options(config["data"])
     domains = np.zeros(len(dataset.manifest), dtype=np.int64)  # one river at a time
     target = torch.device(device)
 
@@ -91,8 +92,8 @@ def erm_fold_model(
         seed_everything(seed, config["training"]["deterministic"])
         all_labels = np.full(len(dataset.manifest), -1, dtype=np.int64)
         all_labels[train] = labels
-        stats = channel_stats(pairs.plane, pairs.cross, train)
-        augment = PairTransform(size, stats, train=True, augmentation=augmentation, seed=seed)
+        stats = channel_stats(pairs.plane, pairs.cross, train, **reference)
+        augment = PairTransform(size, stats, train=True, augmentation=augmentation, seed=seed, **reference)
         train_data = PairedGrainDataset(pairs, train, all_labels, domains, augment)
         algorithm = build_algorithm("erm", n_classes, 1, dict(config["hparams"])).to(target)
         with tempfile.TemporaryDirectory() as scratch:
@@ -107,7 +108,7 @@ def erm_fold_model(
                 class_names=[str(c) for c in range(n_classes)],
                 progress=False,
             ).fit()
-        evaluation = PairTransform(size, stats, train=False)
+        evaluation = PairTransform(size, stats, train=False, **reference)
         predicted = PairedGrainDataset(pairs, predict, all_labels, domains, evaluation)
         probabilities, _ = predict_dataset(algorithm, predicted, target, settings.eval_batch_size)
         return probabilities  # predict_dataset keeps the dataset's order

@@ -24,10 +24,12 @@ from tqdm.auto import tqdm
 
 from data_tools.atomic import atomic_write
 from data_tools.dataset import PairedGrainDataset, seed_worker
+from data_tools.transforms import DIHEDRAL_VIEWS, IDENTITY_VIEW, dihedral_view_tensor
 from san.algorithms.base import Algorithm
 from san.evaluation.metrics import classification_metrics
 from san.runs.tracking import Tracker
 from san.safe_load import UnsafeFileError, load_plain_torch
+from san.training.averaging import AVERAGING, WeightAverager, build_averager
 from san.training.sampling import BalancedBatchSampler, check_resampling
 
 log = logging.getLogger(__name__)
@@ -47,6 +49,7 @@ CHECKPOINT_KEYS = (
     "patience_left",
     "random_states",
 )
+BEST_PLAIN_WEIGHTS_FILE = "best_plain_weights.pt"  # with averaging: the best epoch of the raw weights
 
 
 class TrainingInterrupted(RuntimeError):
@@ -69,6 +72,9 @@ class TrainingSettings:
     resample: str = "none"
     resample_count: int | None = None
     num_workers: int = 0
+    averaging: str = "none"
+    ema_decay: float = 0.998
+    swa_start: float = 0.75
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1:
@@ -80,6 +86,8 @@ class TrainingSettings:
                 f"training.selection_metric must be one of {SELECTION_METRICS}, got {self.selection_metric!r}"
             )
         check_resampling(self.resample, self.resample_count, self.class_balanced)
+        if self.averaging not in AVERAGING:
+            raise ValueError(f"training.averaging must be one of {AVERAGING}, got {self.averaging!r}")
 
 
 @dataclass
@@ -92,6 +100,9 @@ class FitResult:
     stopped_early: bool = False
     train_seconds: float = 0.0
     selection_rule: str = ""
+    plain_best_epoch: int = -1  # with averaging: the best epoch of the raw (not averaged) weights
+    plain_best_score: float = -math.inf
+    averaging: dict[str, Any] = field(default_factory=dict)  # the averager's description, if any
 
 
 def lr_factor(schedule: str, progress: float, warmup_fraction: float = 0.0) -> float:
@@ -127,16 +138,26 @@ def predict_dataset(
     num_workers: int = 0,
     progress: bool = False,
     description: str = "predicting",
+    tta: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Class probabilities (N x C) and manifest row indices (N) for every item, in order."""
+    """Class probabilities (N x C) and manifest row indices (N) for every item, in order.
+
+    With ``tta`` the probabilities are the mean over the 8 dihedral views of each pair (the same view
+    of both images, :func:`data_tools.transforms.dihedral_view_tensor`).
+    """
     was_training = algorithm.training
     algorithm.eval()
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
     probabilities, indices = [], []
+    views = range(len(DIHEDRAL_VIEWS)) if tta else (IDENTITY_VIEW,)
     for batch in tqdm(loader, desc=description, leave=False, disable=not progress):
-        logits = algorithm.predict(move_batch(batch, device))
-        probabilities.append(torch.softmax(logits.float(), dim=1).cpu().numpy())
-        indices.append(batch["index"].numpy())
+        batch = move_batch(batch, device)
+        mean = 0
+        for view in views:
+            viewed = {**batch, **{k: dihedral_view_tensor(batch[k], view) for k in ("plane", "cross")}}
+            mean = mean + torch.softmax(algorithm.predict(viewed).float(), dim=1) / len(views)
+        probabilities.append(mean.cpu().numpy())
+        indices.append(batch["index"].cpu().numpy())
     algorithm.train(was_training)
     return np.concatenate(probabilities), np.concatenate(indices)
 
@@ -177,7 +198,9 @@ class Trainer:
         class_names: list[str],
         tracker: Tracker | None = None,
         progress: bool = True,
+        averager: WeightAverager | None = None,
     ) -> None:
+        """``averager`` replaces the one ``settings.averaging`` describes (e.g. SWAD's)."""
         self.algorithm, self.train_data, self.val_data = algorithm, train_data, val_data
         self.settings, self.seed, self.device, self.run_dir = settings, seed, device, Path(run_dir)
         self.class_names, self.tracker, self.progress = class_names, tracker, progress
@@ -197,6 +220,18 @@ class Trainer:
         warmup = settings.warmup_epochs / settings.epochs
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             algorithm.optimizer, lambda step: lr_factor(settings.schedule, step / self.total_steps, warmup)
+        )
+        self.averager = (
+            averager
+            if averager is not None
+            else build_averager(
+                settings.averaging,
+                algorithm,
+                epochs=settings.epochs,
+                ema_decay=settings.ema_decay,
+                swa_start=settings.swa_start,
+                device=device,
+            )
         )
 
     def _loader(self, epoch: int) -> DataLoader:
@@ -229,6 +264,8 @@ class Trainer:
             except FloatingPointError as error:
                 raise FloatingPointError(f"epoch {epoch + 1}, step {step}: {error}") from error
             self.scheduler.step()
+            if self.averager is not None:
+                self.averager.after_step(self.algorithm, step)
             for key, value in scalars.items():
                 sums[key] += value
             bar.set_postfix(loss=f"{sums['loss'] / (i + 1):.3f}", acc=f"{sums['acc'] / (i + 1):.3f}")
@@ -236,11 +273,11 @@ class Trainer:
         means["lr"] = self.scheduler.get_last_lr()[0]
         return means
 
-    def _validate(self) -> dict[str, float]:
+    def _validate(self, algorithm: Algorithm | None = None, prefix: str = "val_") -> dict[str, float]:
         if self.val_data is None or len(self.val_data) == 0:
             return {}
         probabilities, indices = predict_dataset(
-            self.algorithm,
+            algorithm or self.algorithm,
             self.val_data,
             self.device,
             self.settings.eval_batch_size,
@@ -251,9 +288,19 @@ class Trainer:
         # Plain cross-entropy of the val labels (no label smoothing or class weights), for the curves.
         true_probability = np.clip(probabilities[np.arange(len(labels)), labels], 1e-12, None)
         return {
-            "val_loss": float(-np.log(true_probability).mean()),
-            **{f"val_{k}": float(metrics[k]) for k in SELECTION_METRICS},
+            f"{prefix}loss": float(-np.log(true_probability).mean()),
+            **{f"{prefix}{k}": float(metrics[k]) for k in SELECTION_METRICS},
         }
+
+    def _averaged_row(self, epoch: int) -> tuple[Algorithm | None, dict[str, float]]:
+        """After an epoch: update the averager, and score its model on ``val`` (keys ``val_avg_*``)."""
+        if self.averager is None:
+            return None, {}
+        self.averager.after_epoch(self.algorithm, epoch)
+        model = self.averager.evaluation_model(epoch, self._loader(epoch))
+        if model is None:
+            return None, {}
+        return model, self._validate(model, "val_avg_")
 
     def _checkpoint(self, epoch: int, result: FitResult, patience_left: int | None) -> None:
         _save(
@@ -267,6 +314,8 @@ class Trainer:
                 "best_score": result.best_score,
                 "patience_left": patience_left,
                 "random_states": _random_states(),
+                "plain_best": (result.plain_best_epoch, result.plain_best_score),
+                "averager": None if self.averager is None else self.averager.state_dict(),
             },
             self.run_dir / CHECKPOINT_FILE,
         )
@@ -287,6 +336,9 @@ class Trainer:
         self.algorithm.load_training_state(state["training_state"])
         self.scheduler.load_state_dict(state["scheduler"])
         _restore_random_states(state["random_states"])
+        result.plain_best_epoch, result.plain_best_score = state.get("plain_best", (-1, -math.inf))
+        if self.averager is not None and state.get("averager") is not None:
+            self.averager.load_state_dict(state["averager"])
         result.history, result.best_epoch, result.best_score = (
             state["history"],
             state["best_epoch"],
@@ -319,16 +371,27 @@ class Trainer:
                 break
             epoch_start = time.perf_counter()
             row = {"epoch": epoch + 1, **self._train_epoch(epoch), **self._validate()}
+            averaged, averaged_scores = self._averaged_row(epoch)
+            row.update(averaged_scores)
             if "train_disc_acc" in row:
                 row["disc_chance"] = 1.0 / self.algorithm.num_domains
             row["seconds"] = time.perf_counter() - epoch_start
             result.history.append(row)
-            score = row.get(f"val_{metric}", float(epoch))
-            if score > result.best_score:
+            plain_score = row.get(f"val_{metric}", float(epoch))
+            if self.averager is None:
+                score, chosen = plain_score, self.algorithm
+            else:
+                # The averaged model is selected; before it exists (SWA's first epochs) nothing is.
+                score = row.get(f"val_avg_{metric}", float(epoch) if averaged is not None else -math.inf)
+                chosen = averaged
+                if plain_score > result.plain_best_score:
+                    result.plain_best_score, result.plain_best_epoch = plain_score, epoch + 1
+                    _save(self.algorithm.state_dict(), self.run_dir / BEST_PLAIN_WEIGHTS_FILE)
+            if chosen is not None and score > result.best_score:
                 result.best_score, result.best_epoch = score, epoch + 1
-                _save(self.algorithm.state_dict(), self.run_dir / BEST_WEIGHTS_FILE)
+                _save(chosen.state_dict(), self.run_dir / BEST_WEIGHTS_FILE)
                 patience_left = self.settings.patience
-            elif patience_left is not None:
+            elif patience_left is not None and chosen is not None:  # SWA's warm epochs do not count
                 patience_left -= 1
             self._log_epoch(row)
             self._checkpoint(epoch, result, patience_left)
@@ -337,11 +400,23 @@ class Trainer:
         if result.history and patience_left is not None and patience_left <= 0:
             result.stopped_early = len(result.history) < self.settings.epochs
         result.train_seconds = time.perf_counter() - started
+        if self.averager is not None:
+            result.averaging = self.averager.describe()
         best = load_plain_torch(
             self.run_dir / BEST_WEIGHTS_FILE, map_location=self.device, what="best weights"
         )
         self.algorithm.load_state_dict(best)
         return result
+
+    def load_plain_best(self) -> bool:
+        """With averaging: load the best raw (not averaged) weights into the algorithm; False without."""
+        path = self.run_dir / BEST_PLAIN_WEIGHTS_FILE
+        if self.averager is None or not path.is_file():
+            return False
+        self.algorithm.load_state_dict(
+            load_plain_torch(path, map_location=self.device, what="best raw weights")
+        )
+        return True
 
     def _log_epoch(self, row: dict[str, float]) -> None:
         shown = {
@@ -354,6 +429,7 @@ class Trainer:
                 "val_loss",
                 "val_accuracy",
                 "val_macro_f1",
+                "val_avg_accuracy",
                 "train_disc_acc",
                 "train_lambda",
             )

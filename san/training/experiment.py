@@ -22,7 +22,13 @@ from data_tools.atomic import atomic_write
 from data_tools.cache import PairImageCache
 from data_tools.corruption import corrupt_pairs
 from data_tools.dataset import PairedGrainDataset
-from data_tools.transforms import AugmentationConfig, ChannelStats, PairTransform, channel_stats
+from data_tools.transforms import (
+    AugmentationConfig,
+    ChannelStats,
+    PairTransform,
+    channel_stats,
+    reference_options,
+)
 from san.algorithms.registry import build_algorithm, default_hparams
 from san.runs.figures import save_training_curves
 from san.runs.lifecycle import REQUEST_FILE, RunContext, RunRequest, open_request_data
@@ -30,6 +36,7 @@ from san.runs.records import read_record
 from san.runs.saved_model import DEEP_MODEL_FILE, FORMAT_VERSION
 from san.runtime import loader_workers, resolve_device, seed_everything
 from san.training.engine import (
+    BEST_PLAIN_WEIGHTS_FILE,
     BEST_WEIGHTS_FILE,
     CHECKPOINT_FILE,
     FitResult,
@@ -76,17 +83,18 @@ class Experiment:
             context.dataset, size, config["data"]["crop"], progress=context.request.progress
         )
         pairs = corrupt_pairs(pairs, context.corruption)  # image factors degrade training rows on the fly
-        stats = channel_stats(pairs.plane, pairs.cross, context.rows("train"))
+        reference = reference_options(config["data"])
+        stats = channel_stats(pairs.plane, pairs.cross, context.rows("train"), **reference)
         augmentation = AugmentationConfig.from_mapping(config["augmentation"])
         train_transform = PairTransform(
-            size, stats, train=True, augmentation=augmentation, seed=context.request.seed
+            size, stats, train=True, augmentation=augmentation, seed=context.request.seed, **reference
         )
         datasets = {
             "train": PairedGrainDataset(
                 pairs, context.rows("train"), context.labels, context.domains, train_transform
             )
         }
-        evaluation = PairTransform(size, stats, train=False)
+        evaluation = PairTransform(size, stats, train=False, **reference)
         for split in context.evaluated_splits():
             datasets[split] = PairedGrainDataset(
                 pairs, context.rows(split), context.labels, context.domains, evaluation
@@ -109,6 +117,7 @@ class Experiment:
         (used to test resuming).
         """
         context, config, request = self.context, self.context.config, self.context.request
+        cpu_start = time.process_time()
         seed_everything(request.seed, config["training"]["deterministic"])
         facts = context.training_class_facts()
         settings = self._settings()
@@ -139,21 +148,21 @@ class Experiment:
             )
             fit = trainer.fit(resume=context.resume, stop_after_epoch=stop_after_epoch)
             evaluate_start = time.perf_counter()
-            probabilities_by_split = {}
-            for split in context.evaluated_splits():
-                probabilities_by_split[split] = predict_dataset(
-                    algorithm,
-                    datasets[split],
-                    self.device,
-                    settings.eval_batch_size,
-                    settings.num_workers,
-                    progress=request.progress,
-                    description=f"evaluating {split}",
-                )
+            probabilities_by_split = self._predict(algorithm, datasets, settings)
+            variants = {}
+            if config["evaluation"]["tta"]:
+                variants["tta"] = self._predict(algorithm, datasets, settings, tta=True)
+            selected = {k: v.detach().clone() for k, v in algorithm.state_dict().items()}
+            if trainer.load_plain_best():  # the raw weights' best epoch, beside the averaged model
+                variants["plain"] = self._predict(algorithm, datasets, settings)
+                algorithm.load_state_dict(selected)
             timing = {
                 "train_seconds": round(fit.train_seconds, 2),
                 "evaluate_seconds": round(time.perf_counter() - evaluate_start, 2),
                 "seconds_per_epoch": round(float(np.mean([h["seconds"] for h in fit.history])), 2),
+                # CPU time of this process, every thread summed (data-loader worker processes excluded)
+                "cpu_seconds": round(time.process_time() - cpu_start, 1),
+                "torch_threads": torch.get_num_threads(),
                 "device": str(self.device),
             }
             extras = {
@@ -175,14 +184,42 @@ class Experiment:
                 )
 
             record = context.conclude(
-                probabilities_by_split, self._selection(fit), timing, extras, save_artifacts
+                probabilities_by_split,
+                self._selection(fit),
+                timing,
+                extras,
+                save_artifacts,
+                variants=variants,
             )
-            for leftover in (CHECKPOINT_FILE, BEST_WEIGHTS_FILE):
+            for leftover in (CHECKPOINT_FILE, BEST_WEIGHTS_FILE, BEST_PLAIN_WEIGHTS_FILE):
                 (context.run_dir / leftover).unlink(missing_ok=True)
             return record
 
-    def _selection(self, fit: FitResult) -> dict[str, Any]:
+    def _predict(
+        self,
+        algorithm,
+        datasets: dict[str, PairedGrainDataset],
+        settings: TrainingSettings,
+        *,
+        tta: bool = False,
+    ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Per evaluated split: (class probabilities, manifest rows); ``tta``: mean over the 8 D4 views."""
         return {
+            split: predict_dataset(
+                algorithm,
+                datasets[split],
+                self.device,
+                settings.eval_batch_size,
+                settings.num_workers,
+                progress=self.context.request.progress,
+                description=f"evaluating {split}{' (TTA)' if tta else ''}",
+                tta=tta,
+            )
+            for split in self.context.evaluated_splits()
+        }
+
+    def _selection(self, fit: FitResult) -> dict[str, Any]:
+        selection = {
             "rule": fit.selection_rule,
             "epoch": fit.best_epoch,
             "score": fit.best_score,
@@ -190,6 +227,12 @@ class Experiment:
             "epochs_run": len(fit.history),
             "stopped_early": fit.stopped_early,
         }
+        if fit.averaging:
+            selection["rule"] += f", on the {fit.averaging['averaging'].upper()}-averaged weights"
+            selection["averaging"] = fit.averaging
+            selection["plain_epoch"] = fit.plain_best_epoch
+            selection["plain_score"] = fit.plain_best_score
+        return selection
 
     def _save_model(self, algorithm, stats: ChannelStats) -> None:
         context = self.context
@@ -203,7 +246,10 @@ class Experiment:
             "classes": context.class_names,
             "sources": list(context.protocol.sources),
             "normalisation": stats.to_dict(),
-            "data": {k: context.config["data"][k] for k in ("size", "crop")},
+            "data": {
+                k: context.config["data"][k]
+                for k in ("size", "crop", "background_reference", "border_fraction")
+            },
         }
         atomic_write(context.run_dir / DEEP_MODEL_FILE, lambda tmp: torch.save(payload, tmp))
 
