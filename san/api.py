@@ -43,7 +43,7 @@ def train(
     domain: str | None = None,
     features: str | Path | None = None,
     device: str = "auto",
-    wandb: str = "offline",
+    wandb: str | None = None,
     progress: bool = False,
 ) -> dict[str, Any]:
     """Train one run, as ``scripts/train_san.py`` / ``train_baseline.py`` do; returns its record.
@@ -60,7 +60,8 @@ def train(
         out: parent folder of the run directories (``run_dir``: the exact one).
         classes, layout, domain, features: as ``--classes``, ``--layout``, ``--domain``, ``--features``.
         device: ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``.
-        wandb: ``offline`` (files under the run directory), ``online`` or ``disabled``.
+        wandb: ``offline`` (files under the run directory, no network), ``online`` or ``disabled``;
+            None: ``$WANDB_MODE`` when set, else offline.
         progress: show progress bars.
 
     Returns:
@@ -72,6 +73,7 @@ def train(
     """
     from san.runs.config import override_strings
     from san.runs.lifecycle import RunRequest
+    from san.runs.tracking import default_mode
 
     name = methods.get_method(method).name
     request = RunRequest(
@@ -89,7 +91,7 @@ def train(
         overrides=override_strings(overrides),
         out=str(out),
         run_dir=None if run_dir is None else str(run_dir),
-        wandb_mode=wandb,
+        wandb_mode=wandb or default_mode(),
         device=device,
         progress=progress,
     )

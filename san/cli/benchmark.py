@@ -29,7 +29,7 @@ from san.cli.common import (
     configure_logging,
     report_error,
 )
-from san.runs.tracking import MODES
+from san.runs.tracking import MODES, default_mode
 
 if TYPE_CHECKING:
     from san.benchmark.jobs import BenchmarkData, JobExecutor
@@ -83,8 +83,8 @@ def add_grid_run_arguments(parser: argparse.ArgumentParser, *, default_out: str)
     parser.add_argument(
         "--wandb",
         choices=MODES,
-        default="offline",
-        help="W&B mode of every run (default offline; a sweep agent passes online)",
+        default=default_mode(),
+        help="W&B mode of every run (default offline, or $WANDB_MODE when set; a sweep agent passes online)",
     )
     parser.add_argument(
         "--wandb-artifacts",

@@ -29,7 +29,7 @@ from data_tools.commandline import (
 from data_tools.names import parse_name_list
 from san.evaluation.protocols import PROTOCOL_CHOICES, UsageError
 from san.methods import UnknownMethodError
-from san.runs.tracking import MODES
+from san.runs.tracking import MODES, default_mode
 
 if TYPE_CHECKING:
     from san.runs.lifecycle import RunRequest
@@ -130,8 +130,9 @@ def add_run_arguments(parser: CommandParser) -> None:
     output.add_argument(
         "--wandb",
         choices=MODES,
-        default="offline",
-        help="W&B mode: offline (default; files under the run directory, no account needed), "
+        default=default_mode(),
+        help="W&B mode: offline (default, or $WANDB_MODE when set; files under the run directory, no "
+        "account needed, no network), "
         "online (sync; needs a login), disabled",
     )
     output.add_argument(

@@ -15,6 +15,14 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 MODES = ("online", "offline", "disabled")
+DEFAULT_MODE = "offline"
+
+
+def default_mode() -> str:
+    """The W&B mode a command uses unless told: ``WANDB_MODE`` from the environment when it names one
+    of :data:`MODES` (so ``WANDB_MODE=disabled`` is respected), else offline."""
+    mode = os.environ.get("WANDB_MODE", "").strip().lower()
+    return mode if mode in MODES else DEFAULT_MODE
 
 
 class Tracker:
@@ -45,6 +53,10 @@ class Tracker:
             self.mode = "disabled"
             return
         self._wandb = wandb
+        if mode != "online":
+            # The process-wide settings must say offline too: W&B's telemetry exporter is built from
+            # them (not from the run's) and otherwise probes its server (a DNS lookup and an HTTPS post).
+            wandb.setup(settings=wandb.Settings(mode=mode))
         self.run = wandb.init(
             mode=mode,
             dir=str(run_dir),
