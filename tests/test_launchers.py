@@ -72,10 +72,10 @@ def test_the_worker_initializer_sets_its_gpu(monkeypatch):
     slots = queue.Queue()
     slots.put("1")
     slots.put(None)
-    _init_worker(1, slots)
+    _init_worker(1, os.getpid(), slots)
     assert os.environ["CUDA_VISIBLE_DEVICES"] == "1"
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
-    _init_worker(1, slots)  # None: left as it was
+    _init_worker(1, os.getpid(), slots)  # None: left as it was
     assert os.environ["CUDA_VISIBLE_DEVICES"] == "0,1"
 
 

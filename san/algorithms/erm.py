@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -14,6 +15,8 @@ from san.algorithms.mixing import MixedPairs, mix_pairs
 from san.algorithms.registry import register_algorithm
 from san.models.mixstyle import MixStyle
 from san.models.networks import PairClassifier, SiameseEncoder, build_fusion, fusion_uses_tokens
+
+log = logging.getLogger(__name__)
 
 PAIR_NETWORK_HPARAMS: dict[str, Any] = {
     "backbone": "resnet18",  # see san.models.backbones.BACKBONES, or timm:<name>, e.g. timm:convnext_atto
@@ -38,6 +41,9 @@ PAIR_NETWORK_HPARAMS: dict[str, Any] = {
     "cutmix_alpha": 0.0,
     "mix_probability": 0.5,  # share of training batches that are mixed
 }
+
+
+RESNET_DEFAULTS: dict[str, Any] = {"stem": "imagenet", "width": 1.0, "mixstyle_after": ()}
 
 
 @register_algorithm("erm")
@@ -71,6 +77,20 @@ class ERM(Algorithm):
     def build_network(self) -> nn.Module:
         """The module mapping (plane, cross) to (class logits N x C, features N x d)."""
         hp = self.hparams
+        resnet_options = {
+            "stem": hp["stem"],
+            "width": hp["width"],
+            "mixstyle_after": tuple(hp["mixstyle_after"] or ()),
+        }
+        if not self.backbone_name.startswith("resnet"):
+            # A preset's small-crop ResNet recipe must not stop a run that picked another backbone.
+            if set_options := {k: v for k, v in resnet_options.items() if v != RESNET_DEFAULTS[k]}:
+                log.warning(
+                    "backbone %s: the ResNet-only options %s are ignored",
+                    self.backbone_name,
+                    ", ".join(f"{k}={v}" for k, v in set_options.items()),
+                )
+            resnet_options = dict(RESNET_DEFAULTS)
         encoder = SiameseEncoder(
             self.backbone_name,
             shared=hp["shared_encoder"],
@@ -79,9 +99,7 @@ class ERM(Algorithm):
             img_size=hp["img_size"],
             tokens=fusion_uses_tokens(hp["fusion"]),
             per_polarization_bn=hp["per_polarization_bn"],
-            stem=hp["stem"],
-            width=hp["width"],
-            mixstyle_after=tuple(hp["mixstyle_after"] or ()),
+            **resnet_options,
             mixstyle={
                 "mixstyle_p": hp["mixstyle_p"],
                 "mixstyle_alpha": hp["mixstyle_alpha"],
