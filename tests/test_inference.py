@@ -14,8 +14,6 @@ import pytest
 import skops.io
 import torch
 from PIL import Image
-from san.inference.prediction import PredictionSettings, StrictInputError, run_prediction
-from san.inference.tta import dihedral_view
 from sklearn.preprocessing import FunctionTransformer
 
 from baselines.experiment import run_classical_experiment
@@ -25,7 +23,9 @@ from data_tools.manifest import build_manifest
 from data_tools.manifest_io import write_manifest
 from san.cli.predict import predict_main
 from san.evaluation.calibration import CALIBRATION_FILE, log_scores, scaled_probabilities
+from san.inference.prediction import PredictionSettings, StrictInputError, run_prediction
 from san.inference.predictors import Predictor, RunLoadError, load_predictor
+from san.inference.tta import dihedral_view
 from san.training.experiment import RunRequest, run_experiment
 
 TINY = ["size=16", "epochs=1", "batch_size=6", "eval_batch_size=64", "fused_dim=16"]

@@ -17,6 +17,7 @@ from san.benchmark.jobs import (
     GridError,
     JobExecutor,
     expand_grid,
+    loso_jobs,
     open_benchmark_data,
     parse_methods,
     parse_protocols,
@@ -136,7 +137,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--methods",
         default="all",
         metavar="all|A,B",
-        help=f"methods to run (default all = {','.join(ALL_METHODS)})",
+        help="methods to run: names and family names (classical, cnn, erm, san, dg, published), "
+        f"comma-separated (default all = {','.join(ALL_METHODS)})",
     )
     parser.add_argument(
         "--protocols",
@@ -150,6 +152,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--seeds", default="0,1,2", metavar="0,1,2", help="seeds (a range like 0-4 also works)"
+    )
+    parser.add_argument(
+        "--loso",
+        action="store_true",
+        help="also run, for every deep loro job, one leave-one-source-out validation job per source "
+        "river (trained on the other sources, scored on it) for make_tables.py --selection loso",
     )
     add_grid_run_arguments(parser, default_out="runs/benchmark-<preset>")
     return parser
@@ -167,6 +175,8 @@ def main(argv: list[str] | None = None) -> int:
             log.warning("the data hold one river (%s): running the mixed protocol only", data.rivers[0])
             protocols = [("mixed", None)]
         jobs = expand_grid(methods, protocols, data.rivers, seeds, parse_name_list(args.targets) or None)
+        if args.loso:
+            jobs += loso_jobs(jobs)
     except (GridError, FileNotFoundError, ManifestError) as error:
         return report_error(error)
     preset = args.preset or default_preset()

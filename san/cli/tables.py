@@ -8,6 +8,7 @@ import sys
 from data_tools.atomic import atomic_write_text
 from data_tools.commandline import EXIT_FAILED, EXIT_OK, EXIT_USAGE, configure_logging
 from san.benchmark.figures import save_figures
+from san.benchmark.selection import RULE_LABELS, SELECTION_RULES
 from san.benchmark.tables import FORMATS, build_tables, count_runs, load_failures, load_runs, render
 
 
@@ -27,6 +28,15 @@ def build_parser() -> argparse.ArgumentParser:
         default="md",
         help="md (default), csv (numbers only: mean and std columns) or tex (booktabs)",
     )
+    parser.add_argument(
+        "--selection",
+        choices=SELECTION_RULES,
+        default="training",
+        help="model-selection rule (DomainBed's): "
+        + "; ".join(f"{rule} = {label}" for rule, label in RULE_LABELS.items())
+        + ". Default training; loso needs the benchmark's --loso runs; oracle picks the epoch on the "
+        "target river and is labelled as such",
+    )
     parser.add_argument("--out", metavar="FILE", help="write the tables here (default: print them)")
     parser.add_argument(
         "--figures",
@@ -42,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     configure_logging(verbose=False, timestamps=False)
     try:
-        runs = load_runs(args.dirs)
+        runs = load_runs(args.dirs, args.selection)
     except FileNotFoundError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
@@ -55,6 +65,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote {atomic_write_text(args.out, text)}", file=sys.stderr)
     else:
         sys.stdout.write(text)
+    if args.figures and args.selection != "training":
+        print("error: --figures draws the training-domain selection only", file=sys.stderr)
+        return 2
     for path in save_figures(runs, args.figures) if args.figures else []:
         print(f"wrote {path}", file=sys.stderr)
     return EXIT_OK

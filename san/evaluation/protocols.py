@@ -15,9 +15,11 @@ from data_tools.names import (
     ordered_classes,
     ordered_domains,
 )
-from data_tools.splits import split_cross, split_from_given, split_mixed
+from data_tools.splits import split_cross, split_from_given, split_held_out_source, split_mixed
 
-PROTOCOLS = ("mixed", "cross")
+# loso: a leave-one-source-out validation run of the tables' selection rule (san.benchmark.selection):
+# trained on some sources, scored on a held-out source river without the part its test split holds.
+PROTOCOLS = ("mixed", "cross", "loso")
 
 
 class UsageError(ValueError):
@@ -38,7 +40,10 @@ class Protocol:
 
     @property
     def label(self) -> str:
-        """Short name for run directories and W&B groups, e.g. ``cross-to-yangtze`` or ``mixed``."""
+        """Short name for run directories and W&B groups, e.g. ``cross-to-yangtze``, ``mixed`` or
+        ``loso-without-pengqu``."""
+        if self.name == "loso":
+            return f"loso-without-{'+'.join(self.targets)}"
         return f"cross-to-{'+'.join(self.targets)}" if self.name == "cross" else "mixed"
 
 
@@ -70,9 +75,9 @@ def resolve_protocol(
     if protocol not in (None, *PROTOCOLS):
         raise UsageError(f"--protocol must be one of {PROTOCOLS}, got {protocol!r}")
     name = protocol or ("cross" if chosen_targets else "mixed")
-    if name == "cross" and not chosen_targets:
+    if name in ("cross", "loso") and not chosen_targets:
         raise UsageError(
-            "the cross protocol needs a target river: every river is a source "
+            f"the {name} protocol needs a target river: every river is a source "
             f"({', '.join(sources)}); name fewer --domains or give --targets"
         )
     if name == "mixed" and chosen_targets:
@@ -101,6 +106,8 @@ def make_split(
     """The split column of a run (train/val/test/target/unused per manifest row)."""
     fractions = {"test_fraction": data_config["test_fraction"], "val_fraction": data_config["val_fraction"]}
     if data_config.get("use_given_split"):
+        if protocol.name == "loso":
+            raise UsageError("the loso protocol draws its own split; it cannot use the data's given split")
         split = split_from_given(manifest, seed, val_fraction=fractions["val_fraction"])
         if protocol.name == "cross":
             split[manifest["domain"].isin(protocol.targets)] = "target"
@@ -108,4 +115,6 @@ def make_split(
         return split
     if protocol.name == "mixed":
         return split_mixed(manifest, seed, domains=protocol.sources, **fractions)
+    if protocol.name == "loso":
+        return split_held_out_source(manifest, protocol.sources, protocol.targets, seed, **fractions)
     return split_cross(manifest, protocol.sources, protocol.targets, seed, **fractions)

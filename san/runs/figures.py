@@ -34,12 +34,16 @@ def save_confusion_matrix(
 
 
 def save_training_curves(history: list[dict[str, float]], path: str | Path, title: str) -> Path:
-    """Loss, train/val accuracy and (SAN) discriminator accuracy and lambda per epoch, as a PNG."""
+    """Loss, train/val accuracy and (adversaries) discriminator accuracy with its chance and class-only
+    baselines, and lambda per epoch, as a PNG."""
     epochs = [h["epoch"] for h in history]
     panels = [
-        ("loss", ["train_loss", "train_class_loss", "train_domain_loss"]),
+        ("loss", ["train_loss", "train_class_loss", "train_domain_loss", "train_domain_loss_chance"]),
         ("accuracy", ["train_acc", "val_accuracy", "val_macro_f1"]),
-        ("adversary", ["train_disc_acc", "train_lambda", "disc_chance"]),
+        (
+            "adversary",
+            ["train_disc_acc", "train_disc_acc_chance", "train_disc_acc_class_only", "train_lambda"],
+        ),
     ]
     panels = [(name, [k for k in keys if any(k in h for h in history)]) for name, keys in panels]
     panels = [(name, keys) for name, keys in panels if keys]

@@ -1,9 +1,13 @@
 """The training engine: drives any registered Algorithm through epochs.
 
-Per step it calls ``algorithm.update(batch, progress)`` and advances the learning-rate schedule;
-per epoch it scores ``val`` (training rivers only), keeps the best weights, stops early if asked,
-and writes a checkpoint from which ``resume`` continues exactly (data order, augmentation
-streams and random states depend only on the seed and the epoch, or are restored).
+Per step it calls ``algorithm.update(batch, progress)``, advances the learning-rate schedule and
+calls each callback's ``after_step``; per epoch it scores ``val`` (training rivers only; overall, per
+source river, and its loss), keeps the best weights, stops early if asked, and writes a checkpoint
+from which ``resume`` continues exactly (data order, augmentation streams and random states depend
+only on the seed and the epoch, or are restored). Splits given as ``scored_splits`` (a
+cross-domain run's in-domain test and target) are scored after every epoch too, for the record
+only: the selection rules of the tables read them (:mod:`san.benchmark.selection`); training and
+the checkpoint choice never do.
 """
 
 from __future__ import annotations
@@ -12,10 +16,10 @@ import logging
 import math
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -69,6 +73,7 @@ class TrainingSettings:
     resample: str = "none"
     resample_count: int | None = None
     num_workers: int = 0
+    epoch_scores: bool = True
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1:
@@ -92,6 +97,39 @@ class FitResult:
     stopped_early: bool = False
     train_seconds: float = 0.0
     selection_rule: str = ""
+    selection_details: dict[str, Any] = field(default_factory=dict)  # set by callbacks, e.g. SWAD's window
+
+
+@dataclass(frozen=True)
+class ScoredSplit:
+    """A split scored after every epoch for the record (history keys ``<name>_accuracy``,
+    ``<name>_macro_f1`` and ``<name>_n``), never for training or selection. ``parts`` name subsets of
+    its manifest rows scored as well (keys ``<name>_<part>_accuracy`` and so on)."""
+
+    name: str
+    data: PairedGrainDataset
+    parts: Mapping[str, np.ndarray] = field(default_factory=dict)
+
+
+class TrainingCallback(Protocol):
+    """What the engine calls around training (e.g. :class:`san.training.swad.SWAD`)."""
+
+    def after_step(self, algorithm: Algorithm, step: int) -> None:
+        """After optimisation step ``step`` (0-based, counted over the whole run)."""
+
+    def after_epoch(self, algorithm: Algorithm, epoch: int, row: Mapping[str, float]) -> None:
+        """After epoch ``epoch`` (0-based) was scored; ``row`` is its history row."""
+
+    def after_fit(
+        self, algorithm: Algorithm, result: FitResult, train_batches: Iterable[dict[str, torch.Tensor]]
+    ) -> None:
+        """After the best weights were loaded; may replace them and describe that in ``result``."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """What a resume needs (tensors and plain containers only)."""
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore :meth:`state_dict`'s output."""
 
 
 def lr_factor(schedule: str, progress: float, warmup_fraction: float = 0.0) -> float:
@@ -119,6 +157,28 @@ def move_batch(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str
 
 
 @torch.no_grad()
+def _map_dataset(
+    algorithm: Algorithm,
+    dataset: PairedGrainDataset,
+    device: torch.device,
+    output: Callable[[dict[str, torch.Tensor]], torch.Tensor],
+    batch_size: int,
+    num_workers: int,
+    progress: bool,
+    description: str,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``output(batch)`` of every item in order, in evaluation mode, and the manifest row indices."""
+    was_training = algorithm.training
+    algorithm.eval()
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
+    outputs, indices = [], []
+    for batch in tqdm(loader, desc=description, leave=False, disable=not progress):
+        outputs.append(output(move_batch(batch, device)).float().cpu().numpy())
+        indices.append(batch["index"].numpy())
+    algorithm.train(was_training)
+    return np.concatenate(outputs), np.concatenate(indices)
+
+
 def predict_dataset(
     algorithm: Algorithm,
     dataset: PairedGrainDataset,
@@ -129,16 +189,45 @@ def predict_dataset(
     description: str = "predicting",
 ) -> tuple[np.ndarray, np.ndarray]:
     """Class probabilities (N x C) and manifest row indices (N) for every item, in order."""
-    was_training = algorithm.training
-    algorithm.eval()
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
-    probabilities, indices = [], []
-    for batch in tqdm(loader, desc=description, leave=False, disable=not progress):
-        logits = algorithm.predict(move_batch(batch, device))
-        probabilities.append(torch.softmax(logits.float(), dim=1).cpu().numpy())
-        indices.append(batch["index"].numpy())
-    algorithm.train(was_training)
-    return np.concatenate(probabilities), np.concatenate(indices)
+
+    def probabilities(batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return torch.softmax(algorithm.predict(batch).float(), dim=1)
+
+    return _map_dataset(
+        algorithm, dataset, device, probabilities, batch_size, num_workers, progress, description
+    )
+
+
+def dataset_features(
+    algorithm: Algorithm,
+    dataset: PairedGrainDataset,
+    device: torch.device,
+    batch_size: int = 128,
+    num_workers: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The features the class head sees (N x d, :meth:`Algorithm.features`) and the manifest row
+    indices (N) of every item, in order."""
+    return _map_dataset(
+        algorithm, dataset, device, algorithm.features, batch_size, num_workers, False, "features"
+    )
+
+
+def score_predictions(
+    probabilities: np.ndarray,
+    labels: np.ndarray,
+    class_names: Sequence[str],
+    domains: np.ndarray | None = None,
+    domain_names: Sequence[str] | None = None,
+) -> dict[str, float]:
+    """Scalar scores of class probabilities (N x C) against labels (N): ``accuracy``,
+    ``balanced_accuracy``, ``macro_f1``, ``loss`` (mean negative log-likelihood) and, given the domain
+    index of each row, ``accuracy_<domain name>`` per domain."""
+    metrics = classification_metrics(labels, probabilities.argmax(1), class_names, domains, domain_names)
+    scores = {k: float(metrics[k]) for k in SELECTION_METRICS}
+    picked = probabilities[np.arange(len(labels)), labels]
+    scores["loss"] = float(-np.log(np.clip(picked, 1e-12, None)).mean())
+    scores.update({f"accuracy_{d}": float(m["accuracy"]) for d, m in metrics["per_domain"].items()})
+    return scores
 
 
 def _save(obj: Any, path: Path) -> None:
@@ -177,10 +266,16 @@ class Trainer:
         class_names: list[str],
         tracker: Tracker | None = None,
         progress: bool = True,
+        domain_names: Sequence[str] | None = None,
+        scored_splits: Sequence[ScoredSplit] = (),
+        callbacks: Sequence[TrainingCallback] = (),
     ) -> None:
         self.algorithm, self.train_data, self.val_data = algorithm, train_data, val_data
         self.settings, self.seed, self.device, self.run_dir = settings, seed, device, Path(run_dir)
         self.class_names, self.tracker, self.progress = class_names, tracker, progress
+        self.domain_names = domain_names
+        self.scored_splits = tuple(scored_splits) if settings.epoch_scores else ()
+        self.callbacks = tuple(callbacks)
         train_rows = train_data.rows
         self.sampler = BalancedBatchSampler(
             train_data.labels[train_rows],
@@ -191,6 +286,9 @@ class Trainer:
             class_balanced=settings.class_balanced,
             resample=settings.resample,
             resample_count=settings.resample_count,
+        )
+        algorithm.set_training_distribution(
+            self.sampler.class_domain_distribution(algorithm.num_classes, algorithm.num_domains)
         )
         self.steps_per_epoch = len(self.sampler)
         self.total_steps = settings.epochs * self.steps_per_epoch
@@ -229,6 +327,8 @@ class Trainer:
             except FloatingPointError as error:
                 raise FloatingPointError(f"epoch {epoch + 1}, step {step}: {error}") from error
             self.scheduler.step()
+            for callback in self.callbacks:
+                callback.after_step(self.algorithm, step)
             for key, value in scalars.items():
                 sums[key] += value
             bar.set_postfix(loss=f"{sums['loss'] / (i + 1):.3f}", acc=f"{sums['acc'] / (i + 1):.3f}")
@@ -236,20 +336,35 @@ class Trainer:
         means["lr"] = self.scheduler.get_last_lr()[0]
         return means
 
+    def _predict(self, data: PairedGrainDataset) -> tuple[np.ndarray, np.ndarray]:
+        return predict_dataset(
+            self.algorithm, data, self.device, self.settings.eval_batch_size, self.settings.num_workers
+        )
+
     def _validate(self) -> dict[str, float]:
         if self.val_data is None or len(self.val_data) == 0:
             return {}
-        probabilities, indices = predict_dataset(
-            self.algorithm,
-            self.val_data,
-            self.device,
-            self.settings.eval_batch_size,
-            self.settings.num_workers,
+        probabilities, rows = self._predict(self.val_data)
+        domains = self.val_data.domains[rows] if self.domain_names is not None else None
+        scores = score_predictions(
+            probabilities, self.val_data.labels[rows], self.class_names, domains, self.domain_names
         )
-        metrics = classification_metrics(
-            self.val_data.labels[indices], probabilities.argmax(1), self.class_names
-        )
-        return {f"val_{k}": float(metrics[k]) for k in SELECTION_METRICS}
+        return {f"val_{k}": v for k, v in scores.items()}
+
+    def _score_splits(self) -> dict[str, float]:
+        row: dict[str, float] = {}
+        for split in self.scored_splits:
+            probabilities, rows = self._predict(split.data)
+            labels = split.data.labels[rows]
+            for part, chosen in {"": None, **split.parts}.items():
+                keep = slice(None) if chosen is None else np.isin(rows, chosen)
+                if chosen is not None and not keep.any():
+                    continue
+                scores = score_predictions(probabilities[keep], labels[keep], self.class_names)
+                prefix = f"{split.name}_{part}_" if part else f"{split.name}_"
+                row.update({f"{prefix}{k}": scores[k] for k in ("accuracy", "macro_f1")})
+                row[f"{prefix}n"] = float(len(labels[keep]))
+        return row
 
     def _checkpoint(self, epoch: int, result: FitResult, patience_left: int | None) -> None:
         _save(
@@ -263,6 +378,7 @@ class Trainer:
                 "best_score": result.best_score,
                 "patience_left": patience_left,
                 "random_states": _random_states(),
+                "callbacks": [callback.state_dict() for callback in self.callbacks],
             },
             self.run_dir / CHECKPOINT_FILE,
         )
@@ -283,6 +399,8 @@ class Trainer:
         self.algorithm.load_training_state(state["training_state"])
         self.scheduler.load_state_dict(state["scheduler"])
         _restore_random_states(state["random_states"])
+        for callback, callback_state in zip(self.callbacks, state.get("callbacks", []), strict=False):
+            callback.load_state_dict(callback_state)
         result.history, result.best_epoch, result.best_score = (
             state["history"],
             state["best_epoch"],
@@ -314,10 +432,12 @@ class Trainer:
             if patience_left is not None and patience_left <= 0:
                 break
             epoch_start = time.perf_counter()
-            row = {"epoch": epoch + 1, **self._train_epoch(epoch), **self._validate()}
+            row = {"epoch": epoch + 1, **self._train_epoch(epoch), **self._validate(), **self._score_splits()}
             if "train_disc_acc" in row:
                 row["disc_chance"] = 1.0 / self.algorithm.num_domains
             row["seconds"] = time.perf_counter() - epoch_start
+            for callback in self.callbacks:
+                callback.after_epoch(self.algorithm, epoch, row)
             result.history.append(row)
             score = row.get(f"val_{metric}", float(epoch))
             if score > result.best_score:
@@ -337,6 +457,8 @@ class Trainer:
             self.run_dir / BEST_WEIGHTS_FILE, map_location=self.device, what="best weights"
         )
         self.algorithm.load_state_dict(best)
+        for callback in self.callbacks:
+            callback.after_fit(self.algorithm, result, self._loader(self.settings.epochs))
         return result
 
     def _log_epoch(self, row: dict[str, float]) -> None:
@@ -344,7 +466,17 @@ class Trainer:
             k: v
             for k, v in row.items()
             if k
-            in ("train_loss", "train_acc", "val_accuracy", "val_macro_f1", "train_disc_acc", "train_lambda")
+            in (
+                "train_loss",
+                "train_acc",
+                "val_accuracy",
+                "val_macro_f1",
+                "train_domain_loss",
+                "train_domain_loss_chance",
+                "train_disc_acc",
+                "train_disc_acc_class_only",
+                "train_lambda",
+            )
         }
         log.info(
             "epoch %d/%d  %s  (%.1fs)",
