@@ -314,3 +314,31 @@ def test_published_protocol_stages():
     assert logs["lambda"] == 1.0 and all(p.grad is None for p in published.discriminator.parameters())
     with pytest.raises(ValueError, match="stage_ends"):
         build("published_san", {"stage_ends": [0.7, 0.2]})
+
+
+# --- with the training recipe of main (Mixup/CutMix per pair, token fusions, own generators) ----------
+@pytest.mark.parametrize("name", ["san", "cdann", "groupdro", "vrex"])
+def test_adversaries_and_per_river_losses_use_erms_mixup(name):
+    algorithm = build(name, {"mixup_alpha": 0.4, "cutmix_alpha": 0.4, "mix_probability": 1.0})
+    before = algorithm.mix_generator.get_state().clone()
+    logs = algorithm.update(make_batch(), 0.5)
+    assert not torch.equal(before, algorithm.mix_generator.get_state())  # a pair mix was drawn
+    assert math.isfinite(logs["loss"])
+
+
+def test_concat_attach_point_pools_the_tokens_of_a_token_fusion():
+    san = build("san", {"attach": "concat", "fusion": "cross_attention", "fused_dim": 32})
+    assert san.discriminator.layers[0].in_features == 2 * 512
+    logs = san.update(make_batch(), 0.5)
+    assert math.isfinite(logs["domain_loss"])
+
+
+@pytest.mark.parametrize(("name", "hparams"), [("mixstyle", {"mixstyle_p": 1.0}), ("mixup", {})])
+def test_mixing_algorithms_draw_from_their_own_generator(name, hparams):
+    algorithm = build(name, hparams)
+    before = algorithm.mix_generator.get_state().clone()
+    torch.manual_seed(1)
+    global_state = torch.get_rng_state()
+    algorithm.update(make_batch(), 0.5)
+    assert torch.equal(global_state, torch.get_rng_state())
+    assert not torch.equal(before, algorithm.mix_generator.get_state())

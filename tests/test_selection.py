@@ -107,6 +107,17 @@ def test_the_three_rules_pick_their_epochs():
         select(record, "best")
 
 
+def test_epochs_without_scores_cannot_be_chosen():
+    # SWA's epochs before it starts averaging have no averaged model, hence no split scores.
+    warm = {"epoch": 1, "val_accuracy": 0.9}
+    record = make_record(
+        "erm", "cross", ["yangtze", "yarlung"], ["pengqu"], extras={"history": [warm, *HISTORY[1:]]}
+    )
+    assert reselectable(record)
+    assert select(record, "oracle").epoch == 2
+    assert select(record, "loso", auxiliary_records()).epoch == 2
+
+
 def test_runs_that_are_not_one_epoch_keep_their_own_selection():
     swad = make_record("swad", "cross", ["yangtze", "yarlung"], ["pengqu"])
     swad["selection"] = {"rule": "SWAD: ...", "epoch": 3, "epoch_selection": False}

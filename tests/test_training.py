@@ -153,6 +153,14 @@ def test_swad_puts_the_averaged_weights_of_its_window_in_place(tiny_tree, tmp_pa
     assert selection["epoch_selection"] is False and selection["rule"].startswith("SWAD")
     first, last = selection["swad_window"]
     assert 1 <= first <= last <= 2 and selection["swad_steps"] > 0
+    # the raw weights' best epoch is reported beside the average, as for EMA/SWA runs
+    assert 1 <= selection["plain_epoch"] <= 2 and "plain" in record["variants"]
+
+
+def test_swad_cannot_be_combined_with_training_averaging(tiny_tree, tmp_path):
+    overrides = [*TINY, "epochs=1", "averaging=ema"]
+    with pytest.raises(ValueError, match="training.averaging"):
+        run_experiment(tiny_request(tiny_tree, tmp_path, method="swad", overrides=overrides))
 
 
 def test_published_protocol_runs_its_stages_and_the_oracle_rule_reads_its_record(tiny_tree, tmp_path):
@@ -249,7 +257,16 @@ def test_domain_balanced_batches_hold_every_domain_and_repeat_by_seed():
 
 
 def test_erm_with_cross_attention_on_a_timm_vit_runs_one_epoch_and_reloads(tiny_tree, tmp_path):
-    overrides = [*TINY, "size=32", "epochs=1", "backbone=timm:test_vit", "fusion=cross_attention"]
+    # The CPU preset's pair recipe is ResNet-only (stem, width, MixStyle layers): back to the defaults.
+    resnet_only = ["stem=imagenet", "width=1.0", "mixstyle_after=[]"]
+    overrides = [
+        *TINY,
+        *resnet_only,
+        "size=32",
+        "epochs=1",
+        "backbone=timm:test_vit",
+        "fusion=cross_attention",
+    ]
     record = run_experiment(tiny_request(tiny_tree, tmp_path, method="erm", overrides=overrides))
     assert record["status"] == "complete" and len(record["extras"]["history"]) == 1
     assert record["config"]["hparams"]["fusion"] == "cross_attention"

@@ -14,8 +14,11 @@ epoch e* and reads the run's scores there:
 - ``oracle`` (test-domain validation): e* = argmax_e accuracy on the target's oracle part; the
   target figures are then those of the other 80% of the target river. Always labelled "oracle".
 
-Ties go to the earliest epoch (as ``argmax``). Runs whose output is not one epoch's weights (SWAD's
-average) or that have no per-epoch scores keep their own selection, and the tables say so.
+Ties go to the earliest epoch (as ``argmax``). Only epochs with scores are candidates: under
+``training.averaging: swa`` the epochs before SWA starts have no averaged model, hence no scores,
+and cannot be chosen (with averaging the scores are the averaged model's, what each epoch's
+checkpoint would be). Runs whose output is not one epoch's weights (SWAD's average) or that have
+no per-epoch scores keep their own selection, and the tables say so.
 """
 
 from __future__ import annotations
@@ -68,7 +71,7 @@ def reselectable(record: Mapping[str, Any]) -> bool:
     """Whether a record's output is one epoch's weights and it recorded per-epoch test/target scores."""
     rows = history(record)
     selection = record.get("selection") or {}
-    return bool(rows) and selection.get("epoch_selection", True) and all("target_accuracy" in r for r in rows)
+    return bool(rows) and selection.get("epoch_selection", True) and any("target_accuracy" in r for r in rows)
 
 
 def _argmax_epoch(rows: Sequence[Mapping[str, float]], values: Sequence[float]) -> int:
@@ -115,7 +118,7 @@ def select(
     check_rule(rule)
     if not reselectable(record):
         raise SelectionError("no per-epoch target scores, or its output is not one epoch's weights")
-    rows = history(record)
+    rows = [r for r in history(record) if "target_accuracy" in r]  # the epochs that could be chosen
     if rule == "training":
         epoch = int(record["selection"]["epoch"])
         return Selected(epoch, f"{RULE_LABELS[rule]}: best val accuracy", _scores_at(record, epoch))

@@ -331,7 +331,7 @@ def _reselected(entry: dict[str, Any], rule: str, auxiliary: dict) -> dict[str, 
 
 
 def load_runs(
-    dirs: Sequence[str | Path], variants: Sequence[str] = (), *, selection: str = "training"
+    dirs: Sequence[str | Path], selection: str = "training", *, variants: Sequence[str] = ()
 ) -> pd.DataFrame:
     """Every complete run record under ``dirs`` (searched recursively; a results.json path also works),
     with the requested evaluation ``variants`` as rows ``<method>+<variant>`` (:func:`variant_records`),

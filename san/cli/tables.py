@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         runs = load_runs(
-            args.dirs, parse_name_list(args.variants) if args.variants else (), selection=args.selection
+            args.dirs, args.selection, variants=parse_name_list(args.variants) if args.variants else ()
         )
     except FileNotFoundError as error:
         print(f"error: {error}", file=sys.stderr)
