@@ -137,6 +137,41 @@ def split_cross(
     return split.fillna("unused").rename("split")
 
 
+def split_held_out_source(
+    manifest: pd.DataFrame,
+    sources: Sequence[str],
+    held_out: Sequence[str],
+    seed: int,
+    *,
+    test_fraction: float = 0.3,
+    val_fraction: float = 0.15,
+) -> pd.Series:
+    """A leave-one-source-out validation run: ``sources`` split like the mixed protocol; the rows of the
+    ``held_out`` source rivers are ``target`` except those the same seed sends to ``test`` when that
+    river is a source (they become ``unused``), so the runs that train on every source keep an
+    in-domain test split that no selection has seen.
+
+    Raises:
+        ValueError: as :func:`split_cross`.
+    """
+    split = split_cross(
+        manifest, sources, held_out, seed, test_fraction=test_fraction, val_fraction=val_fraction
+    )
+    held_rows = manifest.index[manifest["domain"].isin(list(held_out))]
+    split[_carve(manifest, held_rows, test_fraction, seed, "test")] = "unused"
+    return split
+
+
+def oracle_rows(manifest: pd.DataFrame, rows: Sequence[int], seed: int, fraction: float = 0.2) -> np.ndarray:
+    """DomainBed's test-domain validation part: a ``fraction`` of ``rows`` (positions into ``manifest``)
+    per (domain, class), seeded. Only the oracle selection rule reads scores on it; the oracle then
+    reports the other rows.
+    """
+    index = manifest.index[np.asarray(rows, dtype=int)]
+    picked = _carve(manifest, index, fraction, seed, "oracle")
+    return np.flatnonzero(manifest.index.isin(picked))
+
+
 def split_from_given(manifest: pd.DataFrame, seed: int, *, val_fraction: float = 0.15) -> pd.Series:
     """Use the tree's own split column (train stays train; val and test become test), carving ``val``.
 

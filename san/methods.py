@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-FAMILIES: tuple[str, ...] = ("classical", "cnn", "erm", "san")
+FAMILIES: tuple[str, ...] = ("classical", "cnn", "erm", "san", "dg", "published")
 
 _DEEP_RUN = "san.training.experiment:run_experiment"
 _DEEP_RESUME = "san.training.experiment:resume_experiment"
@@ -40,7 +40,9 @@ class Method:
         name: the name used on command lines, in run folders and records.
         family: ``classical`` (scikit-learn on hand-crafted features), ``cnn`` (single-network CNN
             baselines), ``erm`` (the Siamese pair network without the adversary; its own family so it
-            is never "the best CNN" of a table) or ``san``.
+            is never "the best CNN" of a table), ``san``, ``dg`` (domain-generalisation algorithms
+            on the same pair network: the DomainBed family, the class-conditional adversary, SWAD)
+            or ``published`` (a reproduction of the published protocol, labelled as such).
         run: ``module:function`` taking a ``RunRequest`` and returning the run record.
         predictor: ``module:function`` taking a run directory (and ``device``, ``trust_run``) and
             returning a ``san.inference.predictors.Predictor``.
@@ -51,6 +53,8 @@ class Method:
         algorithm_module: for deep methods, the module whose import registers the algorithm class.
         label_errors: the label-error finder can use this method as its out-of-fold model.
         summary: one line for ``--help`` texts and the README.
+        callbacks: ``module:function`` taking the built algorithm and returning the engine callbacks
+            its training needs (e.g. SWAD's weight averaging); None for none.
     """
 
     name: str
@@ -62,6 +66,7 @@ class Method:
     algorithm_module: str | None = None
     label_errors: bool = False
     summary: str = ""
+    callbacks: str | None = None
 
     @property
     def deep(self) -> bool:
@@ -81,9 +86,26 @@ def _classical(name: str, summary: str, *, label_errors: bool = False) -> Method
     )
 
 
-def _deep(name: str, family: str, module: str, summary: str, *, label_errors: bool = False) -> Method:
+def _deep(
+    name: str,
+    family: str,
+    module: str,
+    summary: str,
+    *,
+    label_errors: bool = False,
+    callbacks: str | None = None,
+) -> Method:
     return Method(
-        name, family, _DEEP_RUN, _DEEP_PREDICTOR, _DEEP_HPARAMS, _DEEP_RESUME, module, label_errors, summary
+        name,
+        family,
+        _DEEP_RUN,
+        _DEEP_PREDICTOR,
+        _DEEP_HPARAMS,
+        _DEEP_RESUME,
+        module,
+        label_errors,
+        summary,
+        callbacks,
     )
 
 
@@ -106,6 +128,42 @@ _METHODS: dict[str, Method] = {
             label_errors=True,
         ),
         _deep("san", "san", "san.algorithms", "Siamese Adversarial Network: pair network + river adversary"),
+        _deep(
+            "cdann",
+            "dg",
+            "san.algorithms",
+            "class-conditional river adversary, balanced per class (CDANN/CDAN)",
+        ),
+        _deep(
+            "coral", "dg", "san.algorithms", "Deep CORAL: match feature means and covariances across rivers"
+        ),
+        _deep(
+            "mmd", "dg", "san.algorithms", "MMD: match feature distributions across rivers (Gaussian kernels)"
+        ),
+        _deep(
+            "groupdro", "dg", "san.algorithms", "GroupDRO: minimise the worst river's loss (online weights)"
+        ),
+        _deep("vrex", "dg", "san.algorithms", "V-REx: penalise the variance of the rivers' losses"),
+        _deep("mixup", "dg", "san.algorithms", "inter-river Mixup of image pairs and labels"),
+        _deep(
+            "mixstyle",
+            "dg",
+            "san.algorithms",
+            "MixStyle: mix feature statistics across rivers in early layers",
+        ),
+        _deep(
+            "swad",
+            "dg",
+            "san.algorithms",
+            "SWAD: ERM with dense weight averaging over a validation-loss window",
+            callbacks="san.training.swad:swad_callbacks",
+        ),
+        _deep(
+            "published_san",
+            "published",
+            "san.algorithms",
+            "published-protocol reproduction: two ResNet-18s, three stages, frozen discriminator",
+        ),
     )
 }
 

@@ -31,7 +31,16 @@ from san.models.networks import DomainDiscriminator, SiameseEncoder, build_fusio
 NUM_CLASSES = 3
 NUM_DOMAINS = 2
 REQUIRED_KEYS = {"loss", "class_loss", "acc"}
-ADVERSARY_KEYS = {"domain_loss", "disc_acc", "lambda"}
+ADVERSARY_KEYS = {
+    "domain_loss",
+    "disc_acc",
+    "lambda",
+    "domain_loss_chance",
+    "domain_loss_class_only",
+    "disc_acc_chance",
+    "disc_acc_class_only",
+}
+ADVERSARIES = {"san", "cdann", "published_san"}
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -64,16 +73,20 @@ def build(
     return build_algorithm(name, NUM_CLASSES, num_domains, hparams)
 
 
-def _cases() -> list[tuple[str, dict[str, Any]]]:
-    cases: list[tuple[str, dict[str, Any]]] = []
+ONE_STEP = (0.5,)
+STAGES = (0.2, 0.5, 0.8)  # one step in each of the published protocol's stages
+
+
+def _cases() -> list[tuple[str, dict[str, Any], tuple[float, ...]]]:
+    cases: list[tuple[str, dict[str, Any], tuple[float, ...]]] = []
     for name in algorithm_names():
         if issubclass(algorithm_class(name), CNNBaseline):
-            cases += [(name, {"input": mode}) for mode in INPUT_MODES]
+            cases += [(name, {"input": mode}, ONE_STEP) for mode in INPUT_MODES]
         else:
-            cases.append((name, {}))
+            cases.append((name, {}, STAGES if name == "published_san" else ONE_STEP))
     return cases + [
-        ("vgg16", {"input": "stack", "head": "torchvision"}),
-        ("san", {"shared_encoder": False, "fusion": "gate", "optimizer": "adamw", "lr": 1e-3}),
+        ("vgg16", {"input": "stack", "head": "torchvision"}, ONE_STEP),
+        ("san", {"shared_encoder": False, "fusion": "gate", "optimizer": "adamw", "lr": 1e-3}, ONE_STEP),
         (
             "san",
             {
@@ -83,7 +96,16 @@ def _cases() -> list[tuple[str, dict[str, Any]]]:
                 "class_weights": [1.0, 2.0, 0.5],
                 "dropout": 0.2,
             },
+            ONE_STEP,
         ),
+        # DomainBed's alternation: a discriminator step, then an encoder step.
+        ("san", {"attach": "concat", "disc_optimizer": "adam", "d_steps_per_g_step": 1}, (0.5, 0.5)),
+        ("san", {"lambda_schedule": "linear", "lambda_delay": 0.3, "lambda_max": 0.1}, ONE_STEP),
+        ("cdann", {"conditioning": "multilinear", "attach": "concat"}, ONE_STEP),
+        ("cdann", {"class_domain_balance": False, "shared_encoder": False}, ONE_STEP),
+        ("coral", {"class_conditional": True}, ONE_STEP),
+        ("mmd", {"class_conditional": True}, ONE_STEP),
+        ("mixstyle", {"mixstyle_mix": "random", "mixstyle_p": 1.0, "shared_encoder": False}, ONE_STEP),
     ]
 
 
@@ -91,29 +113,46 @@ CASES = _cases()
 
 
 def test_cases_cover_every_registered_algorithm() -> None:
-    assert {name for name, _ in CASES} == set(algorithm_names()) >= {"erm", "san", "vgg16", "resnet34"}
+    assert {name for name, _, _ in CASES} == set(algorithm_names()) >= {"erm", "san", "vgg16", "resnet34"}
 
 
-CASE_IDS = [f"{name}-{'-'.join(map(str, hparams.values()))}" for name, hparams in CASES]
+CASE_IDS = [f"{name}-{'-'.join(map(str, hparams.values()))}" for name, hparams, _ in CASES]
 
 
-@pytest.mark.parametrize(("name", "hparams"), CASES, ids=CASE_IDS)
-def test_one_update_trains_every_parameter(name: str, hparams: dict[str, Any]) -> None:
-    algorithm = build(name, hparams)
-    batch = make_batch()
-    fingerprints = {key: p.detach().flatten()[:256].clone() for key, p in algorithm.named_parameters()}
+def _trained(name: str, hparams: dict[str, Any], progresses: tuple[float, ...], seed: int = 0):
+    """An algorithm after one update per progress value on the 6-row batch (every class in both
+    domains), the keys of the parameters that got a gradient in some step, and the last logs."""
+    torch.manual_seed(seed)
+    algorithm = build(name, hparams, seed=seed)
+    batch = make_batch(n=6)
+    with_gradient: set[str] = set()
+    logs: dict[str, float] = {}
+    for progress in progresses:
+        # update() zeroes gradients before the backward pass, so .grad holds what this step applied.
+        logs = algorithm.update(batch, progress)
+        with_gradient |= {
+            key for key, p in algorithm.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0
+        }
+    return algorithm, with_gradient, logs
 
-    logs = algorithm.update(batch, progress=0.5)
 
-    expected_keys = REQUIRED_KEYS | (ADVERSARY_KEYS if name == "san" else set())
+@pytest.mark.parametrize(("name", "hparams", "progresses"), CASES, ids=CASE_IDS)
+def test_updates_train_every_parameter_deterministically(
+    name: str, hparams: dict[str, Any], progresses: tuple[float, ...]
+) -> None:
+    torch.manual_seed(0)
+    fingerprints = {
+        key: p.detach().flatten()[:256].clone() for key, p in build(name, hparams).named_parameters()
+    }
+    algorithm, with_gradient, logs = _trained(name, hparams, progresses)
+
+    expected_keys = REQUIRED_KEYS | (ADVERSARY_KEYS if name in ADVERSARIES else set())
     assert expected_keys <= set(logs)
     assert all(isinstance(value, float) and math.isfinite(value) for value in logs.values())
-    # update() zeroes gradients before the backward pass, so .grad holds what this step applied.
-    no_gradient = [
-        key for key, p in algorithm.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0
-    ]
-    assert not no_gradient
-    optimised = {id(p) for group in algorithm.optimizer.param_groups for p in group["params"]}
+    assert with_gradient == {key for key, _ in algorithm.named_parameters()}
+    optimised = {
+        id(p) for optimizer in algorithm.optimizers() for g in optimizer.param_groups for p in g["params"]
+    }
     assert optimised == {id(p) for p in algorithm.parameters()}
     unchanged = [
         key
@@ -122,12 +161,18 @@ def test_one_update_trains_every_parameter(name: str, hparams: dict[str, Any]) -
     ]
     assert not unchanged
 
+    batch = make_batch(n=6)
     algorithm.eval()
     with torch.no_grad():
         logits = algorithm.predict(batch)
         features = algorithm.features(batch)
-    assert logits.shape == (4, NUM_CLASSES) and torch.isfinite(logits).all()
-    assert features.ndim == 2 and features.shape[0] == 4 and torch.isfinite(features).all()
+    assert logits.shape == (6, NUM_CLASSES) and torch.isfinite(logits).all()
+    assert features.ndim == 2 and features.shape[0] == 6 and torch.isfinite(features).all()
+
+    again, _, logs_again = _trained(name, hparams, progresses)
+    assert logs_again == logs
+    for (key, p), (_, q) in zip(algorithm.named_parameters(), again.named_parameters(), strict=True):
+        assert torch.equal(p, q), key
 
 
 def test_san_gradients_are_class_minus_lambda_domain_and_discriminator_learns() -> None:
@@ -239,7 +284,7 @@ def test_out_of_range_targets_are_rejected(key: str, value: int, match: str) -> 
 def test_registry_refuses_duplicates_and_unknown_names() -> None:
     with pytest.raises(ValueError, match="already registered"):
         register_algorithm("erm")(ERM)
-    with pytest.raises(ValueError, match="registered: erm, resnet34, san, vgg16"):
+    with pytest.raises(ValueError, match="registered: cdann, coral, erm, groupdro, mixstyle, mixup, mmd"):
         build_algorithm("dann", NUM_CLASSES, NUM_DOMAINS, {})
     assert algorithm_class("san") is SAN
 
@@ -270,9 +315,16 @@ def test_defaults_are_merged_under_the_caller_hparams_without_mutating_them() ->
     assert set(default_hparams("san")) == set(default_hparams("erm")) | {
         "adversary",
         "lambda_max",
+        "lambda_schedule",
         "gamma",
+        "lambda_delay",
+        "attach",
         "disc_hidden",
+        "disc_optimizer",
         "disc_lr_mult",
+        "disc_beta1",
+        "disc_weight_decay",
+        "d_steps_per_g_step",
     }
     san.hparams["class_weights"].append(9.0)
     assert hparams["class_weights"] == [1.0, 1.0, 2.0]

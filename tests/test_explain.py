@@ -13,8 +13,9 @@ from sklearn.neighbors import KNeighborsClassifier
 
 from san.algorithms.registry import build_algorithm
 from san.cli.predict import explain_main
+from san.evaluation.river_probe import river_probe
 from san.inference.predictors import load_predictor
-from san.studies.explain import choose_examples, explain_run, gradcam_maps, river_probe
+from san.studies.explain import choose_examples, explain_run, gradcam_maps
 from san.training.experiment import RunRequest, run_experiment
 
 SIZE = 64  # ResNet's last block is then 2 x 2: a heat map with some structure
@@ -89,15 +90,30 @@ def test_examples_are_chosen_per_class_and_outcome():
     assert set(examples[1][0]) == {3, 6} and set(examples[1][1]) == {4, 5}
 
 
-def test_river_probe_finds_river_information_and_reports_chance():
+def test_river_probe_separates_label_shift_from_river_information():
     rng = np.random.default_rng(0)
-    rivers = ["a"] * 30 + ["b"] * 20
-    informative = rng.normal(size=(50, 5)) + np.array([[3.0] if r == "a" else [-3.0] for r in rivers])
-    probe = river_probe(informative, rivers, seed=0)
-    assert probe["chance"] == pytest.approx(0.6) and probe["accuracy"] > 0.95 and probe["folds"] == 5
-    blind = river_probe(rng.normal(size=(50, 5)), rivers, seed=0)
-    assert blind["accuracy"] < 0.8
-    assert river_probe(informative, ["a"] * 50, seed=0)["status"] == "skipped"
+    # Two rivers whose class mixes differ (a: 40 of class x, 10 of y; b: 10 x, 40 y).
+    rivers = np.array(["a"] * 50 + ["b"] * 50)
+    classes = np.array(["x"] * 40 + ["y"] * 10 + ["x"] * 10 + ["y"] * 40)
+    class_only = rng.normal(size=(100, 5)) + np.where(classes == "x", 3.0, -3.0)[:, None]
+    probe = river_probe(class_only, rivers, classes, seed=0)
+    assert probe["majority"] == pytest.approx(0.5) and probe["folds"] == 5 and probe["n"] == 100
+    # Features that only know the class predict the river as well as the class does, not better...
+    assert probe["class_only"] == pytest.approx(0.8, abs=0.05)
+    assert abs(probe["accuracy"] - probe["class_only"]) < 0.1
+    # ...and after removing the class means nothing is left.
+    assert probe["residual_n"] == 100 and probe["residual_accuracy"] < 0.65
+    with_river = class_only + np.where(rivers == "a", 2.0, -2.0)[:, None]
+    assert river_probe(with_river, rivers, classes, seed=0)["residual_accuracy"] > 0.9
+    assert river_probe(class_only, ["a"] * 100, classes, seed=0)["status"] == "skipped"
+
+
+def test_river_probe_leaves_out_classes_of_one_river_from_the_residual_probe():
+    rng = np.random.default_rng(1)
+    rivers = np.array(["a"] * 30 + ["b"] * 30)
+    classes = np.array(["x"] * 20 + ["z"] * 10 + ["x"] * 30)
+    probe = river_probe(rng.normal(size=(60, 3)), rivers, classes, seed=0)
+    assert probe["residual_n"] == 50 and probe["residual_majority"] == pytest.approx(0.6)
 
 
 @pytest.fixture(scope="module")
@@ -130,8 +146,9 @@ def test_explain_writes_gradcam_grids_the_embedding_and_the_probe(trained_runs, 
     for run_dir in (san_run, erm_run):
         probe = json.loads((run_dir / "results.json").read_text())["feature_probe"]
         assert probe == summary["probes"][str(run_dir)]
-        assert 0.0 <= probe["accuracy"] <= 1.0 and probe["rivers"]["yangtze"] == 10
-        assert probe["chance"] == pytest.approx(max(probe["rivers"].values()) / probe["n"])
+        assert 0.0 <= probe["accuracy"] <= 1.0 and probe["split"] == "test"
+        assert set(probe["rivers"]) == {"yarlung", "pengqu"}  # the source rivers' test rows only
+        assert probe["majority"] == pytest.approx(max(probe["rivers"].values()) / probe["n"])
 
 
 def test_explain_cli_names_runs_it_cannot_explain(tmp_path, capsys):

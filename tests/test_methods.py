@@ -18,6 +18,8 @@ def test_every_registered_path_resolves(name):
         assert callable(methods.resolve(method.resume))
     if method.deep:
         assert algorithm_class(name).__name__  # importing algorithm_module registered it
+    if method.callbacks is not None:
+        assert method.deep and callable(methods.resolve(method.callbacks))
 
 
 def test_classical_estimators_are_exactly_the_registered_classical_methods():

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from san.benchmark.selection import select
 from san.cli.train import train_san_main
 from san.inference.predictors import load_predictor
 from san.runs.config import ConfigError, apply_overrides, resolve_config
@@ -62,7 +63,24 @@ def test_end_to_end_run_writes_a_complete_record(tiny_tree, tmp_path, caplog):
     assert set(record["metrics"]["test"]["per_domain"]) == {"yarlung", "pengqu"}
     assert record["metrics"]["target"]["n"] == 12
     assert "val" in record["selection"]["rule"] and 1 <= record["selection"]["epoch"] <= 2
-    assert "train_disc_acc" in record["extras"]["final_epoch"]
+    final = record["extras"]["final_epoch"]
+    assert {"train_disc_acc", "train_disc_acc_class_only", "train_domain_loss_chance"} <= set(final)
+    # Every epoch scores val per source river and its loss, and test and target for the tables' rules.
+    for key in (
+        "val_loss",
+        "val_accuracy_yarlung",
+        "val_accuracy_pengqu",
+        "test_accuracy",
+        "target_macro_f1",
+    ):
+        assert key in final, key
+    assert final["target_oracle_val_n"] + final["target_oracle_rest_n"] == final["target_n"] == 12
+    chosen = record["extras"]["history"][record["selection"]["epoch"] - 1]
+    for split in ("test", "target"):  # the recorded epoch scores are those of the final evaluation
+        assert chosen[f"{split}_accuracy"] == pytest.approx(record["metrics"][split]["accuracy"])
+    probe = record["extras"]["river_probe"]
+    assert probe["status"] == "measured" and probe["split"] == "test"
+    assert set(probe["rivers"]) == {"yarlung", "pengqu"} and 0 <= probe["residual_accuracy"] <= 1
 
     run_dir = Path(record["run_dir"])
     assert read_record(run_dir) == json.loads(json.dumps(record, default=str))
@@ -127,6 +145,43 @@ def test_resume_refuses_a_checkpoint_that_would_run_code(tiny_tree, tmp_path, ca
     torch.save({"epoch": 0}, checkpoint)  # plain, but not ours
     assert train_san_main(["--resume", str(interrupted.run_dir), "--quiet"]) == 1
     assert "not a checkpoint written by this engine" in capsys.readouterr().err
+
+
+def test_swad_puts_the_averaged_weights_of_its_window_in_place(tiny_tree, tmp_path):
+    record = run_experiment(tiny_request(tiny_tree, tmp_path, method="swad"))
+    selection = record["selection"]
+    assert selection["epoch_selection"] is False and selection["rule"].startswith("SWAD")
+    first, last = selection["swad_window"]
+    assert 1 <= first <= last <= 2 and selection["swad_steps"] > 0
+    # the raw weights' best epoch is reported beside the average, as for EMA/SWA runs
+    assert 1 <= selection["plain_epoch"] <= 2 and "plain" in record["variants"]
+
+
+def test_swad_cannot_be_combined_with_training_averaging(tiny_tree, tmp_path):
+    overrides = [*TINY, "epochs=1", "averaging=ema"]
+    with pytest.raises(ValueError, match="training.averaging"):
+        run_experiment(tiny_request(tiny_tree, tmp_path, method="swad", overrides=overrides))
+
+
+def test_published_protocol_runs_its_stages_and_the_oracle_rule_reads_its_record(tiny_tree, tmp_path):
+    overrides = [*TINY, "epochs=5", "stage_ends=[0.4,0.6]"]
+    record = run_experiment(tiny_request(tiny_tree, tmp_path, method="published_san", overrides=overrides))
+    lambdas = [row["train_lambda"] for row in record["extras"]["history"]]
+    assert lambdas[:2] == [0.0, 0.0] and lambdas[-1] == 1.0  # classifier, discriminator, adversarial
+    oracle = select(record, "oracle")
+    assert 1 <= oracle.epoch <= 5 and oracle.scores["target"]["n"] < record["metrics"]["target"]["n"]
+
+
+def test_leave_one_source_out_run_scores_the_held_out_source_without_its_test_part(tiny_tree, tmp_path):
+    record = run_experiment(
+        tiny_request(
+            tiny_tree, tmp_path, method="erm", domains=["yarlung"], targets=["yangtze"], protocol="loso"
+        )
+    )
+    assert record["protocol"] == "loso" and record["targets"] == ["yangtze"]
+    assert record["metrics"]["target"]["n"] == 8  # 12 Yangtze pairs less the 4 its test split holds
+    assert "pengqu" not in record["metrics"]["test"]["per_domain"]
+    assert record["extras"]["river_probe"]["status"] == "skipped"  # one source river
 
 
 def test_wandb_offline_writes_its_files_under_the_run_directory(tiny_tree, tmp_path):
@@ -202,7 +257,16 @@ def test_domain_balanced_batches_hold_every_domain_and_repeat_by_seed():
 
 
 def test_erm_with_cross_attention_on_a_timm_vit_runs_one_epoch_and_reloads(tiny_tree, tmp_path):
-    overrides = [*TINY, "size=32", "epochs=1", "backbone=timm:test_vit", "fusion=cross_attention"]
+    # The CPU preset's pair recipe is ResNet-only (stem, width, MixStyle layers): back to the defaults.
+    resnet_only = ["stem=imagenet", "width=1.0", "mixstyle_after=[]"]
+    overrides = [
+        *TINY,
+        *resnet_only,
+        "size=32",
+        "epochs=1",
+        "backbone=timm:test_vit",
+        "fusion=cross_attention",
+    ]
     record = run_experiment(tiny_request(tiny_tree, tmp_path, method="erm", overrides=overrides))
     assert record["status"] == "complete" and len(record["extras"]["history"]) == 1
     assert record["config"]["hparams"]["fusion"] == "cross_attention"

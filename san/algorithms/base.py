@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -132,6 +133,16 @@ class Algorithm(nn.Module):
         """The features the class head sees, N x d (for t-SNE plots and linear probes)."""
         raise NotImplementedError
 
+    def set_training_distribution(self, joint: np.ndarray) -> None:
+        """Called by the engine before training with P(class, domain) of one batch draw, a C x D
+        matrix (:meth:`san.training.sampling.BalancedBatchSampler.class_domain_distribution`).
+        Algorithms that weigh or judge domain losses by the label shift keep it; the default ignores it."""
+
+    def optimizers(self) -> list[torch.optim.Optimizer]:
+        """Every optimizer :meth:`update` steps; the engine's schedule drives only :attr:`optimizer`.
+        A parameter without a gradient in a step is left alone by each of them."""
+        return [self.optimizer]
+
     # --- the shared optimisation step -------------------------------------------------------
     def update(self, batch: Batch, progress: float) -> dict[str, float]:
         """One optimisation step on ``batch``; ``progress`` in [0, 1] is the fraction of training done.
@@ -153,7 +164,9 @@ class Algorithm(nn.Module):
         if use_amp and not self._channels_last:
             self.to(memory_format=torch.channels_last)
             self._channels_last = True
-        self.optimizer.zero_grad(set_to_none=True)
+        optimizers = self.optimizers()
+        for optimizer in optimizers:
+            optimizer.zero_grad(set_to_none=True)
         with self._autocast(use_amp):
             loss, terms = self.compute_loss(batch, progress)
         logs = {"loss": loss.item(), **{name: float(value) for name, value in terms.items()}}
@@ -167,13 +180,16 @@ class Algorithm(nn.Module):
         (scaler.scale(loss) if scaler else loss).backward()
         if self.hparams["grad_clip"]:
             if scaler:
-                scaler.unscale_(self.optimizer)
+                for optimizer in optimizers:
+                    scaler.unscale_(optimizer)
             logs["grad_norm"] = float(nn.utils.clip_grad_norm_(self.parameters(), self.hparams["grad_clip"]))
+        for optimizer in optimizers:
+            if scaler:
+                scaler.step(optimizer)
+            else:
+                optimizer.step()
         if scaler:
-            scaler.step(self.optimizer)
             scaler.update()
-        else:
-            self.optimizer.step()
         return logs
 
     def training_state(self) -> dict[str, Any]:

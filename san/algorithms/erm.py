@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 import torch
@@ -109,25 +109,45 @@ class ERM(Algorithm):
         fusion = build_fusion(hp["fusion"], encoder.feature_dim, hp["fused_dim"], heads=hp["fusion_heads"])
         return PairClassifier(encoder, fusion, self.num_classes, dropout=hp["dropout"])
 
-    def classification_terms(self, batch: Batch) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
-        """Forward pass: (class loss, features N x d, {'class_loss', 'acc'}).
+    def classification_forward(
+        self,
+        batch: Batch,
+        *,
+        branches: bool = False,
+        loss: Callable[[Tensor, Tensor], Tensor] | None = None,
+    ) -> tuple[Tensor, Tensor, tuple[Tensor, ...]]:
+        """One forward pass: (class loss, logits N x C, the network's other outputs: (z,), or with
+        ``branches`` (z, [f_p ; f_c]) of :meth:`PairClassifier.forward_with_branches`).
 
+        ``loss(logits, labels)`` defaults to :meth:`class_loss`; a per-row loss gives per-row values.
         With Mixup/CutMix on, a share ``mix_probability`` of the batches is mixed per pair
         (:func:`san.algorithms.mixing.mix_pairs`) and the loss is
-        lambda CE(y_hat, y) + (1 - lambda) CE(y_hat, y[pi]).
+        lambda loss(y_hat, y) + (1 - lambda) loss(y_hat, y[pi]).
         """
+        loss = loss or self.class_loss
         plane, cross = self.images(batch)
         labels = batch["label"]
         mixed = self._mix(plane, cross)
+        if mixed is not None:
+            plane, cross = mixed.plane, mixed.cross
+        logits, *outputs = (self.network.forward_with_branches if branches else self.network)(plane, cross)
         if mixed is None:
-            logits, features = self.network(plane, cross)
-            class_loss = self.class_loss(logits, labels)
+            class_loss = loss(logits, labels)
         else:
-            logits, features = self.network(mixed.plane, mixed.cross)
-            class_loss = mixed.lam * self.class_loss(logits, labels) + (1 - mixed.lam) * self.class_loss(
+            class_loss = mixed.lam * loss(logits, labels) + (1 - mixed.lam) * loss(
                 logits, labels[mixed.permutation]
             )
-        return class_loss, features, {"class_loss": class_loss.detach(), "acc": accuracy(logits, labels)}
+        return class_loss, logits, tuple(outputs)
+
+    def classification_terms(self, batch: Batch) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
+        """Forward pass (:meth:`classification_forward`, Mixup/CutMix included): (class loss,
+        features N x d, {'class_loss', 'acc'})."""
+        class_loss, logits, (features,) = self.classification_forward(batch)
+        return (
+            class_loss,
+            features,
+            {"class_loss": class_loss.detach(), "acc": accuracy(logits, batch["label"])},
+        )
 
     def _mix(self, plane: Tensor, cross: Tensor) -> MixedPairs | None:
         hp = self.hparams

@@ -3,7 +3,9 @@
 A job is one (method, protocol, target river, seed). ``mixed`` trains and tests within every
 river; ``loro`` (leave-one-river-out) holds one river out as the target and trains on the others,
 so it expands to one job per river. A job writes the run directory ``<out>/<method>/<protocol>
-[-<target>]/seed<seed>``, e.g. ``runs/bench/san/loro-yangtze/seed0``.
+[-<target>]/seed<seed>``, e.g. ``runs/bench/san/loro-yangtze/seed0``. The tables' leave-one-source-out
+selection rule needs, per loro job, one ``loso`` job per source river trained on the other sources
+(:func:`loso_jobs`), e.g. ``runs/bench/san/loso-pengqu-from-yarlung/seed0``.
 """
 
 from __future__ import annotations
@@ -45,7 +47,10 @@ class Job:
 
     @property
     def task(self) -> str:
-        """The protocol with its target, as in the directory name: ``mixed`` or ``loro-yangtze``."""
+        """The protocol with its target, as in the directory name: ``mixed``, ``loro-yangtze`` or
+        ``loso-pengqu-from-yarlung`` (held-out source, then the rivers trained on)."""
+        if self.protocol == "loso":
+            return f"loso-{self.target}-from-{'+'.join(self.sources)}"
         return self.protocol if self.target is None else f"{self.protocol}-{self.target}"
 
     @property
@@ -68,7 +73,9 @@ class Job:
 
 
 def parse_methods(text: str) -> list[str]:
-    """``all`` or a comma-separated list of method names -> the methods, in the given order.
+    """``all``, or a comma-separated list of method names and family names (a family stands for its
+    methods in registry order: ``classical``, ``cnn``, ``erm``, ``san``, ``dg``, ``published``) -> the
+    methods, in the given order.
 
     Raises:
         GridError: an unknown name (the message lists the known ones), or an empty list.
@@ -76,10 +83,15 @@ def parse_methods(text: str) -> list[str]:
     names = [n.lower() for n in parse_name_list(text)]
     if names == ["all"]:
         return list(ALL_METHODS)
-    if unknown := [n for n in names if n not in ALL_METHODS]:
+    expanded: list[str] = []
+    for name in names:
+        expanded += methods.method_names(name) if name in methods.FAMILIES else [name]
+    if unknown := [n for n in expanded if n not in ALL_METHODS]:
         raise GridError(
-            f"--methods: unknown method(s) {', '.join(unknown)}; known: all, {', '.join(ALL_METHODS)}"
+            f"--methods: unknown method(s) {', '.join(unknown)}; known: all, the families "
+            f"{', '.join(methods.FAMILIES)}, and {', '.join(ALL_METHODS)}"
         )
+    names = expanded
     if not names:
         raise GridError(f"--methods: expected 'all' or some of {', '.join(ALL_METHODS)}, got {text!r}")
     return list(dict.fromkeys(names))
@@ -164,6 +176,20 @@ def expand_grid(
         for protocol, target in dict.fromkeys(tasks)
         for method in dict.fromkeys(methods)
     ]
+
+
+def loso_jobs(jobs: Sequence[Job]) -> list[Job]:
+    """The leave-one-source-out validation jobs of the deep loro jobs with at least two sources: for
+    each source s, the same method and seed trained on the other sources and scored on s (protocol
+    ``loso``), each once, in the order of ``jobs``."""
+    found: dict[Job, None] = {}
+    for job in jobs:
+        if job.protocol != "loro" or len(job.sources) < 2 or not methods.get_method(job.method).deep:
+            continue
+        for held_out in job.sources:
+            rest = tuple(r for r in job.sources if r != held_out)
+            found[Job(job.method, "loso", held_out, job.seed, rest)] = None
+    return list(found)
 
 
 @dataclass(frozen=True)

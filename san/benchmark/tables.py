@@ -23,6 +23,14 @@ import pandas as pd
 from data_tools.names import ordered_classes, ordered_domains
 from san.benchmark.formats import FORMATS
 from san.benchmark.runner import FAILURE_FILE
+from san.benchmark.selection import (
+    RULE_LABELS,
+    SelectionError,
+    auxiliary_key,
+    check_rule,
+    reselectable,
+    select,
+)
 from san.evaluation.protocols import canonical_protocol
 from san.evaluation.quantification import QUANTIFIERS
 from san.methods import families, method_names
@@ -48,6 +56,7 @@ TIDY_COLUMNS = (
     "classes",
     "per_class_f1",
     "confusion",
+    "probe",
     "path",
     "assemblage",
 )
@@ -64,6 +73,19 @@ METRIC_LABELS = {
     **{f"mae_{name}": f"{name} MAE (pp)" for name in QUANTIFIERS},
     "mae_chosen": "chosen MAE (pp)",
     "coverage_chosen": "chosen 95% coverage",
+    "probe_accuracy": "probe acc",
+    "probe_class_only": "class-only acc",
+    "probe_majority": "majority",
+    "probe_residual": "residual probe acc",
+    "probe_residual_majority": "residual majority",
+}
+# River-probe table columns -> the record's river_probe keys (san.evaluation.river_probe).
+PROBE_METRICS = {
+    "probe_accuracy": "accuracy",
+    "probe_class_only": "class_only",
+    "probe_majority": "majority",
+    "probe_residual": "residual_accuracy",
+    "probe_residual_majority": "residual_majority",
 }
 LORO_METRICS = {
     "target_accuracy": ("target", "accuracy"),
@@ -71,7 +93,14 @@ LORO_METRICS = {
     "in_domain_accuracy": ("test", "accuracy"),
 }
 # Rows of the per-class tables: (family, label); a family with several methods shows its best one.
-PER_CLASS_ROWS = (("classical", "best classical"), ("cnn", "best CNN"), ("erm", "erm"), ("san", "san"))
+PER_CLASS_ROWS = (
+    ("classical", "best classical"),
+    ("cnn", "best CNN"),
+    ("erm", "erm"),
+    ("san", "san"),
+    ("dg", "best DG"),
+)
+SELECTION_ATTR = "selection"  # DataFrame.attrs key: the rule the tidy frame was built under
 
 
 # ---------------------------------------------------------------------------------------------- loading
@@ -165,6 +194,11 @@ def _assemblage_cells(record: dict[str, Any], split: str) -> dict[str, float] | 
     return cells
 
 
+def _measured_probe(record: dict[str, Any]) -> dict[str, Any] | None:
+    probe = (record.get("extras") or {}).get("river_probe") or {}
+    return probe if probe.get("status") == "measured" else None
+
+
 def _tidy_rows(run: pd.Series) -> list[dict[str, Any]]:
     record, rows = run["record"], []
     base = {k: run[k] for k in ("method", "protocol", "target", "sources", "seed", "selection", "path")}
@@ -180,6 +214,7 @@ def _tidy_rows(run: pd.Series) -> list[dict[str, Any]]:
                 "per_class_f1": {c: v["f1"] for c, v in metrics["per_class"].items()},
                 "confusion": metrics["confusion"],
                 "assemblage": _assemblage_cells(record, split),
+                "probe": _measured_probe(record) if split == "test" else None,
             }
         )
         rows += [
@@ -192,6 +227,7 @@ def _tidy_rows(run: pd.Series) -> list[dict[str, Any]]:
                 "per_class_f1": None,
                 "confusion": None,
                 "assemblage": None,
+                "probe": None,
             }
             for river, values in metrics.get("per_domain", {}).items()
         ]
@@ -262,14 +298,54 @@ def variant_records(record: dict[str, Any], variants: Sequence[str]) -> list[dic
     return [record, *extra]
 
 
-def load_runs(dirs: Sequence[str | Path], variants: Sequence[str] = ()) -> pd.DataFrame:
-    """Every complete run record under ``dirs`` (searched recursively; a results.json path also works).
+def _auxiliary_runs(entries: list[dict[str, Any]]) -> dict[tuple[str, int, str, str], dict[str, Any]]:
+    """The leave-one-source-out validation records (protocol ``loso``) by their key, newest first."""
+    found: dict[tuple[str, int, str, str], dict[str, Any]] = {}
+    for entry in sorted(entries, key=lambda e: e["mtime"]):
+        record = entry["record"]
+        found[auxiliary_key(record["method"], record["seed"], record["sources"], record["targets"][0])] = (
+            record
+        )
+    return found
+
+
+def _reselected(entry: dict[str, Any], rule: str, auxiliary: dict) -> dict[str, Any] | None:
+    """The entry with its test and target figures at the epoch ``rule`` picks; the entry itself when the
+    run cannot follow a rule (classical, SWAD's average, mixed); None when it could but the rule's
+    inputs are missing (e.g. no leave-one-source-out runs)."""
+    record = entry["record"]
+    if rule == "training" or entry["protocol"] == "mixed" or not reselectable(record):
+        return entry
+    try:
+        chosen = select(record, rule, auxiliary)
+    except SelectionError as error:
+        log.warning("%s: left out of the %s tables (%s)", entry["path"], rule, error)
+        return None
+    metrics = {split: dict(values) for split, values in record["metrics"].items()}
+    for split, scores in chosen.scores.items():
+        # Per-epoch scores are overall figures: per-river, per-class and confusion are not recorded.
+        n = scores.get("n", metrics[split]["n"])
+        metrics[split] = {**scores, "n": n, "per_class": {}, "confusion": None, "per_domain": {}}
+    selected = {**record, "metrics": metrics, "selection": {"rule": chosen.rule, "epoch": chosen.epoch}}
+    return {**entry, "record": selected, "selection": chosen.rule}
+
+
+def load_runs(
+    dirs: Sequence[str | Path], selection: str = "training", *, variants: Sequence[str] = ()
+) -> pd.DataFrame:
+    """Every complete run record under ``dirs`` (searched recursively; a results.json path also works),
+    with the requested evaluation ``variants`` as rows ``<method>+<variant>`` (:func:`variant_records`),
+    under the model-selection rule ``selection`` (:mod:`san.benchmark.selection`).
 
     Duplicate runs (same method, protocol, sources, targets and seed) are reported and the newest
     file is kept; runs of the same method, protocol, target and seed trained on different sources
     are reported and the one with the most sources is kept. Records not marked complete and
     unreadable files are skipped with a warning. A warning also names a method's runs made with
-    different configurations or data: they are kept, but a table would mix them.
+    different configurations or data: they are kept, but a table would mix them. Leave-one-source-out
+    validation runs (protocol ``loso``) are no rows of their own: the ``loso`` rule reads them. Under
+    ``loso`` and ``oracle`` a cross-domain deep run's test and target figures are those of the chosen
+    epoch (overall figures only); runs that cannot follow the rule keep their own selection, which
+    the tables' notes name; the rule is in the frame's ``attrs["selection"]``.
 
     Returns:
         A tidy DataFrame with :data:`TIDY_COLUMNS`: one row per run, split and river, where river
@@ -279,7 +355,13 @@ def load_runs(dirs: Sequence[str | Path], variants: Sequence[str] = ()) -> pd.Da
 
     Raises:
         FileNotFoundError: a directory does not exist.
+        ValueError: an unknown rule.
     """
+    check_rule(selection)
+    if variants and selection != "training":
+        # A variant's figures come from the selected weights only: there are no per-epoch scores of it.
+        log.warning("evaluation variants are shown under the training-domain selection only; ignored")
+        variants = ()
     entries, skipped = [], []
     for path in _record_paths(dirs):
         try:
@@ -296,8 +378,13 @@ def load_runs(dirs: Sequence[str | Path], variants: Sequence[str] = ()) -> pd.Da
         log.warning(
             "ignored %d result file(s) that are not complete runs: %s", len(skipped), "; ".join(skipped)
         )
+    auxiliary = _auxiliary_runs([e for e in entries if e["protocol"] == "loso"])
+    entries = [e for e in entries if e["protocol"] != "loso"]
+    entries = [chosen for e in entries if (chosen := _reselected(e, selection, auxiliary)) is not None]
     if not entries:
-        return pd.DataFrame(columns=list(TIDY_COLUMNS))
+        empty = pd.DataFrame(columns=list(TIDY_COLUMNS))
+        empty.attrs[SELECTION_ATTR] = selection
+        return empty
     runs = _keep_one(
         pd.DataFrame(entries), ["method", "protocol", "sources", "target", "seed"], ["mtime"], "duplicates"
     )
@@ -310,12 +397,14 @@ def load_runs(dirs: Sequence[str | Path], variants: Sequence[str] = ()) -> pd.Da
     rows = [row for _, run in runs.iterrows() for row in _tidy_rows(run)]
     tidy = pd.DataFrame(rows, columns=list(TIDY_COLUMNS))
     rank = {m: i for i, m in enumerate(method_order(tidy["method"]))}
-    return tidy.sort_values(
+    tidy = tidy.sort_values(
         ["method", "protocol", "target", "seed", "split", "river"],
         key=lambda c: c.map(rank) if c.name == "method" else c,
         kind="stable",
         ignore_index=True,
     )
+    tidy.attrs[SELECTION_ATTR] = selection
+    return tidy
 
 
 def load_failures(dirs: Sequence[str | Path], tidy: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -639,6 +728,46 @@ def per_class_table(tidy: pd.DataFrame, headline: Table | None, methods: Sequenc
     return table
 
 
+def probe_table(tidy: pd.DataFrame, methods: Sequence[str]) -> Table | None:
+    """The linear river probe of the leave-one-river-out runs (record key ``extras.river_probe``: the frozen
+    features of the source rivers' test split), per method: mean ± std over seeds of the average
+    over the held-out rivers; None without probes."""
+    frame = tidy[(tidy["protocol"] == "loro") & (tidy["split"] == "test") & (tidy["river"] == OVERALL)]
+    frame = frame[frame["probe"].notna()]
+    if frame.empty:
+        return None
+    rivers = ordered_domains(frame["target"])
+    columns = [Column(AVERAGE, metric) for metric in PROBE_METRICS]
+    notes = [
+        "Linear probe (standardised logistic regression, 5-fold) predicting the source river from the "
+        "frozen features the class head sees, on the source rivers' in-domain test split of each "
+        "leave-one-river-out run; lower is more river-invariant. class-only = the same probe on the "
+        "class alone (the rivers' class mixes differ); residual = the probe on features minus their "
+        "class's mean (classes of at least two rivers), against that subset's majority share.",
+        _seed_note(sorted(frame["seed"].unique())),
+        f"Average = per seed the mean over the {len(rivers)} held-out rivers ({', '.join(rivers)}), "
+        f"then over seeds ({MISSING} unless every river has a run). Not ranked: the class-only and "
+        "majority columns are references, not competitors.",
+    ]
+    probed = set(frame["method"])
+    table = Table(
+        "probe",
+        "River probe of the features (leave-one-river-out runs)",
+        notes,
+        [m for m in methods if m in probed],
+        columns,
+        frame["seed"].nunique(),
+        unranked=tuple(range(len(columns))),
+    )
+    for metric, key in PROBE_METRICS.items():
+        values = frame.assign(value=[p.get(key) for p in frame["probe"]]).dropna(subset=["value"])
+        values = values.assign(value=values["value"].astype(float))
+        for method in methods:
+            if stat := _river_average(values, method, "value", "test", rivers):
+                table.cells[(method, columns.index(Column(AVERAGE, metric)))] = stat
+    return table if table.cells else None
+
+
 def _failure_note(failures: pd.DataFrame, protocol: str, limit: int = 12) -> str | None:
     names = sorted(failures.loc[failures["protocol"] == protocol, "name"])
     if not names:
@@ -690,25 +819,58 @@ def assemblage_table(tidy: pd.DataFrame, methods: Sequence[str]) -> Table | None
     return table
 
 
+def _rule_note(rule: str) -> str:
+    if rule == "training":
+        return (
+            f"Selection rule: {RULE_LABELS[rule]} (DomainBed's default): each deep run's epoch with the best "
+            "val accuracy of its training rivers. Other rules: make_tables.py --selection loso | oracle."
+        )
+    if rule == "loso":
+        return (
+            f"Selection rule: {RULE_LABELS[rule]}: per run, the epoch with the best mean accuracy of runs "
+            "that each trained without one of its source rivers, on that river (its test part excluded); "
+            "with two sources those runs see one river, where an adversary has nothing to do."
+        )
+    return (
+        f"Selection rule: {RULE_LABELS[rule]}, NOT a domain-generalisation result: per run, the epoch "
+        "with the best accuracy on a stratified 20% of the held-out river; target figures are those "
+        "of the other 80%. It bounds what choosing the checkpoint on the target (as the published "
+        "release did) can buy."
+    )
+
+
 def build_tables(tidy: pd.DataFrame, failures: pd.DataFrame | None = None) -> list[Table]:
     """The mixed table, the leave-one-river-out table, their per-class F1 tables and the assemblage
     error table (those with runs).
 
     Every method with a run or a failed job (``failures``, from :func:`load_failures`) is a row of the
-    mixed and LORO tables, so a missing run shows; failed jobs are listed under their table.
+    mixed and LORO tables, so a missing run shows; failed jobs are listed under their table. Under the
+    ``loso`` and ``oracle`` rules (``tidy.attrs["selection"]``, see :func:`load_runs`) only the LORO
+    table is built (per-epoch scores are overall figures; the rules are about held-out rivers).
     """
+    rule = tidy.attrs.get(SELECTION_ATTR, "training")
     failures = failures if failures is not None else pd.DataFrame(columns=list(FAILURE_COLUMNS))
     methods = method_order([*tidy["method"], *failures["method"]])
-    mixed, loro = mixed_table(tidy, methods), loro_table(tidy, methods)
+    mixed = mixed_table(tidy, methods) if rule == "training" else None
+    loro = loro_table(tidy, methods)
     for table in (mixed, loro):
-        if table is not None and (note := _failure_note(failures, table.key)):
+        if table is None:
+            continue
+        if note := _failure_note(failures, table.key):
             table.notes.insert(-1, note)
+        table.notes.insert(0, _rule_note(rule))
+    if loro is not None and rule != "training":
+        loro.key = f"loro_{rule}"
+        loro.title = f"{loro.title} — selection: {RULE_LABELS[rule]}"
+    if rule != "training":
+        return [t for t in (loro,) if t is not None]
     tables = [
         mixed,
         loro,
         per_class_table(tidy, mixed, methods),
         per_class_table(tidy, loro, methods),
         assemblage_table(tidy, methods),
+        probe_table(tidy, methods),
     ]
     return [t for t in tables if t is not None]
 

@@ -16,6 +16,7 @@ from san.benchmark.jobs import (
     PRESETS,
     GridError,
     expand_grid,
+    loso_jobs,
     parse_methods,
     parse_protocols,
     parse_seeds,
@@ -237,7 +238,8 @@ def build_parser() -> argparse.ArgumentParser:
         dest="methods",
         default="all",
         metavar="all|A,B",
-        help=f"methods to run (default all = {','.join(ALL_METHODS)})",
+        help="methods to run: names and family names (classical, cnn, erm, san, dg, published), "
+        f"comma-separated (default all = {','.join(ALL_METHODS)})",
     )
     parser.add_argument(
         "--protocols",
@@ -271,6 +273,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="after the grid: an ensemble of these methods' runs per task and seed (calibrated "
         "probabilities averaged, weights chosen on val), written as method ens-A-B (repeatable)",
     )
+    parser.add_argument(
+        "--loso",
+        action="store_true",
+        help="also run, for every deep loro job, one leave-one-source-out validation job per source "
+        "river (trained on the other sources, scored on it) for make_tables.py --selection loso",
+    )
     add_grid_run_arguments(parser, default_out="runs/benchmark-<preset>")
     return parser
 
@@ -289,7 +297,10 @@ def plan_grid(args: argparse.Namespace) -> tuple[list[Any], BenchmarkData]:
     if args.protocols is None and len(data.rivers) < 2:
         log.warning("the data hold one river (%s): running the mixed protocol only", data.rivers[0])
         protocols = [("mixed", None)]
-    return expand_grid(methods, protocols, data.rivers, seeds, parse_name_list(args.targets) or None), data
+    jobs = expand_grid(methods, protocols, data.rivers, seeds, parse_name_list(args.targets) or None)
+    if getattr(args, "loso", False):
+        jobs += loso_jobs(jobs)
+    return jobs, data
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -303,6 +314,11 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         jobs, data = plan_grid(args)
+        if args.loso and args.hparams_trials > 1:
+            raise GridError(
+                "--loso and --hparams-trials: the leave-one-source-out runs cannot follow "
+                "each job's chosen trial yet; run them separately"
+            )
         jobs = expand_trials(jobs, args.hparams_trials)
         preset = args.preset or default_preset(args.device)
     except (GridError, FileNotFoundError, ManifestError, DeviceError) as error:
@@ -322,7 +338,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"hyper-parameter search: {len(select_trials(jobs, out))} job(s) chose a trial on val")
     for spec in args.ensemble:
         try:
-            written, skipped = build_benchmark_ensembles(jobs, out, parse_name_list(spec))
+            evaluated = [job for job in jobs if job.protocol != "loso"]  # not the selection's runs
+            written, skipped = build_benchmark_ensembles(evaluated, out, parse_name_list(spec))
         except ValueError as error:
             print(f"error: {error}", file=sys.stderr)
             return EXIT_USAGE

@@ -36,7 +36,9 @@ if TYPE_CHECKING:
 
 PROTOCOL_HELP = (
     "mixed: train and test within the rivers; loro (leave-one-river-out): test on held-out rivers "
-    "(cross is its former name); default: loro when there are targets, else mixed"
+    "(cross is its former name); loso: a leave-one-source-out validation run (targets = the held-out "
+    "source, scored without its in-domain test part; what benchmark.py --loso adds); default: loro "
+    "when there are targets, else mixed"
 )
 
 

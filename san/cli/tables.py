@@ -7,6 +7,7 @@ import sys
 
 from data_tools.commandline import EXIT_FAILED, EXIT_OK, EXIT_USAGE, command_parser, configure_logging
 from san.benchmark.formats import FORMATS
+from san.benchmark.selection import RULE_LABELS, SELECTION_RULES
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -24,6 +25,15 @@ def build_parser() -> argparse.ArgumentParser:
         choices=FORMATS,
         default="md",
         help="md (default), csv (numbers only: mean and std columns) or tex (booktabs)",
+    )
+    parser.add_argument(
+        "--selection",
+        choices=SELECTION_RULES,
+        default="training",
+        help="model-selection rule (DomainBed's): "
+        + "; ".join(f"{rule} = {label}" for rule, label in RULE_LABELS.items())
+        + ". Default training; loso needs the benchmark's --loso runs; oracle picks the epoch on the "
+        "target river and is labelled as such",
     )
     parser.add_argument("--out", metavar="FILE", help="write the tables here (default: print them)")
     parser.add_argument(
@@ -51,6 +61,9 @@ def main(argv: list[str] | None = None) -> int:
     """Build and write the tables; returns the exit code (0 done, 1 no runs found, 2 usage error)."""
     args = build_parser().parse_args(argv)
     configure_logging(verbose=False, timestamps=False)
+    if args.figures and args.selection != "training":
+        print("error: --figures draws the training-domain selection only", file=sys.stderr)
+        return EXIT_USAGE
     from data_tools.atomic import atomic_write_text
     from data_tools.names import parse_name_list
     from san.benchmark.figures import save_figures
@@ -65,7 +78,9 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     try:
-        runs = load_runs(args.dirs, parse_name_list(args.variants) if args.variants else ())
+        runs = load_runs(
+            args.dirs, args.selection, variants=parse_name_list(args.variants) if args.variants else ()
+        )
     except FileNotFoundError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE

@@ -2,6 +2,7 @@
 
 ``loro`` trains on the source rivers and tests on held-out target rivers (one, or several when asked
 for); ``cross`` is its former name, still accepted, and old records that say ``cross`` mean the same.
+``loso`` runs are the leave-one-source-out validation runs of the tables' selection rule.
 Only the names are needed to build a command line, so the data libraries load when a split is drawn.
 """
 
@@ -23,8 +24,12 @@ if TYPE_CHECKING:
     import pandas as pd
 
 PROTOCOLS = ("mixed", "loro")
+# loso: a leave-one-source-out validation run of the tables' selection rule (san.benchmark.selection):
+# trained on some sources, scored on a held-out source river without the part its test split holds.
+# Not an evaluation protocol of its own (the benchmark adds these runs with --loso).
+AUXILIARY_PROTOCOLS = ("loso",)
 PROTOCOL_ALIASES = {"cross": "loro"}
-PROTOCOL_CHOICES = (*PROTOCOLS, *PROTOCOL_ALIASES)
+PROTOCOL_CHOICES = (*PROTOCOLS, *AUXILIARY_PROTOCOLS, *PROTOCOL_ALIASES)
 
 
 class UsageError(ValueError):
@@ -45,8 +50,11 @@ class Protocol:
 
     @property
     def label(self) -> str:
-        """Short name for run directories and W&B groups, e.g. ``loro-yangtze`` or ``mixed`` (as the
-        benchmark's job folders); runs made before the rename say ``cross-to-yangtze``."""
+        """Short name for run directories and W&B groups, e.g. ``loro-yangtze``, ``mixed`` (as the
+        benchmark's job folders) or ``loso-without-pengqu``; runs made before the rename say
+        ``cross-to-yangtze``."""
+        if self.name == "loso":
+            return f"loso-without-{'+'.join(self.targets)}"
         return f"loro-{'+'.join(self.targets)}" if self.name == "loro" else "mixed"
 
 
@@ -84,12 +92,12 @@ def resolve_protocol(
         chosen_targets = _canonical_names(targets, available, "river", canonical_domain)
     else:
         chosen_targets = [d for d in available if d not in sources] if protocol != "mixed" else []
-    if protocol not in (None, *PROTOCOLS):
+    if protocol not in (None, *PROTOCOLS, *AUXILIARY_PROTOCOLS):
         raise UsageError(f"--protocol must be one of {', '.join(PROTOCOL_CHOICES)}, got {protocol!r}")
     name = protocol or ("loro" if chosen_targets else "mixed")
-    if name == "loro" and not chosen_targets:
+    if name in ("loro", "loso") and not chosen_targets:
         raise UsageError(
-            "the loro protocol needs a target river: every river is a source "
+            f"the {name} protocol needs a target river: every river is a source "
             f"({', '.join(sources)}); name fewer --domains or give --targets"
         )
     if name == "mixed" and chosen_targets:
@@ -116,10 +124,12 @@ def make_split(
     manifest: pd.DataFrame, protocol: Protocol, seed: int, data_config: Mapping[str, Any]
 ) -> pd.Series:
     """The split column of a run (train/val/test/target/unused per manifest row)."""
-    from data_tools.splits import split_cross, split_from_given, split_mixed
+    from data_tools.splits import split_cross, split_from_given, split_held_out_source, split_mixed
 
     fractions = {"test_fraction": data_config["test_fraction"], "val_fraction": data_config["val_fraction"]}
     if data_config.get("use_given_split"):
+        if protocol.name == "loso":
+            raise UsageError("the loso protocol draws its own split; it cannot use the data's given split")
         split = split_from_given(manifest, seed, val_fraction=fractions["val_fraction"])
         if protocol.name == "loro":
             split[manifest["domain"].isin(protocol.targets)] = "target"
@@ -127,4 +137,6 @@ def make_split(
         return split
     if protocol.name == "mixed":
         return split_mixed(manifest, seed, domains=protocol.sources, **fractions)
+    if protocol.name == "loso":
+        return split_held_out_source(manifest, protocol.sources, protocol.targets, seed, **fractions)
     return split_cross(manifest, protocol.sources, protocol.targets, seed, **fractions)

@@ -82,3 +82,43 @@ def dann_lambda(progress: float, lambda_max: float = 1.0, gamma: float = 10.0) -
     if not 0.0 <= progress <= 1.0:
         raise ValueError(f"training progress must be in [0, 1], got {progress}")
     return lambda_max * (2.0 / (1.0 + math.exp(-gamma * progress)) - 1.0)
+
+
+LAMBDA_SCHEDULES = ("dann", "linear", "constant")
+
+
+def adversary_lambda(
+    progress: float,
+    lambda_max: float = 1.0,
+    schedule: str = "dann",
+    gamma: float = 10.0,
+    delay: float = 0.0,
+) -> float:
+    """The reversal coefficient at training progress p, with an optional delayed start.
+
+        lambda(p) = 0                               for p < delay
+        q         = (p - delay) / (1 - delay)       afterwards
+        dann:     lambda_max (2 / (1 + exp(-gamma q)) - 1)     (see :func:`dann_lambda`)
+        linear:   lambda_max q
+        constant: lambda_max
+
+    During the delay the discriminator still learns (the features get no adversarial gradient),
+    so it is a competent adversary when the encoder starts to play.
+
+    Raises:
+        ValueError: progress outside [0, 1], delay outside [0, 1), or an unknown schedule.
+    """
+    if not 0.0 <= progress <= 1.0:
+        raise ValueError(f"training progress must be in [0, 1], got {progress}")
+    if not 0.0 <= delay < 1.0:
+        raise ValueError(f"lambda_delay must be in [0, 1), got {delay}")
+    if schedule not in LAMBDA_SCHEDULES:
+        raise ValueError(
+            f"unknown lambda_schedule {schedule!r}; expected one of {', '.join(LAMBDA_SCHEDULES)}"
+        )
+    if progress < delay:
+        return 0.0
+    rescaled = min(1.0, (progress - delay) / (1.0 - delay))
+    if schedule == "dann":
+        return dann_lambda(rescaled, lambda_max, gamma)
+    return lambda_max * rescaled if schedule == "linear" else lambda_max

@@ -60,13 +60,27 @@ class MixStyle(nn.Module):
         lam = beta_sample(self.alpha, n, self.generator).to(x.device, x.dtype).view(n, 1, 1, 1)
         perm = torch.cat([perm + g * n for g in range(self.groups)]).to(x.device)
         lam = lam.repeat(self.groups, 1, 1, 1)
-        mu = x.mean(dim=(2, 3), keepdim=True)
-        sigma = (x.var(dim=(2, 3), keepdim=True) + self.eps).sqrt()
-        mu, sigma = mu.detach(), sigma.detach()
-        normed = (x - mu) / sigma
-        mu_mix = lam * mu + (1 - lam) * mu[perm]
-        sigma_mix = lam * sigma + (1 - lam) * sigma[perm]
-        return normed * sigma_mix + mu_mix
+        return mix_instance_statistics(x, perm, lam, self.eps)
+
+
+def mix_instance_statistics(x: Tensor, partner: Tensor, weight: Tensor, eps: float = 1e-6) -> Tensor:
+    """MixStyle's operation on feature maps x (N x C x H x W): with per-instance channel means mu and
+    standard deviations sigma over H x W (detached, as in the paper), partners j = partner[i] (N) and
+    weights m (N, or N x 1 x 1 x 1),
+
+        mu~ = m mu_i + (1 - m) mu_j,  sigma~ = m sigma_i + (1 - m) sigma_j,
+        out = sigma~ (x - mu_i) / sigma_i + mu~
+
+    Shared by the :class:`MixStyle` layer (random partners) and the ``mixstyle`` algorithm
+    (:class:`san.algorithms.dg.MixStyleDG`, partners from another river).
+    """
+    mu = x.mean(dim=(2, 3), keepdim=True).detach()
+    sigma = (x.var(dim=(2, 3), keepdim=True) + eps).sqrt().detach()
+    m = weight.reshape(-1, 1, 1, 1).to(x.dtype)
+    normed = (x - mu) / sigma
+    mu_mix = m * mu + (1 - m) * mu[partner]
+    sigma_mix = m * sigma + (1 - m) * sigma[partner]
+    return normed * sigma_mix + mu_mix
 
 
 def beta_sample(alpha: float, n: int, generator: torch.Generator) -> Tensor:

@@ -292,8 +292,16 @@ class PairClassifier(nn.Module):
 
     def forward(self, plane: Tensor, cross: Tensor) -> tuple[Tensor, Tensor]:
         """Returns (class logits N x C, fused features z N x d_fused)."""
-        fused = self.fusion(*self.encoder(plane, cross))
-        return self.classifier(fused), fused
+        logits, fused, _ = self.forward_with_branches(plane, cross)
+        return logits, fused
+
+    def forward_with_branches(self, plane: Tensor, cross: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Returns (class logits N x C, fused features z N x d_fused, [f_p ; f_c] N x 2d); spatial
+        tokens (N x T x d, the token fusions) are averaged over T for [f_p ; f_c]."""
+        f_plane, f_cross = self.encoder(plane, cross)
+        fused = self.fusion(f_plane, f_cross)
+        pooled = [f.mean(dim=1) if f.ndim == 3 else f for f in (f_plane, f_cross)]
+        return self.classifier(fused), fused, torch.cat(pooled, dim=1)
 
 
 class DomainDiscriminator(nn.Module):
@@ -317,3 +325,44 @@ class DomainDiscriminator(nn.Module):
 
     def forward(self, features: Tensor) -> Tensor:
         return self.layers(features)
+
+
+CONDITIONINGS = ("embedding", "multilinear")
+
+
+class ConditionalDomainDiscriminator(nn.Module):
+    """G_d(z, y): a domain discriminator that sees the class, N x d features -> N x D logits.
+
+    - ``embedding`` (CDANN, Li et al. 2018, as in DomainBed): G_d(z + E[y]) with a learned class
+      embedding E (C x d) of the true labels y (N).
+    - ``multilinear`` (CDAN, Long et al. 2018): G_d(p (x) z), the outer product of the class
+      probabilities p (N x C, given detached) and z, flattened to N x C d.
+
+    G_d is :class:`DomainDiscriminator`; the class information is part of the discriminator's
+    input, so hiding the domain from it does not ask the features to hide the class.
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        num_classes: int,
+        num_domains: int,
+        hidden: int = 256,
+        conditioning: str = "embedding",
+    ) -> None:
+        super().__init__()
+        if conditioning not in CONDITIONINGS:
+            raise ValueError(
+                f"unknown conditioning {conditioning!r}; expected one of {', '.join(CONDITIONINGS)}"
+            )
+        self.conditioning = conditioning
+        if conditioning == "embedding":
+            self.embedding = nn.Embedding(num_classes, in_features)
+            self.layers = DomainDiscriminator(in_features, num_domains, hidden)
+        else:
+            self.layers = DomainDiscriminator(in_features * num_classes, num_domains, hidden)
+
+    def forward(self, features: Tensor, labels: Tensor, probabilities: Tensor) -> Tensor:
+        if self.conditioning == "embedding":
+            return self.layers(features + self.embedding(labels))
+        return self.layers(torch.bmm(probabilities.unsqueeze(2), features.unsqueeze(1)).flatten(1))

@@ -96,6 +96,7 @@ _CURVE_PANELS: tuple[tuple[str, str, tuple[tuple[str, str], ...]], ...] = (
             ("train_loss", "train loss (total)"),
             ("train_class_loss", "train class loss"),
             ("train_domain_loss", "train domain loss"),
+            ("train_domain_loss_chance", "domain loss without features (chance)"),
             ("val_loss", "val loss"),
         ),
     ),
@@ -109,7 +110,8 @@ _CURVE_PANELS: tuple[tuple[str, str, tuple[tuple[str, str], ...]], ...] = (
         "discriminator accuracy / λ",
         (
             ("train_disc_acc", "discriminator accuracy"),
-            ("disc_chance", "chance (1 / rivers)"),
+            ("train_disc_acc_chance", "chance (without features)"),
+            ("train_disc_acc_class_only", "from the class alone"),
             ("train_lambda", "λ (gradient reversal)"),
         ),
     ),
@@ -132,7 +134,9 @@ def save_training_curves(
 def training_curves_figure(
     history: list[Mapping[str, float]], title: str, *, chosen_epoch: int | None = None, selection: str = ""
 ) -> Figure:
-    """Loss (train and val), accuracy (train, val) and, for SAN, the adversary per epoch, as a PNG.
+    """Loss (train and val), accuracy (train, val) and, for the adversaries, the discriminator's
+    accuracy with its chance and class-only baselines (:mod:`san.algorithms.adversary`) and lambda
+    per epoch, as a PNG.
 
     ``chosen_epoch`` (1-based, the epoch whose weights the run kept) is marked in every panel, with
     ``selection`` (the rule that chose it) in the legend.

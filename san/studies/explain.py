@@ -5,11 +5,12 @@
   class, upsampled to the image: one heat map for the PPL image and one for the XPL image. A
   shared Siamese encoder encodes both images in one pass, so one call yields both maps; a
   6-channel ``stack`` baseline has one map for the pair, shown on both images.
-- The features the class head sees (the fused features of the pair networks), frozen, of the
-  run's ``test`` and ``target`` rows: a 2-D t-SNE embedding coloured by river and by class, and a
-  linear probe (standardised logistic regression, stratified k-fold) predicting the river. Its
-  accuracy against chance (the largest river's share) says how much river information is left:
-  lower means more river-invariant.
+- The features the class head sees (the fused features of the pair networks), frozen: a 2-D t-SNE
+  embedding of the run's ``test`` and ``target`` rows coloured by river and by class, and the linear
+  river probe of :mod:`san.evaluation.river_probe` on the source rivers' ``test`` rows, set against
+  what the class alone predicts (the rivers' class mixes differ) and residualised by class. Pooling
+  test and target rows, as this module once did, credits the features with the label shift and
+  the target river's acquisition shift, and understates chance.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from torch import nn
 
 from data_tools.atomic import atomic_write_text
 from data_tools.manifest_io import Dataset
+from san.evaluation.river_probe import river_probe
 from san.inference.predictors import DeepPredictor, Predictor, load_predictor
 from san.runs.records import RESULTS_FILE, read_record
 from san.runs.saved_model import DEEP_MODEL_FILE, model_file
@@ -36,8 +38,8 @@ from san.studies.figures import CamTile, save_embedding_panels, save_gradcam_gri
 log = logging.getLogger(__name__)
 
 FEATURE_SPLITS = ("test", "target")
+PROBE_SPLIT = "test"  # the source rivers' in-domain test rows: what an adversary was asked to hide
 MAX_EMBEDDED = 600  # t-SNE is quadratic in the points: a seeded subsample beyond this
-PROBE_FOLDS = 5
 PROBE_KEY = "feature_probe"
 MIN_CAM_SIDE = 7  # Grad-CAM's layer: the deepest whose map is at least this many pixels a side
 
@@ -354,43 +356,6 @@ def frozen_features(predictor: DeepPredictor, images: SplitImages, batch_size: i
     )
 
 
-def river_probe(features: np.ndarray, rivers: list[str], seed: int) -> dict[str, Any]:
-    """Accuracy of a linear probe predicting the river from frozen features (stratified k-fold).
-
-    Returns:
-        ``accuracy`` (mean over folds), ``accuracy_std``, ``chance`` (largest river's share), ``folds``,
-        ``n``, ``rivers``; or ``status: skipped`` with the reason (one river, or a river with one row).
-    """
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import StratifiedKFold, cross_val_score
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    counts = pd.Series(rivers).value_counts()
-    if len(counts) < 2 or counts.min() < 2:
-        return {"status": "skipped", "reason": f"needs two rivers with two rows each, got {counts.to_dict()}"}
-    folds = int(min(PROBE_FOLDS, counts.min()))
-    probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
-    scores = cross_val_score(
-        probe,
-        features,
-        np.asarray(rivers),
-        cv=StratifiedKFold(folds, shuffle=True, random_state=seed),
-        scoring="accuracy",
-    )
-    return {
-        "status": "measured",
-        "accuracy": float(scores.mean()),
-        "accuracy_std": float(scores.std()),
-        "chance": float(counts.max() / counts.sum()),
-        "folds": folds,
-        "n": int(counts.sum()),
-        "rivers": counts.to_dict(),
-        "splits": list(FEATURE_SPLITS),
-        "model": "StandardScaler + LogisticRegression, stratified k-fold",
-    }
-
-
 def tsne_embedding(features: np.ndarray, seed: int) -> np.ndarray:
     """2-D t-SNE of N x d features (perplexity min(30, (N - 1) / 3), PCA start, seeded)."""
     from sklearn.manifold import TSNE
@@ -430,11 +395,16 @@ def _deep(run_dir: Path, device: str) -> DeepPredictor:
 def feature_space(
     predictor: DeepPredictor, dataset: Dataset, rng: np.random.Generator, seed: int
 ) -> tuple[dict[str, Any], tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """The river probe of a run's test+target features and their t-SNE (points, rivers, classes)."""
+    """The river probe of a run's source test rows and the t-SNE of its test+target features (points,
+    rivers, classes)."""
     rows = split_rows(predictor.run_dir, dataset, FEATURE_SPLITS)
     images = prepare_rows(predictor, dataset, rows)
     features = frozen_features(predictor, images)
-    probe = river_probe(features, images.river, seed)
+    probed = (rows["split"] == PROBE_SPLIT).to_numpy()
+    probe = river_probe(
+        features[probed], np.asarray(images.river)[probed], np.asarray(images.label)[probed], seed
+    )
+    probe["split"] = PROBE_SPLIT
     keep = np.sort(rng.choice(len(features), min(MAX_EMBEDDED, len(features)), replace=False))
     points = tsne_embedding(features[keep], seed)
     return probe, (points, np.asarray(images.river)[keep], np.asarray(images.label)[keep])

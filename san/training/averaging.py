@@ -11,13 +11,16 @@ With w_t the weights after optimisation step t (epoch e for SWA):
 The engine asks an averager for a model to score on ``val`` after every epoch: for SWA the model
 after epoch e is the average over the window [e_0, e], so choosing the best epoch on ``val``
 chooses the window. The hook is four calls (``after_step``, ``after_epoch``, ``evaluation_model``,
-``state_dict``/``load_state_dict``), so other schemes (SWAD's dense averaging) can plug in.
+``state_dict``/``load_state_dict``). SWAD's dense averaging (:mod:`san.training.swad`) is not one of
+these: its window is known only when training ends, so it is an engine callback that replaces the
+selected weights at the end (``--method swad``, with ``training.averaging: none``); it shares
+:func:`reestimate_batch_norm` with SWA.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
 import torch
@@ -142,28 +145,41 @@ class SWAAverager(_SwaUtilsAverager):
 
 
 def reestimate_batch_norm(
-    algorithm: Algorithm, batches: Iterable[dict[str, torch.Tensor]], device: torch.device
-) -> None:
+    algorithm: Algorithm,
+    batches: Iterable[Mapping[str, torch.Tensor]],
+    device: torch.device | None = None,
+    limit: int | None = None,
+) -> int:
     """Recompute every BatchNorm's running statistics of ``algorithm`` as the plain mean over ``batches``
-    (torch's ``update_bn``, through the algorithm's own ``predict``, which knows the pair input). Only
-    the BatchNorm layers are in training mode during the pass (no dropout, no MixStyle); the
-    algorithm is left in evaluation mode."""
+    (torch's ``update_bn``, through the algorithm's own ``predict``, which knows the pair input), or
+    over the first ``limit`` of them. Only the BatchNorm layers are in training mode during the pass
+    (no dropout, no MixStyle); the algorithm is left in evaluation mode. ``device``: where the batches
+    go (default: that of the algorithm's parameters). Returns the number of batches used.
+
+    SWA (here) and SWAD (:mod:`san.training.swad`) both call it after averaging the weights.
+    """
     norms = [m for m in algorithm.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    if not norms:
-        return
+    algorithm.eval()
+    if not norms or (limit is not None and limit < 1):
+        return 0
+    if device is None:
+        device = next(algorithm.parameters()).device
     momenta = {m: m.momentum for m in norms}
     for m in norms:
         m.reset_running_stats()
         m.momentum = None  # cumulative average over the pass
-    algorithm.eval()
-    for m in norms:
         m.train()
+    used = 0
     with torch.no_grad():
         for batch in batches:
+            if limit is not None and used >= limit:
+                break
             algorithm.predict({k: v.to(device) for k, v in batch.items()})
+            used += 1
     for m in norms:
         m.momentum = momenta[m]
     algorithm.eval()
+    return used
 
 
 def build_averager(

@@ -1,9 +1,15 @@
 """The training engine: drives any registered Algorithm through epochs.
 
-Per step it calls ``algorithm.update(batch, progress)`` and advances the learning-rate schedule;
-per epoch it scores ``val`` (training rivers only), keeps the best weights, stops early if asked,
-and writes a checkpoint from which ``resume`` continues exactly (data order, augmentation
-streams and random states depend only on the seed and the epoch, or are restored).
+Per step it calls ``algorithm.update(batch, progress)``, advances the learning-rate schedule and
+calls the weight averager's (``training.averaging``) and each callback's ``after_step``; per epoch it
+scores ``val`` (training rivers only; overall, per source river, and its loss), and the averaged
+model too when averaging, keeps the best weights (the averaged ones when averaging), stops early if
+asked, and writes a checkpoint from which ``resume`` continues exactly (data order, augmentation
+streams and random states depend only on the seed and the epoch, or are restored). Splits given as
+``scored_splits`` (a cross-domain run's in-domain test and target) are scored after every epoch too,
+on the model that epoch would select, for the record only: the selection rules of the tables read
+them (:mod:`san.benchmark.selection`); training and the checkpoint choice never do. Callbacks
+(:class:`TrainingCallback`, e.g. SWAD) may replace the selected weights at the end.
 """
 
 from __future__ import annotations
@@ -12,10 +18,10 @@ import logging
 import math
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -75,6 +81,7 @@ class TrainingSettings:
     averaging: str = "none"
     ema_decay: float = 0.998
     swa_start: float = 0.75
+    epoch_scores: bool = True
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1:
@@ -103,6 +110,45 @@ class FitResult:
     plain_best_epoch: int = -1  # with averaging: the best epoch of the raw (not averaged) weights
     plain_best_score: float = -math.inf
     averaging: dict[str, Any] = field(default_factory=dict)  # the averager's description, if any
+    selection_details: dict[str, Any] = field(default_factory=dict)  # set by callbacks, e.g. SWAD's window
+
+
+@dataclass(frozen=True)
+class ScoredSplit:
+    """A split scored after every epoch for the record (history keys ``<name>_accuracy``,
+    ``<name>_macro_f1`` and ``<name>_n``), never for training or selection. ``parts`` name subsets of
+    its manifest rows scored as well (keys ``<name>_<part>_accuracy`` and so on)."""
+
+    name: str
+    data: PairedGrainDataset
+    parts: Mapping[str, np.ndarray] = field(default_factory=dict)
+
+
+class TrainingCallback(Protocol):
+    """What the engine calls around training (e.g. :class:`san.training.swad.SWADAverager`).
+
+    Unlike a :class:`~san.training.averaging.WeightAverager` (``training.averaging``, whose averaged
+    model is scored and selected after every epoch), a callback sees the whole run and may replace
+    the selected weights at the end (``after_fit``); one that does so says ``replaces_weights = True``
+    and cannot be combined with ``training.averaging``.
+    """
+
+    def after_step(self, algorithm: Algorithm, step: int) -> None:
+        """After optimisation step ``step`` (0-based, counted over the whole run)."""
+
+    def after_epoch(self, algorithm: Algorithm, epoch: int, row: Mapping[str, float]) -> None:
+        """After epoch ``epoch`` (0-based) was scored; ``row`` is its history row."""
+
+    def after_fit(
+        self, algorithm: Algorithm, result: FitResult, train_batches: Iterable[dict[str, torch.Tensor]]
+    ) -> None:
+        """After the best weights were loaded; may replace them and describe that in ``result``."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """What a resume needs (tensors and plain containers only)."""
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore :meth:`state_dict`'s output."""
 
 
 def lr_factor(schedule: str, progress: float, warmup_fraction: float = 0.0) -> float:
@@ -130,6 +176,28 @@ def move_batch(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str
 
 
 @torch.no_grad()
+def _map_dataset(
+    algorithm: Algorithm,
+    dataset: PairedGrainDataset,
+    device: torch.device,
+    output: Callable[[dict[str, torch.Tensor]], torch.Tensor],
+    batch_size: int,
+    num_workers: int,
+    progress: bool,
+    description: str,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``output(batch)`` of every item in order, in evaluation mode, and the manifest row indices."""
+    was_training = algorithm.training
+    algorithm.eval()
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
+    outputs, indices = [], []
+    for batch in tqdm(loader, desc=description, leave=False, disable=not progress):
+        outputs.append(output(move_batch(batch, device)).float().cpu().numpy())
+        indices.append(batch["index"].numpy())
+    algorithm.train(was_training)
+    return np.concatenate(outputs), np.concatenate(indices)
+
+
 def predict_dataset(
     algorithm: Algorithm,
     dataset: PairedGrainDataset,
@@ -145,21 +213,50 @@ def predict_dataset(
     With ``tta`` the probabilities are the mean over the 8 dihedral views of each pair (the same view
     of both images, :func:`data_tools.transforms.dihedral_view_tensor`).
     """
-    was_training = algorithm.training
-    algorithm.eval()
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
-    probabilities, indices = [], []
     views = range(len(DIHEDRAL_VIEWS)) if tta else (IDENTITY_VIEW,)
-    for batch in tqdm(loader, desc=description, leave=False, disable=not progress):
-        batch = move_batch(batch, device)
+
+    def probabilities(batch: dict[str, torch.Tensor]) -> torch.Tensor:
         mean = 0
         for view in views:
             viewed = {**batch, **{k: dihedral_view_tensor(batch[k], view) for k in ("plane", "cross")}}
             mean = mean + torch.softmax(algorithm.predict(viewed).float(), dim=1) / len(views)
-        probabilities.append(mean.cpu().numpy())
-        indices.append(batch["index"].cpu().numpy())
-    algorithm.train(was_training)
-    return np.concatenate(probabilities), np.concatenate(indices)
+        return mean
+
+    return _map_dataset(
+        algorithm, dataset, device, probabilities, batch_size, num_workers, progress, description
+    )
+
+
+def dataset_features(
+    algorithm: Algorithm,
+    dataset: PairedGrainDataset,
+    device: torch.device,
+    batch_size: int = 128,
+    num_workers: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The features the class head sees (N x d, :meth:`Algorithm.features`) and the manifest row
+    indices (N) of every item, in order."""
+    return _map_dataset(
+        algorithm, dataset, device, algorithm.features, batch_size, num_workers, False, "features"
+    )
+
+
+def score_predictions(
+    probabilities: np.ndarray,
+    labels: np.ndarray,
+    class_names: Sequence[str],
+    domains: np.ndarray | None = None,
+    domain_names: Sequence[str] | None = None,
+) -> dict[str, float]:
+    """Scalar scores of class probabilities (N x C) against labels (N): ``accuracy``,
+    ``balanced_accuracy``, ``macro_f1``, ``loss`` (mean negative log-likelihood) and, given the domain
+    index of each row, ``accuracy_<domain name>`` per domain."""
+    metrics = classification_metrics(labels, probabilities.argmax(1), class_names, domains, domain_names)
+    scores = {k: float(metrics[k]) for k in SELECTION_METRICS}
+    picked = probabilities[np.arange(len(labels)), labels]
+    scores["loss"] = float(-np.log(np.clip(picked, 1e-12, None)).mean())
+    scores.update({f"accuracy_{d}": float(m["accuracy"]) for d, m in metrics["per_domain"].items()})
+    return scores
 
 
 def _save(obj: Any, path: Path) -> None:
@@ -199,11 +296,23 @@ class Trainer:
         tracker: Tracker | None = None,
         progress: bool = True,
         averager: WeightAverager | None = None,
+        domain_names: Sequence[str] | None = None,
+        scored_splits: Sequence[ScoredSplit] = (),
+        callbacks: Sequence[TrainingCallback] = (),
     ) -> None:
-        """``averager`` replaces the one ``settings.averaging`` describes (e.g. SWAD's)."""
+        """``averager`` replaces the one ``settings.averaging`` describes; ``callbacks`` are called
+        around training (:class:`TrainingCallback`, e.g. SWAD's).
+
+        Raises:
+            ValueError: a callback that replaces the selected weights together with an averager.
+        """
         self.algorithm, self.train_data, self.val_data = algorithm, train_data, val_data
         self.settings, self.seed, self.device, self.run_dir = settings, seed, device, Path(run_dir)
         self.class_names, self.tracker, self.progress = class_names, tracker, progress
+        self.domain_names = domain_names
+        self.scored_splits = tuple(scored_splits) if settings.epoch_scores else ()
+        self.callbacks = tuple(callbacks)
+        self._plain_weights: Path | None = None  # set by fit when the selected weights are an average
         train_rows = train_data.rows
         self.sampler = BalancedBatchSampler(
             train_data.labels[train_rows],
@@ -214,6 +323,9 @@ class Trainer:
             class_balanced=settings.class_balanced,
             resample=settings.resample,
             resample_count=settings.resample_count,
+        )
+        algorithm.set_training_distribution(
+            self.sampler.class_domain_distribution(algorithm.num_classes, algorithm.num_domains)
         )
         self.steps_per_epoch = len(self.sampler)
         self.total_steps = settings.epochs * self.steps_per_epoch
@@ -233,6 +345,13 @@ class Trainer:
                 device=device,
             )
         )
+        if self.averager is not None and (
+            replacing := [type(c).__name__ for c in self.callbacks if getattr(c, "replaces_weights", False)]
+        ):
+            raise ValueError(
+                f"{', '.join(replacing)} averages the weights itself; it cannot be combined with "
+                f"training.averaging={self.averager.name!r} (set training.averaging: none)"
+            )
 
     def _loader(self, epoch: int) -> DataLoader:
         self.sampler.set_epoch(epoch)
@@ -266,6 +385,8 @@ class Trainer:
             self.scheduler.step()
             if self.averager is not None:
                 self.averager.after_step(self.algorithm, step)
+            for callback in self.callbacks:
+                callback.after_step(self.algorithm, step)
             for key, value in scalars.items():
                 sums[key] += value
             bar.set_postfix(loss=f"{sums['loss'] / (i + 1):.3f}", acc=f"{sums['acc'] / (i + 1):.3f}")
@@ -273,24 +394,28 @@ class Trainer:
         means["lr"] = self.scheduler.get_last_lr()[0]
         return means
 
-    def _validate(self, algorithm: Algorithm | None = None, prefix: str = "val_") -> dict[str, float]:
-        if self.val_data is None or len(self.val_data) == 0:
-            return {}
-        probabilities, indices = predict_dataset(
+    def _predict(
+        self, data: PairedGrainDataset, algorithm: Algorithm | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        return predict_dataset(
             algorithm or self.algorithm,
-            self.val_data,
+            data,
             self.device,
             self.settings.eval_batch_size,
             self.settings.num_workers,
         )
-        labels = self.val_data.labels[indices]
-        metrics = classification_metrics(labels, probabilities.argmax(1), self.class_names)
-        # Plain cross-entropy of the val labels (no label smoothing or class weights), for the curves.
-        true_probability = np.clip(probabilities[np.arange(len(labels)), labels], 1e-12, None)
-        return {
-            f"{prefix}loss": float(-np.log(true_probability).mean()),
-            **{f"{prefix}{k}": float(metrics[k]) for k in SELECTION_METRICS},
-        }
+
+    def _validate(self, algorithm: Algorithm | None = None, prefix: str = "val_") -> dict[str, float]:
+        """Scores of ``val`` (:func:`score_predictions`; ``loss`` is the plain cross-entropy of the
+        val labels, without label smoothing or class weights), keys ``<prefix><score>``."""
+        if self.val_data is None or len(self.val_data) == 0:
+            return {}
+        probabilities, rows = self._predict(self.val_data, algorithm)
+        domains = self.val_data.domains[rows] if self.domain_names is not None else None
+        scores = score_predictions(
+            probabilities, self.val_data.labels[rows], self.class_names, domains, self.domain_names
+        )
+        return {f"{prefix}{k}": v for k, v in scores.items()}
 
     def _averaged_row(self, epoch: int) -> tuple[Algorithm | None, dict[str, float]]:
         """After an epoch: update the averager, and score its model on ``val`` (keys ``val_avg_*``)."""
@@ -301,6 +426,22 @@ class Trainer:
         if model is None:
             return None, {}
         return model, self._validate(model, "val_avg_")
+
+    def _score_splits(self, algorithm: Algorithm | None = None) -> dict[str, float]:
+        """The ``scored_splits`` on ``algorithm`` (default: the trained one), for the record only."""
+        row: dict[str, float] = {}
+        for split in self.scored_splits:
+            probabilities, rows = self._predict(split.data, algorithm)
+            labels = split.data.labels[rows]
+            for part, chosen in {"": None, **split.parts}.items():
+                keep = slice(None) if chosen is None else np.isin(rows, chosen)
+                if chosen is not None and not keep.any():
+                    continue
+                scores = score_predictions(probabilities[keep], labels[keep], self.class_names)
+                prefix = f"{split.name}_{part}_" if part else f"{split.name}_"
+                row.update({f"{prefix}{k}": scores[k] for k in ("accuracy", "macro_f1")})
+                row[f"{prefix}n"] = float(len(labels[keep]))
+        return row
 
     def _checkpoint(self, epoch: int, result: FitResult, patience_left: int | None) -> None:
         _save(
@@ -316,6 +457,7 @@ class Trainer:
                 "random_states": _random_states(),
                 "plain_best": (result.plain_best_epoch, result.plain_best_score),
                 "averager": None if self.averager is None else self.averager.state_dict(),
+                "callbacks": [callback.state_dict() for callback in self.callbacks],
             },
             self.run_dir / CHECKPOINT_FILE,
         )
@@ -339,6 +481,8 @@ class Trainer:
         result.plain_best_epoch, result.plain_best_score = state.get("plain_best", (-1, -math.inf))
         if self.averager is not None and state.get("averager") is not None:
             self.averager.load_state_dict(state["averager"])
+        for callback, callback_state in zip(self.callbacks, state.get("callbacks", []), strict=False):
+            callback.load_state_dict(callback_state)
         result.history, result.best_epoch, result.best_score = (
             state["history"],
             state["best_epoch"],
@@ -373,9 +517,15 @@ class Trainer:
             row = {"epoch": epoch + 1, **self._train_epoch(epoch), **self._validate()}
             averaged, averaged_scores = self._averaged_row(epoch)
             row.update(averaged_scores)
+            # The splits are scored on the model this epoch would select: the averaged one when
+            # averaging (none yet in SWA's first epochs: those rows have no split scores).
+            if self.averager is None or averaged is not None:
+                row.update(self._score_splits(averaged))
             if "train_disc_acc" in row:
                 row["disc_chance"] = 1.0 / self.algorithm.num_domains
             row["seconds"] = time.perf_counter() - epoch_start
+            for callback in self.callbacks:
+                callback.after_epoch(self.algorithm, epoch, row)
             result.history.append(row)
             plain_score = row.get(f"val_{metric}", float(epoch))
             if self.averager is None:
@@ -406,12 +556,19 @@ class Trainer:
             self.run_dir / BEST_WEIGHTS_FILE, map_location=self.device, what="best weights"
         )
         self.algorithm.load_state_dict(best)
+        for callback in self.callbacks:
+            callback.after_fit(self.algorithm, result, self._loader(self.settings.epochs))
+        if self.averager is not None:
+            self._plain_weights = self.run_dir / BEST_PLAIN_WEIGHTS_FILE
+        elif result.selection_details:  # a callback replaced the best epoch's weights (SWAD)
+            self._plain_weights = self.run_dir / BEST_WEIGHTS_FILE
         return result
 
     def load_plain_best(self) -> bool:
-        """With averaging: load the best raw (not averaged) weights into the algorithm; False without."""
-        path = self.run_dir / BEST_PLAIN_WEIGHTS_FILE
-        if self.averager is None or not path.is_file():
+        """Load the best raw (not averaged) epoch's weights into the algorithm, when the selected
+        weights are an average (``training.averaging``, or a callback's such as SWAD's); False without."""
+        path = self._plain_weights
+        if path is None or not path.is_file():
             return False
         self.algorithm.load_state_dict(
             load_plain_torch(path, map_location=self.device, what="best raw weights")
@@ -430,7 +587,10 @@ class Trainer:
                 "val_accuracy",
                 "val_macro_f1",
                 "val_avg_accuracy",
+                "train_domain_loss",
+                "train_domain_loss_chance",
                 "train_disc_acc",
+                "train_disc_acc_class_only",
                 "train_lambda",
             )
         }

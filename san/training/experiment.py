@@ -22,6 +22,7 @@ from data_tools.atomic import atomic_write
 from data_tools.cache import PairImageCache
 from data_tools.corruption import corrupt_pairs
 from data_tools.dataset import PairedGrainDataset
+from data_tools.splits import oracle_rows
 from data_tools.transforms import (
     AugmentationConfig,
     ChannelStats,
@@ -29,7 +30,10 @@ from data_tools.transforms import (
     channel_stats,
     reference_options,
 )
+from san import methods
+from san.algorithms.base import Algorithm
 from san.algorithms.registry import build_algorithm, default_hparams
+from san.evaluation.river_probe import river_probe
 from san.runs.figures import save_training_curves
 from san.runs.lifecycle import REQUEST_FILE, RunContext, RunRequest, open_request_data
 from san.runs.records import read_record
@@ -40,8 +44,11 @@ from san.training.engine import (
     BEST_WEIGHTS_FILE,
     CHECKPOINT_FILE,
     FitResult,
+    ScoredSplit,
     Trainer,
+    TrainingCallback,
     TrainingSettings,
+    dataset_features,
     predict_dataset,
 )
 
@@ -110,6 +117,41 @@ class Experiment:
         training["num_workers"] = loader_workers(training["num_workers"], self.device)
         return TrainingSettings(**training)
 
+    def _scored_splits(self, datasets: dict[str, PairedGrainDataset]) -> list[ScoredSplit]:
+        """In-domain test and target, scored every epoch for the tables' selection rules (cross-domain
+        runs only); the target also on its oracle-validation part (20%) and the rest."""
+        if self.context.protocol.name == "mixed":
+            return []
+        scored = [ScoredSplit("test", datasets["test"])] if "test" in datasets else []
+        if "target" in datasets:
+            rows = self.context.rows("target")
+            oracle = oracle_rows(self.context.manifest, rows, self.context.request.seed)
+            parts = {"oracle_val": oracle, "oracle_rest": np.setdiff1d(rows, oracle)}
+            scored.append(ScoredSplit("target", datasets["target"], parts))
+        return scored
+
+    def _callbacks(self, algorithm: Algorithm) -> list[TrainingCallback]:
+        path = methods.get_method(self.context.request.method).callbacks
+        return list(methods.resolve(path)(algorithm)) if path else []
+
+    def _river_probe(
+        self, algorithm: Algorithm, datasets: dict[str, PairedGrainDataset], settings: TrainingSettings
+    ) -> dict[str, Any]:
+        """The linear river probe (:mod:`san.evaluation.river_probe`) of the source rivers' test split."""
+        context = self.context
+        if len(context.protocol.sources) < 2 or "test" not in datasets:
+            return {"status": "skipped", "reason": "needs a test split of at least two source rivers"}
+        features, rows = dataset_features(
+            algorithm, datasets["test"], self.device, settings.eval_batch_size, settings.num_workers
+        )
+        probe = river_probe(
+            features,
+            context.manifest["domain"].to_numpy()[rows],
+            context.manifest["label"].to_numpy()[rows],
+            context.request.seed,
+        )
+        return {**probe, "split": "test"}
+
     def run(self, stop_after_epoch: Callable[[int], bool] | None = None) -> dict[str, Any]:
         """Train, evaluate and record; returns the run record.
 
@@ -145,6 +187,9 @@ class Experiment:
                 class_names=context.class_names,
                 tracker=tracker,
                 progress=request.progress,
+                domain_names=list(context.protocol.domains),
+                scored_splits=self._scored_splits(datasets),
+                callbacks=self._callbacks(algorithm),
             )
             fit = trainer.fit(resume=context.resume, stop_after_epoch=stop_after_epoch)
             evaluate_start = time.perf_counter()
@@ -171,6 +216,7 @@ class Experiment:
                 "final_epoch": fit.history[-1],
                 "sampling": trainer.sampler.describe(),
                 "history": fit.history,
+                "river_probe": self._river_probe(algorithm, datasets, settings),
             }
 
             def save_artifacts(run_dir: Path) -> None:
@@ -179,7 +225,7 @@ class Experiment:
                     fit.history,
                     run_dir / "training_curves.png",
                     run_dir.name,
-                    chosen_epoch=fit.best_epoch,
+                    chosen_epoch=fit.selection_details.get("epoch", fit.best_epoch),
                     selection=fit.selection_rule,
                 )
 
@@ -226,6 +272,7 @@ class Experiment:
             "metric": self.context.config["training"]["selection_metric"],
             "epochs_run": len(fit.history),
             "stopped_early": fit.stopped_early,
+            **fit.selection_details,
         }
         if fit.averaging:
             selection["rule"] += f", on the {fit.averaging['averaging'].upper()}-averaged weights"

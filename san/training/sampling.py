@@ -136,6 +136,31 @@ class BalancedBatchSampler(Sampler[list[int]]):
     def __len__(self) -> int:
         return -(-self.draws_per_epoch // self.batch_size)
 
+    def class_domain_distribution(self, num_classes: int, num_domains: int) -> np.ndarray:
+        """P(class c, domain d) of one draw into a batch, a C x D matrix summing to 1.
+
+        With n_cd the stored counts and q_c the class quotas, the pool holds m_cd = n_cd q_c / n_c in
+        expectation. Domain-balanced: P(d) = 1 / D' over the D' domains drawn from and
+        P(c | d) = m_cd / sum_c m_cd (uniform over d's classes when class-balanced); otherwise
+        P(c, d) = m_cd / sum m (class-balanced: P(c) = 1 / C', P(d | c) = m_cd / sum_d m_cd).
+        Label shift between the rivers is what makes the class predict the river.
+        """
+        counts = np.zeros((num_classes, num_domains))
+        np.add.at(counts, (self.labels, self.domains), 1.0)
+        per_class = counts.sum(axis=1, keepdims=True)
+        quotas = np.array([self.quotas.get(c, 0) for c in range(num_classes)], dtype=float)[:, None]
+        pool = np.divide(counts * quotas, per_class, out=np.zeros_like(counts), where=per_class > 0)
+        if self.domain_balanced:
+            mix = (pool > 0).astype(float) if self.class_balanced else pool
+            totals = mix.sum(axis=0, keepdims=True)
+            conditional = np.divide(mix, totals, out=np.zeros_like(mix), where=totals > 0)
+            return conditional / max(1, int((totals > 0).sum()))
+        if self.class_balanced:
+            totals = pool.sum(axis=1, keepdims=True)
+            conditional = np.divide(pool, totals, out=np.zeros_like(pool), where=totals > 0)
+            return conditional / max(1, int((totals > 0).sum()))
+        return pool / pool.sum()
+
     def __iter__(self) -> Iterator[list[int]]:
         rng = np.random.default_rng([self.seed, self.epoch, 7919])
         pool = (
