@@ -107,3 +107,15 @@ def write_pair_tree() -> Callable[..., int]:
         return count
 
     return write
+
+
+@pytest.fixture(scope="module")
+def single_torch_thread() -> Iterator[None]:
+    """One torch thread for a module: tiny tensors run faster on one, and intra-op threads spin when
+    the CPU is shared (use with ``pytestmark = pytest.mark.usefixtures("single_torch_thread")``)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -6,7 +6,6 @@ import copy
 import logging
 import math
 import urllib.error
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +27,8 @@ from san.models.backbones import build_classifier_model, build_feature_extractor
 from san.models.gradient_reversal import dann_lambda
 from san.models.networks import DomainDiscriminator, SiameseEncoder, build_fusion
 
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
+
 NUM_CLASSES = 3
 NUM_DOMAINS = 2
 REQUIRED_KEYS = {"loss", "class_loss", "acc"}
@@ -41,15 +42,6 @@ ADVERSARY_KEYS = {
     "disc_acc_class_only",
 }
 ADVERSARIES = {"san", "cdann", "published_san"}
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread() -> Iterator[None]:
-    """Tiny tensors run faster on one thread, and intra-op threads spin when the CPU is shared."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def make_batch(

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -23,15 +22,9 @@ from san.training.engine import FitResult
 from san.training.sampling import BalancedBatchSampler
 from san.training.swad import SWADAverager
 
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
+
 NUM_CLASSES, NUM_DOMAINS = 3, 2
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def make_batch(n: int = 6, size: int = 32, seed: int = 0) -> dict[str, torch.Tensor]:

@@ -4,7 +4,6 @@ pair, acquisition augmentation, background reference, EMA/SWA and TTA. CPU, tiny
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +28,8 @@ from san.models.mixstyle import MixStyle
 from san.models.networks import PolarizationBatchNorm2d, SiameseEncoder
 from san.training.averaging import build_averager, reestimate_batch_norm
 
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
+
 RECIPE = {
     "stem": "no-maxpool",
     "width": 0.25,
@@ -41,14 +42,6 @@ RECIPE = {
     "mix_probability": 1.0,
     "amp": False,
 }
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def batch(n: int = 6, size: int = 32, seed: int = 0) -> dict[str, torch.Tensor]:

@@ -421,3 +421,10 @@ def test_tiny_real_job_runs_then_is_skipped(tmp_path, write_pair_tree):
     assert execute.changed_settings(jobs[0], record) == [
         "training.schedule: 'constant' in the run, 'cosine' now"
     ]
+    record["config"]["training"]["schedule"] = "cosine"
+    # A key an older record lacks counts as its base.yaml value: not stale when the job keeps that
+    # value, stale when the preset now sets another one.
+    del record["config"]["data"]["border_fraction"]  # the CPU preset keeps base.yaml's value
+    assert execute.changed_settings(jobs[0], record) == []
+    del record["config"]["augmentation"]["vignetting"]  # base.yaml 0.0, the CPU preset 0.25
+    assert execute.changed_settings(jobs[0], record) == ["augmentation.vignetting: 0.0 in the run, 0.25 now"]

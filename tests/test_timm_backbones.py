@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,17 +21,11 @@ from san.models.networks import (
     fusion_uses_tokens,
 )
 
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
+
 SIZE = 32
 # Tiny timm models (timm's own test architectures, well under 1M parameters) and one real ViT.
 TIMM_MODELS = ["timm:test_convnext", "timm:test_vit", "timm:vit_tiny_patch16_224"]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _images(n: int = 2, size: int = SIZE, seed: int = 0) -> torch.Tensor:

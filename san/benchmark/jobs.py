@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 from data_tools.names import canonical_domain, ordered_domains, parse_name_list
 from san import methods
-from san.runs.config import CONFIG_DIR, resolve_config
-from san.runs.settings import settings_changes
+from san.runs.config import CONFIG_DIR, read_yaml, resolve_config
+from san.runs.settings import flatten, settings_changes
 
 if TYPE_CHECKING:
     from san.runs.lifecycle import RunRequest
@@ -272,6 +272,25 @@ class JobExecutor:
             progress=False,
         )
 
+    def check_settings(self, jobs: Sequence[Job]) -> None:
+        """Resolve and type-check the config of every method and override set among ``jobs``, so that a
+        typo fails the command at once rather than every job after the output folder is claimed.
+
+        Raises:
+            san.runs.config.ConfigError: an unknown key, a mistyped or out-of-range value.
+        """
+        from san.runs.config_types import check_config_types
+
+        for method, extra in sorted({(job.method, tuple(job.overrides)) for job in jobs}):
+            defaults = methods.default_hparams(method)
+            config, _ = resolve_config(
+                method,
+                config_file=preset_file(self.preset),
+                overrides=(*self.overrides, *extra),
+                hparam_names=defaults,
+            )
+            check_config_types({**config, "hparams": {**defaults, **config["hparams"]}}, defaults)
+
     def changed_settings(self, job: Job, record: dict[str, Any]) -> list[str]:
         """How the config recorded by a finished run of ``job`` differs from what the job would use now
         (e.g. after an edit of the preset file); empty when the run is current.
@@ -280,7 +299,10 @@ class JobExecutor:
             san.runs.config.ConfigError: a config file is missing or invalid.
         """
         expected, _ = resolve_config(job.method, config_file=preset_file(self.preset))
-        defaults = {f"hparams.{k}": v for k, v in methods.default_hparams(job.method).items()}
+        # A key a run's record lacks (the code gained it later) counts as its base.yaml value, which
+        # is what that older code did; the run is stale only if the job would now use another.
+        defaults = flatten(read_yaml(CONFIG_DIR / "base.yaml"))
+        defaults.update({f"hparams.{k}": v for k, v in methods.default_hparams(job.method).items()})
         return settings_changes(
             record.get("config") or {}, expected, (*self.overrides, *job.overrides), defaults
         )

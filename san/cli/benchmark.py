@@ -173,18 +173,10 @@ def run_grid(
     """
     from san.benchmark.jobs import JobExecutor
     from san.benchmark.runner import claim_output_dir, format_stale, plan, run_jobs, stale_jobs
+    from san.runs.config import ConfigError
 
     if args.shard:
         jobs = shard_jobs(jobs, *args.shard)
-    try:
-        claim_output_dir(
-            out,
-            {"preset": preset, "overrides": args.overrides, "manifest_hash": data.manifest_hash},
-            record=not args.dry_run,
-        )
-    except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_USAGE, None
     executor = JobExecutor(
         data=args.data,
         preset=preset,
@@ -194,6 +186,19 @@ def run_grid(
         device=args.device,
         wandb_artifacts=args.wandb_artifacts,
     )
+    try:
+        executor.check_settings(jobs)  # before the folder is claimed: a typo must not be recorded
+    except ConfigError as error:
+        return report_error(error), None
+    try:
+        claim_output_dir(
+            out,
+            {"preset": preset, "overrides": args.overrides, "manifest_hash": data.manifest_hash},
+            record=not args.dry_run,
+        )
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE, None
     planned = plan(jobs, out)
     stale = stale_jobs(planned, out, executor.changed_settings)
     if args.dry_run:

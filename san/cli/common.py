@@ -25,6 +25,7 @@ from data_tools.commandline import (
     command_parser,
     configure_logging,
     device_name,
+    non_negative_int,
 )
 from data_tools.names import parse_name_list
 from san.evaluation.protocols import PROTOCOL_CHOICES, UsageError
@@ -95,7 +96,10 @@ def add_run_arguments(parser: CommandParser) -> None:
     )
     protocol.add_argument("--protocol", choices=PROTOCOL_CHOICES, help=PROTOCOL_HELP)
     protocol.add_argument(
-        "--seed", type=int, default=0, help="seed of the split, initialisation and data order"
+        "--seed",
+        type=non_negative_int,
+        default=0,
+        help="seed of the split, initialisation and data order (an integer >= 0)",
     )
     setup = parser.add_argument_group("configuration")
     setup.add_argument(

@@ -38,6 +38,7 @@ from san.evaluation.metrics import classification_metrics
 from san.evaluation.protocols import make_split, resolve_protocol, select_classes
 from san.runs.calibration import calibrate_run
 from san.runs.config import resolve_config
+from san.runs.config_types import check_config_types
 from san.runs.figures import save_confusion_matrix
 from san.runs.quantification import CalibrationRows, save_calibration_rows
 from san.runs.records import RESULTS_FILE, RESULTS_LOG, package_versions, read_record, write_record
@@ -130,6 +131,7 @@ class RunContext:
         )
         # The record holds every resolved value, not only those a YAML layer wrote out.
         self.config["hparams"] = {**hparam_defaults, **self.config["hparams"]}
+        check_config_types(self.config, hparam_defaults)
         if use_cpu_preset:
             log.info("no GPU and no --config: using the CPU preset (configs/presets/cpu.yaml)")
         self.run_dir = (
