@@ -10,6 +10,7 @@ from scipy.special import softmax
 
 from san.evaluation.calibration import (
     CALIBRATION_FILE,
+    MIN_FIT_PAIRS,
     RELIABILITY_FILE,
     TemperatureScaling,
     expected_calibration_error,
@@ -68,6 +69,16 @@ def test_calibrate_run_writes_the_temperature_the_report_and_the_diagram(tmp_pat
     assert json.loads((tmp_path / CALIBRATION_FILE).read_text())["temperature"] == report["temperature"]
     assert TemperatureScaling.load(tmp_path).temperature == pytest.approx(report["temperature"])
     assert (tmp_path / RELIABILITY_FILE).stat().st_size > 0
+
+
+def test_a_validation_split_too_small_to_fit_a_temperature_is_skipped_with_a_note(tmp_path):
+    scores, labels, _ = overconfident(21, 1.0, seed=5)  # the size that once gave T = 0.39
+    report = calibrate_run({"val": (softmax(scores, axis=1), labels)}, tmp_path)
+    assert report["status"] == "skipped" and report["n_val"] == 21 and report["min_pairs"] == MIN_FIT_PAIRS
+    assert "21 pairs, fewer than the 50" in report["reason"] and "T = 1" in report["reason"]
+    assert TemperatureScaling.load(tmp_path) is None  # prediction applies no temperature
+    scores, labels, _ = overconfident(MIN_FIT_PAIRS, 1.0, seed=5)
+    assert calibrate_run({"val": (softmax(scores, axis=1), labels)}, tmp_path)["status"] == "fitted"
 
 
 def test_without_val_nothing_is_fitted_and_a_bad_file_is_named(tmp_path):

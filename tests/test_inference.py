@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import joblib
@@ -22,6 +23,7 @@ from data_tools.layout import LayoutError
 from data_tools.manifest import build_manifest
 from data_tools.manifest_io import write_manifest
 from san.cli.predict import predict_main
+from san.evaluation import calibration
 from san.evaluation.calibration import CALIBRATION_FILE, log_scores, scaled_probabilities
 from san.inference.prediction import PredictionSettings, StrictInputError, run_prediction
 from san.inference.predictors import Predictor, RunLoadError, load_predictor
@@ -54,13 +56,21 @@ def _request(tree: Path, out: Path, method: str, overrides: list[str]) -> RunReq
 
 
 @pytest.fixture(scope="module")
-def deep_run(tree, tmp_path_factory) -> Path:
+def small_val_calibrates() -> Iterator[None]:
+    """Fit a temperature on the tiny tree's few val pairs (real runs need MIN_FIT_PAIRS)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(calibration, "MIN_FIT_PAIRS", 2)
+        yield
+
+
+@pytest.fixture(scope="module")
+def deep_run(tree, tmp_path_factory, small_val_calibrates) -> Path:
     record = run_experiment(_request(tree, tmp_path_factory.mktemp("runs"), "san", TINY))
     return Path(record["run_dir"])
 
 
 @pytest.fixture(scope="module")
-def classical_run(tree, tmp_path_factory) -> Path:
+def classical_run(tree, tmp_path_factory, small_val_calibrates) -> Path:
     request = _request(tree, tmp_path_factory.mktemp("classical"), "knn", ["feature_size=32", "cv_folds=2"])
     return Path(run_classical_experiment(request)["run_dir"])
 

@@ -10,6 +10,7 @@ being mapped.
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -59,7 +60,8 @@ def failures() -> tuple[type[BaseException], ...]:
     from data_tools.images import ImageDecodeError
     from data_tools.manifest_io import ManifestError
 
-    return (ManifestError, ImageDecodeError, FileNotFoundError, FloatingPointError, ValueError)
+    # OSError: FileNotFoundError, and unwritable or full output and cache folders.
+    return (ManifestError, ImageDecodeError, FloatingPointError, ValueError, OSError)
 
 
 def add_device_argument(parser: argparse.ArgumentParser, help: str = DEVICE_HELP) -> None:
@@ -211,8 +213,20 @@ def run_command(job: Callable[[], Any], show: Callable[[Any], None]) -> int:
 
 def report_error(error: BaseException) -> int:
     """Print ``error:`` and the message on stderr; return its exit code (2 usage, 1 failure)."""
-    print(f"error: {error}", file=sys.stderr)
+    message = os_error_message(error) if isinstance(error, OSError) else str(error)
+    print(f"error: {message}", file=sys.stderr)
     return EXIT_USAGE if isinstance(error, usage_errors()) else EXIT_FAILED
+
+
+def os_error_message(error: OSError) -> str:
+    """One line for a file-system error: what failed, where, and for a refused write what to check."""
+    from data_tools.paths import CACHE_ENV_VAR
+
+    where = f": {error.filename}" if error.filename else ""
+    message = f"{error.strerror or error}{where}"
+    if error.errno in (errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOTDIR, errno.ENOSPC):
+        message += f" (the output folder --out and the cache folder ${CACHE_ENV_VAR} must be writable)"
+    return message
 
 
 def run_cli(run: Callable[[], dict[str, Any]]) -> int:

@@ -31,6 +31,12 @@ MAX_DIAGRAM_BINS = 10  # the reliability diagram's equal-count bins: at most thi
 MIN_PAIRS_PER_BIN = 15  # and at least this many pairs in each
 FIT_SPLIT = "val"
 TEMPERATURE_BOUNDS = (0.05, 20.0)
+# Below this many validation pairs no temperature is fitted (T = 1, the record says why). One
+# scalar fitted by NLL hangs on the few misclassified pairs: for a simulated 12-class model that is
+# calibrated (true T = 1) at 77% accuracy, 90% of the fits on 21 pairs fell in 0.49-1.43, on 50 in
+# 0.68-1.27, on 100 in 0.78-1.18 (1,000 draws each). 50 keeps every run of the synthetic benchmark
+# (val >= 97 pairs) calibrated and refuses the tiny validation splits that gave T = 0.39.
+MIN_FIT_PAIRS = 50
 MIN_PROBABILITY = 1e-12  # log(0) would make a zero-probability class an infinite logit
 
 
