@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from launcher_stubs import WhereExecutor
 
+from san.benchmark import runner
 from san.benchmark.jobs import GridError, expand_grid
 from san.benchmark.launchers import SubmititLauncher, parse_shard, shard_jobs, worker_gpus
 from san.benchmark.runner import _init_worker, run_jobs
@@ -68,14 +69,16 @@ def test_each_local_worker_gets_one_gpu_in_turn():
 
 
 def test_the_worker_initializer_sets_its_gpu(monkeypatch):
+    # In this process, "die with the parent" would arm a watchdog and a death signal on pytest itself.
+    monkeypatch.setattr(runner, "die_with_parent", lambda parent_pid: None)
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     slots = queue.Queue()
     slots.put("1")
     slots.put(None)
-    _init_worker(1, os.getpid(), slots)
+    _init_worker(1, os.getppid(), slots)
     assert os.environ["CUDA_VISIBLE_DEVICES"] == "1"
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
-    _init_worker(1, os.getpid(), slots)  # None: left as it was
+    _init_worker(1, os.getppid(), slots)  # None: left as it was
     assert os.environ["CUDA_VISIBLE_DEVICES"] == "0,1"
 
 

@@ -175,10 +175,12 @@ def test_per_method_preset_layers_apply_to_their_method_only(tmp_path: Path) -> 
 def test_cpu_preset_resolves_for_every_method() -> None:
     from san.runs.config import CONFIG_DIR
 
-    for method in ("erm", "san", "svm", "vgg16"):
-        config, _ = resolve_config(method, config_file=CONFIG_DIR / "presets" / "cpu.yaml")
-        assert config["data"]["size"] == 64
-        assert ("width" in config["hparams"]) == (method in ("erm", "san"))
+    for method in ("erm", "san", "svm", "vgg16", "cdann", "swad"):
+        recipe, _ = resolve_config(method, config_file=CONFIG_DIR / "presets" / "cpu-recipe.yaml")
+        plain, _ = resolve_config(method, config_file=CONFIG_DIR / "presets" / "cpu.yaml")
+        assert recipe["data"]["size"] == plain["data"]["size"] == 64
+        assert ("width" in recipe["hparams"]) == (method in ("erm", "san", "cdann", "swad"))
+        assert "width" not in plain["hparams"] and plain["training"]["epochs"] == 10
 
 
 def test_classical_features_follow_the_input_size() -> None:

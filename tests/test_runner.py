@@ -5,6 +5,7 @@ Most tests use a fast fake executor that writes a valid record (or raises); one 
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import os
@@ -426,5 +427,7 @@ def test_tiny_real_job_runs_then_is_skipped(tmp_path, write_pair_tree):
     # value, stale when the preset now sets another one.
     del record["config"]["data"]["border_fraction"]  # the CPU preset keeps base.yaml's value
     assert execute.changed_settings(jobs[0], record) == []
-    del record["config"]["augmentation"]["vignetting"]  # base.yaml 0.0, the CPU preset 0.25
-    assert execute.changed_settings(jobs[0], record) == ["augmentation.vignetting: 0.0 in the run, 0.25 now"]
+    del record["config"]["augmentation"]["vignetting"]  # the CPU preset keeps base.yaml's 0.0 too
+    assert execute.changed_settings(jobs[0], record) == []
+    recipe = dataclasses.replace(execute, preset="cpu-recipe")  # which sets 0.25
+    assert "augmentation.vignetting: 0.0 in the run, 0.25 now" in recipe.changed_settings(jobs[0], record)

@@ -28,7 +28,7 @@ CLASSICAL_METHODS: tuple[str, ...] = tuple(methods.method_names("classical"))
 ALL_METHODS: tuple[str, ...] = tuple(methods.method_names())
 METHOD_FAMILIES: dict[str, str] = methods.families()
 BENCHMARK_PROTOCOLS: tuple[str, ...] = ("mixed", "loro")
-PRESETS: tuple[str, ...] = ("cpu", "paper")
+PRESETS: tuple[str, ...] = ("cpu", "cpu-recipe", "paper")
 
 
 class GridError(ValueError):

@@ -51,8 +51,9 @@ def add_grid_run_arguments(parser: argparse.ArgumentParser, *, default_out: str)
     parser.add_argument(
         "--preset",
         choices=PRESETS,
-        help="cpu: configs/presets/cpu.yaml (small, fast); paper: each method's own "
-        "paper-sized config (default: paper with a GPU, else cpu)",
+        help="cpu: configs/presets/cpu.yaml (small, fast); cpu-recipe: the issue-#13 training "
+        "recipe on CPU (configs/presets/cpu-recipe.yaml); paper: each method's own paper-sized "
+        "config (default: paper with a GPU, else cpu)",
     )
     parser.add_argument(
         "--set",
