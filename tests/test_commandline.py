@@ -182,3 +182,14 @@ def test_without_logging_set_up_warnings_still_reach_the_console(tmp_path, monke
     lines = (tmp_path / "train.log").read_text().splitlines()
     assert len(lines) == 1 and lines[0].endswith("WARNING san.demo: careful")
     assert root.handlers == []
+
+
+def test_a_file_system_error_is_one_line_naming_the_path_and_what_must_be_writable(capsys):
+    from san.cli.common import report_error
+
+    assert report_error(PermissionError(13, "Permission denied", "/read-only/runs")) == 1
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "Permission denied: /read-only/runs" in error
+    assert "--out" in error and "must be writable" in error
+    assert report_error(FileNotFoundError(2, "No such file or directory", "/no/data")) == 1
+    assert "must be writable" not in capsys.readouterr().err  # a missing input is not a write problem
