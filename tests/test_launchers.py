@@ -177,6 +177,12 @@ class _FakeWandb:
     def init(self, **kwargs) -> _FakeRun:
         return self.run
 
+    def setup(self, **kwargs) -> None:
+        pass
+
+    def Settings(self, **kwargs):  # noqa: N802 (wandb's names)
+        return kwargs
+
     def Table(self, **kwargs):  # noqa: N802 (wandb's names)
         return kwargs
 
