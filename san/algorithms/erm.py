@@ -68,9 +68,10 @@ class ERM(Algorithm):
         return self.hparams["backbone"]
 
     def build_modules(self) -> None:
-        # Drawn from the global stream, which the run seeds: MixStyle and Mixup/CutMix then keep
-        # generators of their own, so they never shift the data-order or initialisation streams.
-        self._mix_seed = int(torch.randint(0, 2**31 - 1, ()))
+        # Derived from the run's seed without drawing from the global stream (a draw would shift the
+        # initialisation of every run, mixing or not); MixStyle and Mixup/CutMix then keep generators
+        # of their own, so they never shift the data-order or initialisation streams either.
+        self._mix_seed = (torch.initial_seed() * 2654435761 + 1) % (2**31 - 1)
         self.mix_generator = torch.Generator().manual_seed(self._mix_seed)
         self.network = self.build_network()
 
