@@ -29,8 +29,8 @@ def stub_grid() -> list[Job]:
     return expand_grid(["svm", "san"], [("mixed", None), ("loro", None)], ["yangtze", "yarlung"], [0])
 
 
-def stub_record(job: Job, run_dir: Path) -> dict[str, Any]:
-    """A valid complete record of ``job``."""
+def stub_record(job: Job, run_dir: Path, **fields: Any) -> dict[str, Any]:
+    """A valid complete record of ``job``; ``fields`` replace or add top-level keys."""
     return {
         "status": "complete",
         "method": job.method,
@@ -46,6 +46,7 @@ def stub_record(job: Job, run_dir: Path) -> dict[str, Any]:
         "versions": {},
         "data": {},
         "run_dir": str(run_dir),
+        **fields,
     }
 
 

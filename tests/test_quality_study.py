@@ -10,6 +10,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from runner_stubs import stub_record
 
 from san.benchmark.jobs import GridError, JobExecutor
 from san.benchmark.runner import run_jobs
@@ -84,22 +85,7 @@ class FakeRuns:
                 "action": "flipped",
                 "fraction_changed": level,
             }
-        record = {
-            "status": "complete",
-            "method": job.method,
-            "protocol": "cross" if job.target else "mixed",
-            "sources": list(job.sources),
-            "targets": [job.target] if job.target else [],
-            "seed": job.seed,
-            "classes": ["Ap", "Zrn"],
-            "selection": {},
-            "metrics": metrics,
-            "timing": {},
-            "config": {},
-            "versions": {},
-            "data": {},
-            "extras": extras,
-        }
+        record = stub_record(job, run_dir, selection={}, metrics=metrics, extras=extras)
         write_record(record, run_dir, None)
         return record
 

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import torch
 import yaml
-from runner_stubs import driver_command, stub_grid
+from runner_stubs import driver_command, stub_grid, stub_record
 
 from data_tools.atomic import append_line
 from san.benchmark.claims import claim_path
@@ -42,7 +42,6 @@ from san.benchmark.runner import (
     threads_per_worker,
 )
 from san.cli import benchmark as benchmark_cli
-from san.evaluation.metrics import classification_metrics
 from san.runs.config import CONFIG_DIR, resolve_config
 from san.runs.lifecycle import CHECKPOINT_FILE, REQUEST_FILE
 from san.runs.records import RESULTS_FILE, RESULTS_LOG, read_record, write_record
@@ -66,23 +65,7 @@ class FakeExecutor:
         )
         if job.method in self.fail:
             raise ValueError(f"{job.method} exploded\nsecond line of the message")
-        metrics = classification_metrics([0, 1, 1], [0, 1, 0], ["Ap", "Zrn"])
-        record = {
-            "status": "complete",
-            "method": job.method,
-            "protocol": "cross" if job.target else "mixed",
-            "sources": list(job.sources),
-            "targets": [job.target] if job.target else [],
-            "seed": job.seed,
-            "classes": ["Ap", "Zrn"],
-            "selection": {"rule": "fake"},
-            "metrics": {"test": metrics},
-            "timing": {},
-            "config": {},
-            "versions": {},
-            "data": {},
-            "run_dir": str(run_dir),
-        }
+        record = stub_record(job, run_dir, selection={"rule": "fake"})
         write_record(record, run_dir, None)
         return record
 
