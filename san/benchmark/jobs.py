@@ -289,7 +289,7 @@ class JobExecutor:
                 overrides=(*self.overrides, *extra),
                 hparam_names=defaults,
             )
-            check_config_types({**config, "hparams": {**defaults, **config["hparams"]}}, defaults)
+            check_config_types(config, defaults)  # keys left to the defaults are right by definition
 
     def changed_settings(self, job: Job, record: dict[str, Any]) -> list[str]:
         """How the config recorded by a finished run of ``job`` differs from what the job would use now
