@@ -139,7 +139,12 @@ def test_the_executor_adds_the_condition_to_the_benchmark_overrides(tmp_path):
     base = JobExecutor(data="rivers.csv", preset="cpu", out=str(tmp_path), overrides=("epochs=1",))
     with_condition = dataclasses.replace(base, overrides=(*base.overrides, *job.overrides))
     request = with_condition.request(job, job.run_dir(tmp_path))
-    assert request.overrides == ["epochs=1", "quality.factor=blur", "quality.level=2"]
+    assert request.overrides == [
+        "training.epoch_scores=true",
+        "epochs=1",
+        "quality.factor=blur",
+        "quality.level=2",
+    ]
     assert request.seed == 2 and request.protocol == "mixed"
 
 

@@ -131,7 +131,8 @@ def test_deep_job_request_matches_what_train_san_would_build(tmp_path):
     assert request.domains == ["yangtze", "pengqu"] and request.targets == ["yarlung"]
     assert request.config_file == str(CONFIG_DIR / "presets" / "cpu.yaml")
     assert request.run_dir == str(tmp_path / "run") and request.out == "runs/b"
-    assert request.overrides == ["epochs=1"]
+    # Grid jobs score test and target every epoch (the loso and oracle rules need it); --set comes after.
+    assert request.overrides == ["training.epoch_scores=true", "epochs=1"]
     assert request.progress is False
 
 

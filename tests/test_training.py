@@ -52,7 +52,9 @@ def tiny_request(tree: Path, out: Path, **changes) -> RunRequest:
 
 def test_end_to_end_run_writes_a_complete_record(tiny_tree, tmp_path, caplog):
     caplog.set_level(logging.INFO)
-    record = run_experiment(tiny_request(tiny_tree, tmp_path))
+    record = run_experiment(
+        tiny_request(tiny_tree, tmp_path, overrides=[*TINY, "training.epoch_scores=true"])
+    )
     assert set(RECORD_KEYS) <= set(record)
     assert record["protocol"] == "loro" and record["targets"] == ["yangtze"]
     assert record["sources"] == ["yarlung", "pengqu"]
@@ -164,7 +166,7 @@ def test_swad_cannot_be_combined_with_training_averaging(tiny_tree, tmp_path):
 
 
 def test_published_protocol_runs_its_stages_and_the_oracle_rule_reads_its_record(tiny_tree, tmp_path):
-    overrides = [*TINY, "epochs=5", "stage_ends=[0.4,0.6]"]
+    overrides = [*TINY, "epochs=5", "stage_ends=[0.4,0.6]", "training.epoch_scores=true"]
     record = run_experiment(tiny_request(tiny_tree, tmp_path, method="published_san", overrides=overrides))
     lambdas = [row["train_lambda"] for row in record["extras"]["history"]]
     assert lambdas[:2] == [0.0, 0.0] and lambdas[-1] == 1.0  # classifier, discriminator, adversarial
@@ -182,6 +184,8 @@ def test_leave_one_source_out_run_scores_the_held_out_source_without_its_test_pa
     assert record["metrics"]["target"]["n"] == 8  # 12 Yangtze pairs less the 4 its test split holds
     assert "pengqu" not in record["metrics"]["test"]["per_domain"]
     assert record["extras"]["river_probe"]["status"] == "skipped"  # one source river
+    # A single run leaves the per-epoch test/target scores off (benchmark.py turns them on).
+    assert "target_accuracy" not in record["extras"]["final_epoch"]
 
 
 def test_wandb_offline_writes_its_files_under_the_run_directory(tiny_tree, tmp_path):
@@ -277,3 +281,29 @@ def test_erm_with_cross_attention_on_a_timm_vit_runs_one_epoch_and_reloads(tiny_
         Path(record["run_dir"]) / "predictions_target.csv", delimiter=",", skiprows=1, usecols=(4, 5, 6)
     )
     assert np.allclose(probabilities.sum(axis=1), 1.0, atol=1e-4)
+
+
+def test_history_records_the_data_wait_of_every_epoch(tiny_tree, tmp_path):
+    record = run_experiment(tiny_request(tiny_tree, tmp_path, method="erm"))
+    for row in record["extras"]["history"]:
+        assert 0 <= row["train_data_seconds"] <= row["train_loop_seconds"] <= row["seconds"]
+
+
+def test_profile_splits_a_step_into_data_forward_backward_and_optimizer(tiny_tree, tmp_path, capsys):
+    from san.cli.profile import main as profile_main
+    from san.training.profiling import PHASES, format_profile, profile_steps
+
+    experiment = Experiment(tiny_request(tiny_tree, tmp_path))
+    profile = profile_steps(experiment.trainer(experiment.prepare()), steps=2, warmup=1, top=3)
+    assert profile.steps == 2 and profile.data >= 0 and profile.update > 0
+    assert set(profile.phases) == set(PHASES) and all(v > 0 for v in profile.phases.values())
+    assert 0 <= profile.data_share < 1 and len(profile.top_operators) == 3
+    assert "data wait" in format_profile(profile)
+    with pytest.raises(ValueError, match="steps >= 1"):
+        profile_steps(experiment.trainer(experiment.prepare()), steps=0)
+
+    args = ["--data", str(tiny_tree), "--domains", "yarlung,pengqu", "--quiet", "--steps", "1"]
+    assert profile_main([*args, *(f"--set={o}" for o in TINY)]) == 0
+    assert "step/backward" in capsys.readouterr().out
+    assert profile_main([*args, "--resume", str(tmp_path)]) == 2
+    assert "do not apply" in capsys.readouterr().err

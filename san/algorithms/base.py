@@ -18,6 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.profiler import record_function
 
 Batch = Mapping[str, Tensor]
 
@@ -167,7 +168,8 @@ class Algorithm(nn.Module):
         optimizers = self.optimizers()
         for optimizer in optimizers:
             optimizer.zero_grad(set_to_none=True)
-        with self._autocast(use_amp):
+        # The record_function labels name the phases in a torch.profiler trace (san.training.profiling).
+        with self._autocast(use_amp), record_function("step/forward"):
             loss, terms = self.compute_loss(batch, progress)
         logs = {"loss": loss.item(), **{name: float(value) for name, value in terms.items()}}
         if not math.isfinite(logs["loss"]):
@@ -177,19 +179,21 @@ class Algorithm(nn.Module):
                 f"learning rate, set grad_clip, or check the inputs for NaN"
             )
         scaler = self.scaler if use_amp else None
-        (scaler.scale(loss) if scaler else loss).backward()
+        with record_function("step/backward"):
+            (scaler.scale(loss) if scaler else loss).backward()
         if self.hparams["grad_clip"]:
             if scaler:
                 for optimizer in optimizers:
                     scaler.unscale_(optimizer)
             logs["grad_norm"] = float(nn.utils.clip_grad_norm_(self.parameters(), self.hparams["grad_clip"]))
-        for optimizer in optimizers:
+        with record_function("step/optimizer"):
+            for optimizer in optimizers:
+                if scaler:
+                    scaler.step(optimizer)
+                else:
+                    optimizer.step()
             if scaler:
-                scaler.step(optimizer)
-            else:
-                optimizer.step()
-        if scaler:
-            scaler.update()
+                scaler.update()
         return logs
 
     def training_state(self) -> dict[str, Any]:

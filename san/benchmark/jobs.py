@@ -235,6 +235,11 @@ def preset_file(preset: str) -> Path:
     return CONFIG_DIR / "presets" / f"{preset}.yaml"
 
 
+# Every grid job scores test and target after each epoch (off for a single run, where nothing reads
+# them): the tables' leave-one-source-out and oracle selection rules need those per-epoch scores.
+GRID_OVERRIDES: tuple[str, ...] = ("training.epoch_scores=true",)
+
+
 @dataclass(frozen=True)
 class JobExecutor:
     """Runs one job and returns its record through the runner the method registry names for it
@@ -262,7 +267,7 @@ class JobExecutor:
             protocol=job.protocol,
             seed=job.seed,
             config_file=str(preset_file(self.preset)),
-            overrides=list(self.overrides),
+            overrides=list(self.all_overrides),
             out=self.out,
             run_dir=str(run_dir),
             wandb_mode=self.wandb_mode,
@@ -271,6 +276,11 @@ class JobExecutor:
             device=self.device,
             progress=False,
         )
+
+    @property
+    def all_overrides(self) -> tuple[str, ...]:
+        """:data:`GRID_OVERRIDES`, then the grid's own (``--set``), which may undo them."""
+        return (*GRID_OVERRIDES, *self.overrides)
 
     def check_settings(self, jobs: Sequence[Job]) -> None:
         """Resolve and type-check the config of every method and override set among ``jobs``, so that a
@@ -286,7 +296,7 @@ class JobExecutor:
             config, _ = resolve_config(
                 method,
                 config_file=preset_file(self.preset),
-                overrides=(*self.overrides, *extra),
+                overrides=(*self.all_overrides, *extra),
                 hparam_names=defaults,
             )
             check_config_types(config, defaults)  # keys left to the defaults are right by definition
@@ -304,7 +314,7 @@ class JobExecutor:
         defaults = flatten(read_yaml(CONFIG_DIR / "base.yaml"))
         defaults.update({f"hparams.{k}": v for k, v in methods.default_hparams(job.method).items()})
         return settings_changes(
-            record.get("config") or {}, expected, (*self.overrides, *job.overrides), defaults
+            record.get("config") or {}, expected, (*self.all_overrides, *job.overrides), defaults
         )
 
     def __call__(self, job: Job, run_dir: Path, resume: bool) -> dict[str, Any]:

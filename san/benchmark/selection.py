@@ -117,7 +117,10 @@ def select(
     """
     check_rule(rule)
     if not reselectable(record):
-        raise SelectionError("no per-epoch target scores, or its output is not one epoch's weights")
+        raise SelectionError(
+            "no per-epoch target scores (a single run leaves training.epoch_scores off; benchmark.py "
+            "turns it on), or its output is not one epoch's weights"
+        )
     rows = [r for r in history(record) if "target_accuracy" in r]  # the epochs that could be chosen
     if rule == "training":
         epoch = int(record["selection"]["epoch"])

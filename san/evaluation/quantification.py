@@ -11,7 +11,8 @@ Sebastiani), for K classes, N grains with calibrated posteriors P (N x K) and to
 - ``emq``  EM / SLD (Saerens, Latinne and Decaestecker 2002): iterate
   P'[n, k] ∝ (q_k / pi_k) P[n, k] (E-step) and q_k = mean_n P'[n, k] (M-step) from q = pi, the
   training prevalence, to a fixed point; P' are the prior-adapted posteriors.
-- ``hdy``  HDy generalised to K classes (QuaPy's ``DMy`` with the Hellinger distance): the p whose
+- ``hdy``  HDy generalised to K classes (QuaPy's ``DMy`` with the Hellinger distance, its loss
+  vectorised in :mod:`san.evaluation.hellinger_dmy`): the p whose
   mixture sum_j p_j h_j of the per-class histograms h_j of the training posteriors (8 bins per
   class column) is closest to the sample's histograms.
 
@@ -70,9 +71,9 @@ def _quapy_quantifier(name: str, n_classes: int) -> Any:
     if name == "emq":
         return aggregative.EMQ(classifier, fit_classifier=False, val_split=None)
     if name == "hdy":
-        return aggregative.DMy(
-            classifier, fit_classifier=False, val_split=None, nbins=HDY_BINS, divergence="HD", n_jobs=1
-        )
+        from san.evaluation.hellinger_dmy import HellingerDMy
+
+        return HellingerDMy(classifier, fit_classifier=False, val_split=None, nbins=HDY_BINS, n_jobs=1)
     raise ValueError(f"unknown quantifier {name!r}; expected one of {', '.join(QUANTIFIERS)}")
 
 

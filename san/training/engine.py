@@ -81,7 +81,7 @@ class TrainingSettings:
     averaging: str = "none"
     ema_decay: float = 0.998
     swa_start: float = 0.75
-    epoch_scores: bool = True
+    epoch_scores: bool = False
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1:
@@ -353,7 +353,8 @@ class Trainer:
                 f"training.averaging={self.averager.name!r} (set training.averaging: none)"
             )
 
-    def _loader(self, epoch: int) -> DataLoader:
+    def epoch_loader(self, epoch: int) -> DataLoader:
+        """The training batches of ``epoch`` (0-based): the same order and augmentation every call."""
         self.sampler.set_epoch(epoch)
         self.train_data.transform.reseed(self.seed * 100_003 + epoch)
         generator = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
@@ -370,13 +371,18 @@ class Trainer:
         self.algorithm.train()
         sums: dict[str, float] = defaultdict(float)
         bar = tqdm(
-            self._loader(epoch),
+            self.epoch_loader(epoch),
             total=self.steps_per_epoch,
             desc=f"epoch {epoch + 1}/{self.settings.epochs}",
             leave=False,
             disable=not self.progress,
         )
+        # Wall time spent waiting for the loader (decoding, augmentation) against the whole loop: the
+        # record's train_data_seconds / train_loop_seconds says whether data is on the critical path.
+        loop_start = last = time.perf_counter()
+        waited = 0.0
         for i, batch in enumerate(bar):
+            waited += time.perf_counter() - last
             step = epoch * self.steps_per_epoch + i
             try:
                 scalars = self.algorithm.update(move_batch(batch, self.device), step / self.total_steps)
@@ -390,8 +396,11 @@ class Trainer:
             for key, value in scalars.items():
                 sums[key] += value
             bar.set_postfix(loss=f"{sums['loss'] / (i + 1):.3f}", acc=f"{sums['acc'] / (i + 1):.3f}")
+            last = time.perf_counter()
         means = {f"train_{k}": v / self.steps_per_epoch for k, v in sums.items()}
         means["lr"] = self.scheduler.get_last_lr()[0]
+        means["train_data_seconds"] = waited
+        means["train_loop_seconds"] = time.perf_counter() - loop_start
         return means
 
     def _predict(
@@ -422,7 +431,7 @@ class Trainer:
         if self.averager is None:
             return None, {}
         self.averager.after_epoch(self.algorithm, epoch)
-        model = self.averager.evaluation_model(epoch, self._loader(epoch))
+        model = self.averager.evaluation_model(epoch, self.epoch_loader(epoch))
         if model is None:
             return None, {}
         return model, self._validate(model, "val_avg_")
@@ -557,7 +566,7 @@ class Trainer:
         )
         self.algorithm.load_state_dict(best)
         for callback in self.callbacks:
-            callback.after_fit(self.algorithm, result, self._loader(self.settings.epochs))
+            callback.after_fit(self.algorithm, result, self.epoch_loader(self.settings.epochs))
         if self.averager is not None:
             self._plain_weights = self.run_dir / BEST_PLAIN_WEIGHTS_FILE
         elif result.selection_details:  # a callback replaced the best epoch's weights (SWAD)

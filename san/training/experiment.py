@@ -12,6 +12,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,7 @@ from san.runs.figures import save_training_curves
 from san.runs.lifecycle import REQUEST_FILE, RunContext, RunRequest, open_request_data
 from san.runs.records import read_record
 from san.runs.saved_model import DEEP_MODEL_FILE, FORMAT_VERSION
+from san.runs.tracking import Tracker
 from san.runtime import loader_workers, resolve_device, seed_everything
 from san.training.engine import (
     BEST_PLAIN_WEIGHTS_FILE,
@@ -62,6 +64,17 @@ def _class_weights(labels: np.ndarray, num_classes: int) -> list[float]:
     counts = np.bincount(labels, minlength=num_classes).astype(float)
     weights = np.divide(counts.max(), counts, out=np.zeros_like(counts), where=counts > 0)
     return weights.round(6).tolist()
+
+
+@dataclass
+class PreparedRun:
+    """A run ready to train: class facts for the record, settings, datasets, stats and algorithm."""
+
+    facts: dict[str, Any]
+    settings: TrainingSettings
+    datasets: dict[str, PairedGrainDataset]
+    stats: ChannelStats
+    algorithm: Algorithm
 
 
 class Experiment:
@@ -152,14 +165,9 @@ class Experiment:
         )
         return {**probe, "split": "test"}
 
-    def run(self, stop_after_epoch: Callable[[int], bool] | None = None) -> dict[str, Any]:
-        """Train, evaluate and record; returns the run record.
-
-        ``stop_after_epoch(epoch)`` returning True interrupts training after that epoch's checkpoint
-        (used to test resuming).
-        """
+    def prepare(self) -> PreparedRun:
+        """Seed, open the splits and build the algorithm on the device: everything before training."""
         context, config, request = self.context, self.context.config, self.context.request
-        cpu_start = time.process_time()
         seed_everything(request.seed, config["training"]["deterministic"])
         facts = context.training_class_facts()
         settings = self._settings()
@@ -175,22 +183,45 @@ class Experiment:
             request.method, len(context.class_names), len(context.protocol.sources), hparams
         )
         algorithm.to(self.device)
+        return PreparedRun(facts, settings, datasets, stats, algorithm)
+
+    def trainer(self, prepared: PreparedRun, tracker: Tracker | None = None) -> Trainer:
+        """The engine for a prepared run (writes its checkpoints into the run directory)."""
+        context = self.context
+        return Trainer(
+            prepared.algorithm,
+            prepared.datasets["train"],
+            prepared.datasets.get("val"),
+            prepared.settings,
+            seed=context.request.seed,
+            device=self.device,
+            run_dir=context.run_dir,
+            class_names=context.class_names,
+            tracker=tracker,
+            progress=context.request.progress,
+            domain_names=list(context.protocol.domains),
+            scored_splits=self._scored_splits(prepared.datasets),
+            callbacks=self._callbacks(prepared.algorithm),
+        )
+
+    def run(self, stop_after_epoch: Callable[[int], bool] | None = None) -> dict[str, Any]:
+        """Train, evaluate and record; returns the run record.
+
+        ``stop_after_epoch(epoch)`` returning True interrupts training after that epoch's checkpoint
+        (used to test resuming).
+        """
+        context, config = self.context, self.context.config
+        cpu_start = time.process_time()
+        prepared = self.prepare()
+        facts, settings, datasets, stats, algorithm = (
+            prepared.facts,
+            prepared.settings,
+            prepared.datasets,
+            prepared.stats,
+            prepared.algorithm,
+        )
         with context.tracked() as tracker:
-            trainer = Trainer(
-                algorithm,
-                datasets["train"],
-                datasets.get("val"),
-                settings,
-                seed=request.seed,
-                device=self.device,
-                run_dir=context.run_dir,
-                class_names=context.class_names,
-                tracker=tracker,
-                progress=request.progress,
-                domain_names=list(context.protocol.domains),
-                scored_splits=self._scored_splits(datasets),
-                callbacks=self._callbacks(algorithm),
-            )
+            trainer = self.trainer(prepared, tracker)
             fit = trainer.fit(resume=context.resume, stop_after_epoch=stop_after_epoch)
             evaluate_start = time.perf_counter()
             probabilities_by_split = self._predict(algorithm, datasets, settings)
