@@ -415,3 +415,9 @@ def test_tiny_real_job_runs_then_is_skipped(tmp_path, write_pair_tree):
     assert execute.changed_settings(jobs[0], record) == []
     recipe = dataclasses.replace(execute, preset="cpu-recipe")  # which sets 0.25
     assert "augmentation.vignetting: 0.0 in the run, 0.25 now" in recipe.changed_settings(jobs[0], record)
+
+
+def test_grids_run_their_longest_jobs_first():
+    jobs = expand_grid(["svm", "erm", "vgg16"], [("mixed", None), ("loro", "yarlung")], RIVERS, [0])
+    ordered = [f"{j.method}/{j.protocol}" for j in sorted(jobs, key=lambda j: j.expected_cost, reverse=True)]
+    assert ordered == ["vgg16/mixed", "vgg16/loro", "erm/mixed", "erm/loro", "svm/mixed", "svm/loro"]

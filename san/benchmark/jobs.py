@@ -31,6 +31,19 @@ BENCHMARK_PROTOCOLS: tuple[str, ...] = ("mixed", "loro")
 PRESETS: tuple[str, ...] = ("cpu", "cpu-recipe", "paper")
 
 
+# Minutes per job of the 2026-11-21 CPU grid on 2 cores (README): VGG-16 about 13, the pair
+# networks 4, ResNet34 3.3, a classical method 0.13; the published protocol trains two networks.
+RELATIVE_COST: dict[str, float] = {
+    "vgg16": 13.0,
+    "resnet34": 3.3,
+    "published": 8.0,
+    "erm": 4.0,
+    "san": 4.0,
+    "dg": 4.0,
+    "classical": 0.13,
+}
+
+
 class GridError(ValueError):
     """A benchmark grid names an unknown method, protocol, river or seed, or cannot be built from the data."""
 
@@ -66,6 +79,15 @@ class Job:
     def overrides(self) -> tuple[str, ...]:
         """Config overrides of this job beyond the grid's own (none for a plain benchmark job)."""
         return ()
+
+    @property
+    def expected_cost(self) -> float:
+        """Rough relative CPU cost of the job, for running the longest jobs first (only the order of a
+        grid depends on it): :data:`RELATIVE_COST` of its method or family, times 1.5 for ``mixed``,
+        which trains on every river's training part."""
+        family = METHOD_FAMILIES.get(self.method, "")
+        cost = RELATIVE_COST.get(self.method, RELATIVE_COST.get(family, 1.0))
+        return cost * (1.5 if self.protocol == "mixed" else 1.0)
 
     def as_dict(self) -> dict[str, Any]:
         """The job as plain data (for failure records and logs)."""

@@ -267,7 +267,9 @@ def _run_in_processes(
         initializer=_init_worker,
         initargs=(threads_per_worker(workers), os.getpid(), slots),
     ) as pool:
-        futures = {pool.submit(run_job, job, out, execute): job for job in jobs}
+        # Longest first, so that no long job starts last while the other workers idle.
+        ordered = sorted(jobs, key=lambda job: job.expected_cost, reverse=True)
+        futures = {pool.submit(run_job, job, out, execute): job for job in ordered}
         try:
             for future in as_completed(futures):
                 finish(collect(future, futures[future], out))
