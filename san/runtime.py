@@ -70,7 +70,7 @@ def seed_everything(seed: int, deterministic: bool = True) -> None:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True, warn_only=True)
         # Deterministic mode also fills every new tensor with NaN, a debugging aid against reads of
-        # uninitialised memory that changes no result: it was 14% of a CPU training step (aten::fill_).
+        # uninitialised memory that changes no result: aten::fill_ took 44 ms of a 1.2 s full-width CPU step.
         torch.utils.deterministic.fill_uninitialized_memory = False
         torch.backends.cudnn.benchmark = False
 
