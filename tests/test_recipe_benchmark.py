@@ -180,7 +180,10 @@ def test_cpu_preset_resolves_for_every_method() -> None:
         plain, _ = resolve_config(method, config_file=CONFIG_DIR / "presets" / "cpu.yaml")
         assert recipe["data"]["size"] == plain["data"]["size"] == 64
         assert ("width" in recipe["hparams"]) == (method in ("erm", "san", "cdann", "swad"))
-        assert "width" not in plain["hparams"] and plain["training"]["epochs"] == 10
+        pair_network = method in ("erm", "san", "cdann", "swad")
+        # The plain preset's pair networks: a quarter-width ResNet-18 for 20 epochs; the rest as before.
+        assert plain["hparams"].get("width") == (0.25 if pair_network else None)
+        assert plain["training"]["epochs"] == (20 if pair_network else 10)
 
 
 def test_classical_features_follow_the_input_size() -> None:
