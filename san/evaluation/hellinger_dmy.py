@@ -1,10 +1,11 @@
 """QuaPy's multiclass HDy (``DMy`` with the Hellinger distance) with its loss in one numpy expression.
 
 QuaPy's ``DMy.aggregate`` evaluates the loss with a Python loop over the K class columns, and SciPy's
-SLSQP calls it (K + 1) times per iteration for its finite-difference gradient: 90 ms per sample with
-12 classes, most of a run's assemblage evaluation. This subclass computes the same quantity, the mean
-over columns c of HD(t_c, sum_k p_k v_kc) = sqrt(sum_b (sqrt t_cb - sqrt m_cb)^2), as one array
-expression and hands it to QuaPy's own solver, so the estimate is QuaPy's (tests compare the two).
+SLSQP calls it (K + 1) times per iteration for its finite-difference gradient (20.0 ms per 12-class
+sample on the project's 2-core CPU, 11.6 ms with this loss). This subclass computes the same
+quantity, the mean over columns c of HD(t_c, sum_k p_k v_kc) = sqrt(sum_b (sqrt t_cb - sqrt m_cb)^2),
+as one array expression and hands it to QuaPy's own solver, so the estimate is QuaPy's (tests
+compare the two).
 Imported only when quantifying: QuaPy imports slowly.
 """
 
