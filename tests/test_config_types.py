@@ -84,3 +84,14 @@ def test_benchmark_refuses_a_typo_before_it_claims_the_folder(tmp_path: Path, ca
     assert benchmark_main([*argv, "--set", "unknown.key=1"]) == 2
     assert "unknown.key" in capsys.readouterr().err
     assert not (out / "benchmark.json").exists() and not any(out.glob("*/*/*/results.json"))
+
+
+def test_loader_workers_take_auto_or_a_whole_number():
+    from san.runs.config import CONFIG_DIR, read_yaml
+    from san.runs.config_types import config_problems
+
+    base = read_yaml(CONFIG_DIR / "base.yaml")
+    for value in ("auto", 0, 2):
+        assert config_problems({"training": {"num_workers": value}}, base, {}) == []
+    for value in (-1, 1.5, True):
+        assert config_problems({"training": {"num_workers": value}}, base, {}), value

@@ -32,6 +32,11 @@ RANGES: dict[str, tuple[str, Callable[[Any], bool]]] = {
     "hparams.label_smoothing": _FRACTION,
 }
 
+# Keys whose default is a word but which also take a number (checked instead of the type).
+ALTERNATIVES: dict[str, Callable[[Any], bool]] = {
+    "training.num_workers": lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,  # or 'auto'
+}
+
 
 def _type_name(value: Any) -> str:
     return {bool: "true/false", int: "an integer", float: "a number", str: "a string"}.get(
@@ -74,6 +79,8 @@ def config_problems(
             continue
         for key, value in values.items():
             dotted = f"{section}.{key}"
+            if dotted in ALTERNATIVES and ALTERNATIVES[dotted](value):
+                continue
             if key in defaults and (problem := type_problem(defaults[key], value)):
                 problems.append(f"{dotted}: {problem}")
             elif dotted in RANGES and value is not None:
