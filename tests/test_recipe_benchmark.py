@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from san import methods
 from san.algorithms.hparam_space import choice, log_uniform, sample_hparams
 from san.benchmark.ensemble import build_benchmark_ensembles, choose_weights, ensemble_name, simplex_grid
 from san.benchmark.hparam_search import TrialJob, expand_trials, select_trials
@@ -21,6 +22,7 @@ from san.runs.config import ConfigError, resolve_config
 from san.runs.records import write_record
 
 CLASSES = ["A", "B"]
+PAIR_NETWORK_FAMILIES = ("erm", "san", "dg")  # the families that train the Siamese pair network
 SPLITS = ("val", "test", "target")
 
 
@@ -180,7 +182,7 @@ def test_cpu_preset_resolves_for_every_method() -> None:
         plain, _ = resolve_config(method, config_file=CONFIG_DIR / "presets" / "cpu.yaml")
         assert recipe["data"]["size"] == plain["data"]["size"] == 64
         assert ("width" in recipe["hparams"]) == (method in ("erm", "san", "cdann", "swad"))
-        pair_network = method in ("erm", "san", "cdann", "swad")
+        pair_network = methods.get_method(method).family in PAIR_NETWORK_FAMILIES
         # The plain preset's pair networks: a quarter-width ResNet-18 for 20 epochs; the rest as before.
         assert plain["hparams"].get("width") == (0.25 if pair_network else None)
         assert plain["training"]["epochs"] == (20 if pair_network else 10)
@@ -191,3 +193,15 @@ def test_classical_features_follow_the_input_size() -> None:
 
     assert _hparams({"hparams": {}, "data": {"size": 64}})["feature_size"] == 64
     assert _hparams({"hparams": {"feature_size": 128}, "data": {"size": 64}})["feature_size"] == 128
+
+
+def test_cpu_preset_gives_every_pair_network_method_the_quarter_width() -> None:
+    """configs/presets/cpu.yaml names the pair-network methods one by one (per_method); a method
+    registered later in these families must be added there too."""
+    from san.runs.config import CONFIG_DIR
+
+    for method in methods.method_names():
+        if methods.get_method(method).family in PAIR_NETWORK_FAMILIES:
+            config, _ = resolve_config(method, config_file=CONFIG_DIR / "presets" / "cpu.yaml")
+            assert config["hparams"].get("width") == 0.25, method
+            assert config["training"]["epochs"] == 20, method

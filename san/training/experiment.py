@@ -12,9 +12,8 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -66,8 +65,7 @@ def _class_weights(labels: np.ndarray, num_classes: int) -> list[float]:
     return weights.round(6).tolist()
 
 
-@dataclass
-class PreparedRun:
+class PreparedRun(NamedTuple):
     """A run ready to train: class facts for the record, settings, datasets, stats and algorithm."""
 
     facts: dict[str, Any]
@@ -213,13 +211,7 @@ class Experiment:
         context, config = self.context, self.context.config
         cpu_start = time.process_time()
         prepared = self.prepare()
-        facts, settings, datasets, stats, algorithm = (
-            prepared.facts,
-            prepared.settings,
-            prepared.datasets,
-            prepared.stats,
-            prepared.algorithm,
-        )
+        facts, settings, datasets, stats, algorithm = prepared
         with context.tracked() as tracker:
             trainer = self.trainer(prepared, tracker)
             fit = trainer.fit(resume=context.resume, stop_after_epoch=stop_after_epoch)
