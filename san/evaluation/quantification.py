@@ -5,7 +5,8 @@ shift, p(y) changes while p(x | y) is assumed fixed). The quantifiers, all QuaPy
 Sebastiani), for K classes, N grains with calibrated posteriors P (N x K) and top-1 labels y_hat:
 
 - ``cc``   classify and count: q_k = #{y_hat = k} / N.
-- ``acc``  adjusted CC (Forman 2008): solve q = M p for p on the simplex, M[i, j] = P(y_hat = i | y = j).
+- ``acc``  adjusted CC (Forman 2008): solve q = M p for p on the simplex, M[i, j] = P(y_hat = i | y = j)
+  (QuaPy's, its solver given the loss's gradient: :mod:`san.evaluation.adjusted_count`).
 - ``pcc``  probabilistic CC (Bella et al. 2010): q_k = mean_n P[n, k].
 - ``pacc`` probabilistic ACC: as ``acc`` with M[i, j] = E[P(i | x) | y = j] and q from ``pcc``.
 - ``emq``  EM / SLD (Saerens, Latinne and Decaestecker 2002): iterate
@@ -63,11 +64,15 @@ def _quapy_quantifier(name: str, n_classes: int) -> Any:
     if name == "cc":
         return aggregative.CC(classifier, fit_classifier=False)
     if name == "acc":
-        return aggregative.ACC(classifier, fit_classifier=False, val_split=None)
+        from san.evaluation.adjusted_count import GradientACC
+
+        return GradientACC(classifier, fit_classifier=False, val_split=None)
     if name == "pcc":
         return aggregative.PCC(classifier, fit_classifier=False)
     if name == "pacc":
-        return aggregative.PACC(classifier, fit_classifier=False, val_split=None)
+        from san.evaluation.adjusted_count import GradientPACC
+
+        return GradientPACC(classifier, fit_classifier=False, val_split=None)
     if name == "emq":
         return aggregative.EMQ(classifier, fit_classifier=False, val_split=None)
     if name == "hdy":
