@@ -1,5 +1,5 @@
-"""The project's faster quantifiers (vectorised HDy loss, ACC/PACC with the analytic gradient) give
-QuaPy's own estimates."""
+"""The project's faster quantifiers (HDy's loss at many points at once, ACC/PACC with the analytic
+gradient) give QuaPy's own estimates."""
 
 import numpy as np
 import pytest
@@ -11,12 +11,13 @@ from quapy.method.aggregative import ACC, PACC, DMy  # noqa: E402
 from san.evaluation.adjusted_count import GradientACC, GradientPACC, simplex_least_norm  # noqa: E402
 from san.evaluation.hellinger_dmy import HellingerDMy  # noqa: E402
 from san.evaluation.quantification import PosteriorPassthrough  # noqa: E402
+from san.evaluation.simplex_solver import forward_difference  # noqa: E402
 
 PAIRS = {
     "hdy": (
         lambda c: HellingerDMy(c, fit_classifier=False, val_split=None, nbins=8, n_jobs=1),
         lambda c: DMy(c, fit_classifier=False, val_split=None, nbins=8, divergence="HD", n_jobs=1),
-        1e-6,
+        1e-5,
     ),
     # SLSQP stops at its tolerance on the loss; with and without finite differences it stops a
     # little apart (measured at most 4e-6 on 40 samples of 12 classes).
@@ -65,3 +66,16 @@ def test_simplex_least_norm_recovers_an_exact_solution_and_stays_on_the_simplex(
     estimate = simplex_least_norm(rates, np.array([1.2, -0.1, -0.1]))
     assert estimate.min() >= -1e-9 and estimate.sum() == pytest.approx(1.0)
     assert estimate[0] == estimate.max()
+
+
+def test_forward_difference_matches_the_gradient_and_steps_inside_the_box() -> None:
+    weights = np.array([1.0, -2.0, 0.5])
+
+    def batch_loss(points: np.ndarray) -> np.ndarray:
+        assert points.min() >= 0.0 and points.max() <= 1.0  # every point inside [0, 1]^K
+        return np.sin(points @ weights)
+
+    for prev in (np.array([0.2, 0.3, 0.5]), np.array([1.0, 0.0, 0.0])):
+        loss, gradient = forward_difference(batch_loss, prev)
+        assert loss == pytest.approx(np.sin(prev @ weights))
+        np.testing.assert_allclose(gradient, np.cos(prev @ weights) * weights, atol=1e-6)

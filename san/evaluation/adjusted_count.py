@@ -9,8 +9,9 @@ these two quantifiers most of a run's assemblage evaluation. The gradient is
     dL/dp = M^T (M p - q) / ||M p - q||_2
 
 (0 where the residual vanishes: p solves the system exactly). Same loss, start, bounds, constraint
-and solver as QuaPy's, so the estimates agree with QuaPy's to the solver's tolerance (tests compare
-them); every other behaviour (fitting, the final clip-and-renormalise) is QuaPy's own.
+and solver as QuaPy's (:mod:`san.evaluation.simplex_solver`), so the estimates agree with QuaPy's to
+the solver's tolerance (tests compare them); every other behaviour (fitting, the final
+clip-and-renormalise) is QuaPy's own.
 Imported only when quantifying: QuaPy imports slowly.
 """
 
@@ -19,7 +20,8 @@ from __future__ import annotations
 import numpy as np
 import quapy.functional as F
 from quapy.method.aggregative import ACC, PACC
-from scipy import optimize
+
+from san.evaluation.simplex_solver import minimize_on_simplex
 
 
 def simplex_least_norm(rates: np.ndarray, unadjusted: np.ndarray) -> np.ndarray:
@@ -37,15 +39,7 @@ def simplex_least_norm(rates: np.ndarray, unadjusted: np.ndarray) -> np.ndarray:
             return 0.0, np.zeros(n_classes)
         return norm, rates.T @ residual / norm
 
-    result = optimize.minimize(
-        loss_and_gradient,
-        x0=F.uniform_prevalence(n_classes),
-        jac=True,
-        method="SLSQP",
-        bounds=[(0.0, 1.0)] * n_classes,
-        constraints={"type": "eq", "fun": lambda x: 1.0 - x.sum(), "jac": lambda x: -np.ones_like(x)},
-    )
-    return result.x
+    return minimize_on_simplex(loss_and_gradient, n_classes)
 
 
 class GradientACC(ACC):
