@@ -8,7 +8,8 @@ hue shift, noise, blur, and the acquisition knobs that differ between rivers
 focus blur and vignetting. Evaluation applies no augmentation at all, only normalisation.
 
 Background-referenced normalisation (``reference``) divides each image by the median colour of
-its border, the mounting medium seen around the grain, at training and test alike:
+its border, the mounting medium seen around the grain, at training and test alike (in training, the
+border of the image before augmentation: geometry moves grain pixels into the border ring):
 
     x'(u, v, c) = x(u, v, c) / median_{(u', v') in border} x(u', v', c)
 
@@ -239,12 +240,11 @@ def border_median(images: np.ndarray, fraction: float) -> np.ndarray:
     return np.maximum(np.median(images[..., mask, :], axis=-2), 1.0).astype(np.float32)
 
 
-def referenced_pair(
-    plane: np.ndarray, cross: np.ndarray, reference: str, fraction: float, dtype: type = np.float32
-) -> tuple[np.ndarray, np.ndarray]:
-    """The pair (uint8 ... x S x S x 3) as float32 on the 0-1 scale, divided by its border reference
-    (``reference`` in :data:`REFERENCES`; ``none`` only rescales). A background equal to the border
-    median maps to 1.
+def border_references(
+    plane: np.ndarray, cross: np.ndarray, reference: str, fraction: float
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """The divisors of :func:`referenced_pair` (... x 1 x 1 x 3, on the 0-1 scale) for this pair, or
+    None for ``reference="none"``.
 
     Raises:
         ValueError: unknown ``reference``.
@@ -253,14 +253,41 @@ def referenced_pair(
         raise ValueError(
             f"unknown background reference {reference!r}; expected one of {', '.join(REFERENCES)}"
         )
-    plane_f, cross_f = plane.astype(dtype) / 255.0, cross.astype(dtype) / 255.0
     if reference == "none":
-        return plane_f, cross_f
+        return None
     plane_ref = border_median(plane, fraction)[..., None, None, :] / 255.0
     cross_ref = (
         plane_ref if reference == "plane" else border_median(cross, fraction)[..., None, None, :] / 255.0
     )
-    return plane_f / plane_ref, cross_f / cross_ref
+    return plane_ref, cross_ref
+
+
+def referenced_pair(
+    plane: np.ndarray,
+    cross: np.ndarray,
+    reference: str,
+    fraction: float,
+    dtype: type = np.float32,
+    references: tuple[np.ndarray, np.ndarray] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The pair (uint8 ... x S x S x 3) as float32 on the 0-1 scale, divided by its border reference
+    (``reference`` in :data:`REFERENCES`; ``none`` only rescales). A background equal to the border
+    median maps to 1. ``references`` (from :func:`border_references`) divide instead of this pair's
+    own borders: an augmented pair is divided by the borders of the pair as photographed.
+
+    Raises:
+        ValueError: unknown ``reference``.
+    """
+    if references is None:
+        references = border_references(plane, cross, reference, fraction)
+    elif reference not in REFERENCES:
+        raise ValueError(
+            f"unknown background reference {reference!r}; expected one of {', '.join(REFERENCES)}"
+        )
+    plane_f, cross_f = plane.astype(dtype) / 255.0, cross.astype(dtype) / 255.0
+    if reference == "none":
+        return plane_f, cross_f
+    return plane_f / references[0], cross_f / references[1]
 
 
 def _to_tensor(image: np.ndarray, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
@@ -308,9 +335,14 @@ class PairTransform:
         ]
 
     def __call__(self, plane: np.ndarray, cross: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        # The reference comes from the pair as photographed: after a rotation or a zoom the border
+        # ring holds grain pixels, and dividing by it made training inputs unlike evaluation ones.
+        references = border_references(plane, cross, self.reference, self.border_fraction)
         if self.train:
             plane, cross = self.augment(plane, cross)
-        plane, cross = referenced_pair(plane, cross, self.reference, self.border_fraction)
+        plane, cross = referenced_pair(
+            plane, cross, self.reference, self.border_fraction, references=references
+        )
         stats = self.stats
         return _to_tensor(plane, stats.plane_mean, stats.plane_std), _to_tensor(
             cross, stats.cross_mean, stats.cross_std

@@ -14,6 +14,7 @@ from torch import nn
 from data_tools.transforms import (
     DIHEDRAL_VIEWS,
     AugmentationConfig,
+    ChannelStats,
     PairTransform,
     border_median,
     channel_stats,
@@ -252,6 +253,26 @@ def test_transform_applies_the_reference_at_evaluation_too() -> None:
     torch.testing.assert_close(evaluate(plane, cross)[0], evaluate(tinted, cross)[0], atol=0.2, rtol=0)
     plain = PairTransform(48, channel_stats(plane[None], cross[None], np.array([0])), train=False)
     assert (plain(plane, cross)[0] - plain(tinted, cross)[0]).abs().max() > 1.0
+
+
+def test_training_divides_by_the_border_of_the_pair_before_augmentation() -> None:
+    # A grain filling most of the frame: a zoomed-in crop puts grain pixels (60) into the border
+    # ring, whose median must not become the reference (the mount is 200, in training as at test).
+    plane = np.full((48, 48, 3), 200, np.uint8)
+    plane[6:42, 6:42] = 60
+    cross = plane.copy()
+    unit = ChannelStats((0.0,) * 3, (1.0,) * 3, (0.0,) * 3, (1.0,) * 3)  # outputs = referenced values
+    geometry_only = AugmentationConfig(
+        flips=False, rotate90=False, rotate_degrees=0, crop_scale_min=0.3, brightness_contrast=0,
+        gamma_percent=0, hue_shift_degrees=0, noise_std=0, blur_probability=0,
+    )  # fmt: skip
+    train = PairTransform(48, unit, train=True, augmentation=geometry_only, reference="plane")
+    evaluate = PairTransform(48, unit, train=False, reference="plane")
+    assert evaluate(plane, cross)[0][:, 24, 24].tolist() == pytest.approx([0.3] * 3)
+    for seed in range(8):
+        train.reseed(seed)
+        centre = train(plane, cross)[0][:, 24, 24]
+        assert centre.tolist() == pytest.approx([0.3] * 3, abs=0.01), seed
 
 
 # --- TTA views --------------------------------------------------------------------------------
