@@ -183,9 +183,11 @@ def test_cpu_preset_resolves_for_every_method() -> None:
         assert recipe["data"]["size"] == plain["data"]["size"] == 64
         assert ("width" in recipe["hparams"]) == (method in ("erm", "san", "cdann", "swad"))
         pair_network = methods.get_method(method).family in PAIR_NETWORK_FAMILIES
-        # The plain preset's pair networks: a quarter-width ResNet-18 for 20 epochs; the rest as before.
+        # The plain preset's pair networks: a quarter-width ResNet-18 for 20 epochs on PPL-border-
+        # referenced pairs; the rest as before.
         assert plain["hparams"].get("width") == (0.25 if pair_network else None)
         assert plain["training"]["epochs"] == (20 if pair_network else 10)
+        assert plain["data"]["background_reference"] == ("plane" if pair_network else "none")
 
 
 def test_classical_features_follow_the_input_size() -> None:
@@ -205,3 +207,4 @@ def test_cpu_preset_gives_every_pair_network_method_the_quarter_width() -> None:
             config, _ = resolve_config(method, config_file=CONFIG_DIR / "presets" / "cpu.yaml")
             assert config["hparams"].get("width") == 0.25, method
             assert config["training"]["epochs"] == 20, method
+            assert config["data"]["background_reference"] == "plane", method
