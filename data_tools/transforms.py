@@ -338,10 +338,22 @@ class PairTransform:
             "image"
         ]
 
-    def __call__(self, plane: np.ndarray, cross: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    def references(self, plane: np.ndarray, cross: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """This transform's :func:`border_references` of pairs as photographed (one pair or a stack)."""
+        return border_references(plane, cross, self.reference, self.border_fraction)
+
+    def __call__(
+        self,
+        plane: np.ndarray,
+        cross: np.ndarray,
+        references: tuple[np.ndarray, np.ndarray] | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The pair as normalised tensors; ``references`` (:meth:`references` of this pair, computed
+        once by a dataset) save recomputing them from the pair."""
         # The reference comes from the pair as photographed: after a rotation or a zoom the border
         # ring holds grain pixels, and dividing by it made training inputs unlike evaluation ones.
-        references = border_references(plane, cross, self.reference, self.border_fraction)
+        if references is None:
+            references = self.references(plane, cross)
         if self.train:
             plane, cross = self.augment(plane, cross)
         plane, cross = referenced_pair(
