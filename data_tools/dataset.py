@@ -49,7 +49,7 @@ class PairedGrainDataset(TorchDataset):
 
     def _border_references(self, chunk: int = 256) -> tuple[np.ndarray, np.ndarray] | None:
         """Each row's background reference, computed once: it depends on the stored pair only (not on
-        the augmentation), and recomputing it per item was a tenth of the loader's time."""
+        the augmentation); per item, its border median was about a tenth of a pair's loading time."""
         if self.transform.reference == "none" or len(self.rows) == 0:
             return None
         parts = []

@@ -225,6 +225,14 @@ REFERENCES = ("none", "each", "plane")
 the PPL border (lamp and white balance are shared by the two shots, and the XPL border is dark)."""
 
 
+def check_reference(reference: str) -> None:
+    """Raise ValueError unless ``reference`` is one of :data:`REFERENCES`."""
+    if reference not in REFERENCES:
+        raise ValueError(
+            f"unknown background reference {reference!r}; expected one of {', '.join(REFERENCES)}"
+        )
+
+
 def border_mask(size: int, fraction: float) -> np.ndarray:
     """Boolean S x S mask of the outer ring of width max(1, round(fraction * S)) pixels."""
     width = max(1, round(fraction * size))
@@ -249,10 +257,7 @@ def border_references(
     Raises:
         ValueError: unknown ``reference``.
     """
-    if reference not in REFERENCES:
-        raise ValueError(
-            f"unknown background reference {reference!r}; expected one of {', '.join(REFERENCES)}"
-        )
+    check_reference(reference)
     if reference == "none":
         return None
     plane_ref = border_median(plane, fraction)[..., None, None, :] / 255.0
@@ -280,10 +285,8 @@ def referenced_pair(
     """
     if references is None:
         references = border_references(plane, cross, reference, fraction)
-    elif reference not in REFERENCES:
-        raise ValueError(
-            f"unknown background reference {reference!r}; expected one of {', '.join(REFERENCES)}"
-        )
+    else:
+        check_reference(reference)
     plane_f, cross_f = plane.astype(dtype) / 255.0, cross.astype(dtype) / 255.0
     if reference == "none":
         return plane_f, cross_f
@@ -314,10 +317,7 @@ class PairTransform:
         reference: str = "none",
         border_fraction: float = 0.1,
     ) -> None:
-        if reference not in REFERENCES:
-            raise ValueError(
-                f"unknown background reference {reference!r}; expected one of {', '.join(REFERENCES)}"
-            )
+        check_reference(reference)
         self.size = size
         self.stats = stats
         self.train = train

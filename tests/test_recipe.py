@@ -275,6 +275,29 @@ def test_training_divides_by_the_border_of_the_pair_before_augmentation() -> Non
         assert centre.tolist() == pytest.approx([0.3] * 3, abs=0.01), seed
 
 
+@pytest.mark.parametrize("reference", ["plane", "each"])
+def test_dataset_items_with_cached_references_equal_the_transform_applied_alone(reference: str) -> None:
+    from pathlib import Path
+
+    from data_tools.cache import CachedPairs
+    from data_tools.dataset import PairedGrainDataset
+
+    rng = np.random.default_rng(0)
+    plane = rng.integers(0, 256, (5, 24, 24, 3), dtype=np.uint8)
+    cross = rng.integers(0, 256, (5, 24, 24, 3), dtype=np.uint8)
+    stats = channel_stats(plane, cross, np.arange(5), reference=reference)
+    transform = PairTransform(24, stats, train=False, reference=reference)
+    rows = [4, 0, 2]
+    items = PairedGrainDataset(
+        CachedPairs(plane, cross, Path("."), 0), rows, np.zeros(5, int), np.zeros(5, int), transform
+    )
+    assert items.references is not None
+    for item, row in enumerate(rows):
+        alone = transform(plane[row], cross[row])  # references recomputed from the pair
+        torch.testing.assert_close(items[item]["plane"], alone[0], rtol=0, atol=0)
+        torch.testing.assert_close(items[item]["cross"], alone[1], rtol=0, atol=0)
+
+
 # --- TTA views --------------------------------------------------------------------------------
 def test_tensor_views_match_the_array_views() -> None:
     images = np.random.default_rng(0).random((2, 5, 5, 3)).astype(np.float32)
