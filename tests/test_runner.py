@@ -33,6 +33,7 @@ from san.benchmark.jobs import (
     parse_protocols,
     parse_seeds,
 )
+from san.benchmark.remaining_time import RemainingTime
 from san.benchmark.runner import (
     FAILURE_FILE,
     claim_output_dir,
@@ -421,3 +422,33 @@ def test_grids_run_their_longest_jobs_first():
     jobs = expand_grid(["svm", "erm", "vgg16"], [("mixed", None), ("loro", "yarlung")], RIVERS, [0])
     ordered = [f"{j.method}/{j.protocol}" for j in sorted(jobs, key=lambda j: j.expected_cost, reverse=True)]
     assert ordered == ["vgg16/mixed", "vgg16/loro", "erm/mixed", "erm/loro", "svm/mixed", "svm/loro"]
+
+
+def test_loso_jobs_cost_half_their_loro_job():
+    loro = Job("erm", "loro", "yangtze", 0, ("yarlung", "pengqu"))
+    loso = Job("erm", "loso", "pengqu", 0, ("yarlung",))
+    assert loso.expected_cost == pytest.approx(loro.expected_cost / 2)
+
+
+def test_remaining_time_weighs_jobs_by_their_expected_cost():
+    jobs = sorted(
+        expand_grid(["svm", "vgg16"], [("loro", "yarlung")], RIVERS, [0, 1]),
+        key=lambda j: j.expected_cost,
+        reverse=True,
+    )
+    remaining = RemainingTime(jobs)
+    assert remaining.seconds(10.0) is None  # no rate before a job has finished
+    for job in jobs[:2]:  # the two vgg16 jobs: 26 of 26.26 cost units
+        remaining.finished(job)
+    vgg, svm = jobs[0].expected_cost, jobs[-1].expected_cost
+    assert remaining.seconds(100.0) == pytest.approx(100.0 * 2 * svm / (2 * vgg))
+    assert remaining.seconds(100.0) < 2.0  # a job count would have said another 100 s
+    for job in jobs[2:]:
+        remaining.finished(job)
+    assert remaining.seconds(150.0) == 0.0
+
+
+def test_the_progress_bar_shows_the_expected_time_left(tmp_path, capsys):
+    run_jobs(small_grid(), tmp_path / "out", FakeExecutor(str(tmp_path)), progress=True)
+    shown = capsys.readouterr().err
+    assert "6/6 jobs" in shown and "left=~0.0 s" in shown

@@ -83,11 +83,12 @@ class Job:
     @property
     def expected_cost(self) -> float:
         """Rough relative CPU cost of the job, for running the longest jobs first (only the order of a
-        grid depends on it): :data:`RELATIVE_COST` of its method or family, times 1.5 for ``mixed``,
-        which trains on every river's training part."""
+        grid and its remaining-time estimate depend on it): :data:`RELATIVE_COST` of its method or
+        family, times 1.5 for ``mixed``, which trains on every river's training part, and 0.5 for
+        ``loso``, which trains on one river fewer than its loro job."""
         family = METHOD_FAMILIES.get(self.method, "")
         cost = RELATIVE_COST.get(self.method, RELATIVE_COST.get(family, 1.0))
-        return cost * (1.5 if self.protocol == "mixed" else 1.0)
+        return cost * {"mixed": 1.5, "loso": 0.5}.get(self.protocol, 1.0)
 
     def as_dict(self) -> dict[str, Any]:
         """The job as plain data (for failure records and logs)."""

@@ -40,6 +40,7 @@ from data_tools.atomic import atomic_write_text
 from san.benchmark.claims import claimed, describe_owner, holder
 from san.benchmark.jobs import Job
 from san.benchmark.launchers import use_worker_gpu, worker_gpus
+from san.benchmark.remaining_time import RemainingTime
 from san.runs.lifecycle import CHECKPOINT_FILE, REQUEST_FILE
 from san.runs.records import read_record
 
@@ -387,15 +388,23 @@ def run_jobs(
             initial=len(jobs) - len(pending),
             unit="job",
             desc="benchmark",
+            # tqdm's own estimate counts jobs; the postfix's "left" weighs them by expected cost.
+            bar_format="{desc}: {n_fmt}/{total_fmt} jobs [{elapsed}{postfix}]",
             disable=not progress,
         ) as bar,
         logging_redirect_tqdm(),
     ):
+        remaining = RemainingTime(pending)
 
         def finish(outcome: JobOutcome) -> None:
             outcomes[outcome.job] = outcome
+            remaining.finished(outcome.job)
+            left = remaining.seconds(time.perf_counter() - started)
             bar.update()
-            bar.set_postfix(failed=sum(o.status == "failed" for o in outcomes.values()))
+            bar.set_postfix(
+                failed=sum(o.status == "failed" for o in outcomes.values()),
+                left="?" if left is None else f"~{format_duration(left)}",
+            )
 
         if launcher is not None:
             if pending:
