@@ -24,7 +24,7 @@ from data_tools.atomic import atomic_write
 from data_tools.corruption import corrupt_feature_rows
 from data_tools.manifest_io import Dataset
 from san.runs.config import ConfigError
-from san.runs.lifecycle import RunContext, RunRequest, open_request_data
+from san.runs.lifecycle import RunContext, RunRequest, open_request_data, resolve_run_config
 from san.runs.saved_model import CLASSICAL_MODEL_FILE, FORMAT_VERSION
 
 log = logging.getLogger(__name__)
@@ -116,6 +116,7 @@ def run_classical_experiment(request: RunRequest) -> dict[str, Any]:
     """
     if request.method not in METHODS:
         raise ValueError(f"unknown classical method {request.method!r}; expected one of {', '.join(METHODS)}")
+    resolve_run_config(request, False, CLASSICAL_HPARAMS)  # a bad --set fails before the data load
     dataset, synthetic, given = _open(request)
     context = RunContext(
         request, dataset, synthetic=synthetic, use_cpu_preset=False, hparam_defaults=CLASSICAL_HPARAMS

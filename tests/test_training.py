@@ -307,3 +307,23 @@ def test_profile_splits_a_step_into_data_forward_backward_and_optimizer(tiny_tre
     assert "step/backward" in capsys.readouterr().out
     assert profile_main([*args, "--resume", str(tmp_path)]) == 2
     assert "do not apply" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("method", ["erm", "svm"])
+def test_a_mistyped_override_fails_before_the_data_is_opened(method, monkeypatch):
+    import baselines.experiment
+    import san.training.experiment
+
+    def never(*_: object) -> None:
+        raise AssertionError("the data was opened before the config was checked")
+
+    monkeypatch.setattr(san.training.experiment, "open_request_data", never)
+    monkeypatch.setattr(baselines.experiment, "open_request_data", never)
+    request = RunRequest(method=method, overrides=["training.epochz=3"], device="cpu", wandb_mode="disabled")
+    run = (
+        baselines.experiment.run_classical_experiment
+        if method == "svm"
+        else san.training.experiment.Experiment
+    )
+    with pytest.raises(ConfigError, match="unknown key 'training.epochz'"):
+        run(request)

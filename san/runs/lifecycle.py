@@ -93,6 +93,30 @@ def open_request_data(request: RunRequest) -> tuple[Dataset, bool]:
     ), False
 
 
+def resolve_run_config(
+    request: RunRequest, use_cpu_preset: bool, hparam_defaults: Mapping[str, Any]
+) -> tuple[dict[str, Any], list[str]]:
+    """The run's config (every hyper-parameter resolved) and the layers it came from.
+
+    Cheap and independent of the data: call it before opening the data, so that a mistyped
+    ``--set`` fails at once rather than after the images are generated or checked.
+
+    Raises:
+        san.runs.config.ConfigError: an unknown key or a value of the wrong type.
+    """
+    config, layers = resolve_config(
+        request.method,
+        config_file=request.config_file,
+        use_cpu_preset=use_cpu_preset,
+        overrides=request.overrides,
+        hparam_names=hparam_defaults,
+    )
+    # The record holds every resolved value, not only those a YAML layer wrote out.
+    config["hparams"] = {**hparam_defaults, **config["hparams"]}
+    check_config_types(config, hparam_defaults)
+    return config, layers
+
+
 def _fresh_run_dir(request: RunRequest, label: str) -> Path:
     base = Path(request.out) / f"{request.method}-{label}-seed{request.seed}"
     candidate, number = base, 1
@@ -122,16 +146,7 @@ class RunContext:
         manifest = select_classes(dataset.manifest, request.classes)
         self.dataset = dataclasses.replace(dataset, manifest=manifest)
         self.protocol = resolve_protocol(manifest, request.domains, request.targets, request.protocol)
-        self.config, self.config_layers = resolve_config(
-            request.method,
-            config_file=request.config_file,
-            use_cpu_preset=use_cpu_preset,
-            overrides=request.overrides,
-            hparam_names=hparam_defaults,
-        )
-        # The record holds every resolved value, not only those a YAML layer wrote out.
-        self.config["hparams"] = {**hparam_defaults, **self.config["hparams"]}
-        check_config_types(self.config, hparam_defaults)
+        self.config, self.config_layers = resolve_run_config(request, use_cpu_preset, hparam_defaults)
         if use_cpu_preset:
             log.info("no GPU and no --config: using the CPU preset (configs/presets/cpu.yaml)")
         self.run_dir = (

@@ -35,7 +35,7 @@ from san.algorithms.base import Algorithm
 from san.algorithms.registry import build_algorithm, default_hparams
 from san.evaluation.river_probe import river_probe
 from san.runs.figures import save_training_curves
-from san.runs.lifecycle import REQUEST_FILE, RunContext, RunRequest, open_request_data
+from san.runs.lifecycle import REQUEST_FILE, RunContext, RunRequest, open_request_data, resolve_run_config
 from san.runs.records import read_record
 from san.runs.saved_model import DEEP_MODEL_FILE, FORMAT_VERSION
 from san.runs.tracking import Tracker
@@ -80,14 +80,17 @@ class Experiment:
 
     def __init__(self, request: RunRequest, *, resume: bool = False) -> None:
         self.device = resolve_device(request.device)
+        use_cpu_preset = self.device.type == "cpu" and request.config_file is None
+        hparam_defaults = default_hparams(request.method)
+        resolve_run_config(request, use_cpu_preset, hparam_defaults)  # a bad --set fails before the data load
         dataset, synthetic = open_request_data(request)
         self.context = RunContext(
             request,
             dataset,
             synthetic=synthetic,
             resume=resume,
-            use_cpu_preset=self.device.type == "cpu" and request.config_file is None,
-            hparam_defaults=default_hparams(request.method),
+            use_cpu_preset=use_cpu_preset,
+            hparam_defaults=hparam_defaults,
         )
 
     @property
