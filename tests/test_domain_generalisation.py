@@ -274,6 +274,7 @@ def test_swad_window_is_the_valley_around_the_lowest_val_loss(losses, window):
     swad.after_fit(model, result, batches)
     assert float(model.w.detach()) == pytest.approx((window[0] + window[1]) / 2)  # mean of the window's steps
     assert result.selection_details["swad_window"] == [window[0] + 1, window[1] + 1]
+    assert f"{window[0] + 1}-{window[1] + 1}" not in result.selection_rule  # one rule text for all windows
     assert result.selection_details["epoch_selection"] is False
     assert result.selection_details["swad_bn_batches"] == 2
     assert float(model.norm.running_mean) != 0.0

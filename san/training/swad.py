@@ -115,9 +115,11 @@ class SWADAverager:
                 p.copy_((window["sum"][name] / window["steps"]).to(p.dtype))
         batches = reestimate_batch_norm(algorithm, train_batches, limit=self.bn_batches)
         first, last = window["first"] + 1, window["last"] + 1
+        # One rule text for every run, so that a table's note names the rule once; each run's own
+        # window is in its selection details.
         result.selection_rule = (
-            f"SWAD: dense average of the weights over epochs {first}-{last} ({window['steps']} steps), "
-            f"window by val loss within {1 + self.tolerance:g}x its minimum (training rivers only)"
+            "SWAD: dense average of the weights over the epochs whose val loss is within "
+            f"{1 + self.tolerance:g}x its minimum (training rivers only; each record's swad_window)"
         )
         result.selection_details = {
             "epoch": last,
