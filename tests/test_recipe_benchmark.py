@@ -89,6 +89,25 @@ def test_simplex_grid_and_weights_chosen_on_val_only(tmp_path: Path) -> None:
     assert json.loads((tmp_path / "ens-erm-svm" / "loro-yangtze" / "seed0" / "results.json").read_text())
 
 
+def test_choose_weights_by_nll_or_by_accuracy() -> None:
+    labels = np.array([0, 1, 1, 0])
+    bold = np.array([[0.9, 0.1], [0.1, 0.9], [0.1, 0.9], [0.001, 0.999]])  # 3 of 4 right, one sure miss
+    timid = np.array([[0.6, 0.4]] * 4)  # 2 of 4 right, never sure
+    weights, fit = choose_weights([bold, timid], labels, step=1.0, criterion="nll")
+    assert weights.tolist() == [0.0, 1.0] and fit["accuracy"] == 0.5
+    weights, fit = choose_weights([bold, timid], labels, step=1.0, criterion="accuracy")
+    assert weights.tolist() == [1.0, 0.0] and fit["accuracy"] == 0.75
+    with pytest.raises(ValueError, match="unknown ensemble criterion 'brier'"):
+        choose_weights([bold, timid], labels, criterion="brier")
+
+
+def test_the_benchmark_offers_every_ensemble_criterion() -> None:
+    from san.benchmark.ensemble import CRITERIA
+    from san.cli.benchmark import ENSEMBLE_CRITERIA
+
+    assert ENSEMBLE_CRITERIA == CRITERIA
+
+
 def test_choose_weights_prefers_lower_nll_then_equal_weights() -> None:
     labels = np.array([0, 1])
     sharp = np.array([[0.99, 0.01], [0.01, 0.99]])

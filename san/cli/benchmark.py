@@ -32,6 +32,9 @@ from san.cli.common import (
 )
 from san.runs.tracking import MODES, default_mode
 
+# san.benchmark.ensemble.CRITERIA, written out: importing that module makes --help 4 s slower.
+ENSEMBLE_CRITERIA = ("nll", "accuracy")
+
 if TYPE_CHECKING:
     from san.benchmark.jobs import BenchmarkData, JobExecutor
     from san.benchmark.runner import BenchmarkSummary
@@ -280,6 +283,13 @@ def build_parser() -> argparse.ArgumentParser:
         "probabilities averaged, weights chosen on val), written as method ens-A-B (repeatable)",
     )
     parser.add_argument(
+        "--ensemble-criterion",
+        choices=ENSEMBLE_CRITERIA,
+        default="nll",
+        help="how --ensemble chooses its weights on val: nll (lowest val negative log-likelihood, "
+        "ties by accuracy; default) or accuracy (best val accuracy, ties by NLL)",
+    )
+    parser.add_argument(
         "--loso",
         action="store_true",
         help="also run, for every deep loro job, one leave-one-source-out validation job per source "
@@ -345,7 +355,9 @@ def main(argv: list[str] | None = None) -> int:
     for spec in args.ensemble:
         try:
             evaluated = [job for job in jobs if job.protocol != "loso"]  # not the selection's runs
-            written, skipped = build_benchmark_ensembles(evaluated, out, parse_name_list(spec))
+            written, skipped = build_benchmark_ensembles(
+                evaluated, out, parse_name_list(spec), criterion=args.ensemble_criterion
+            )
         except ValueError as error:
             print(f"error: {error}", file=sys.stderr)
             return EXIT_USAGE
