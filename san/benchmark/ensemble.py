@@ -111,7 +111,7 @@ def choose_weights(
     """
     check_criterion(criterion)
     stacked = np.stack(probabilities)  # M x N x C
-    best: tuple[float, float, float] | None = None
+    best: tuple[float, float, float, float, float] | None = None
     chosen = np.full(len(probabilities), 1.0 / len(probabilities))
     equal = chosen.copy()
     for weights in simplex_grid(len(probabilities), step):
