@@ -116,10 +116,15 @@ def run_classical_experiment(request: RunRequest) -> dict[str, Any]:
     """
     if request.method not in METHODS:
         raise ValueError(f"unknown classical method {request.method!r}; expected one of {', '.join(METHODS)}")
-    resolve_run_config(request, False, CLASSICAL_HPARAMS)  # a bad --set fails before the data load
+    config = resolve_run_config(request, False, CLASSICAL_HPARAMS)  # a bad --set fails before the data load
     dataset, synthetic, given = _open(request)
     context = RunContext(
-        request, dataset, synthetic=synthetic, use_cpu_preset=False, hparam_defaults=CLASSICAL_HPARAMS
+        request,
+        dataset,
+        synthetic=synthetic,
+        use_cpu_preset=False,
+        hparam_defaults=CLASSICAL_HPARAMS,
+        resolved_config=config,
     )
     hparams = _hparams(context.config)
     facts = context.training_class_facts()

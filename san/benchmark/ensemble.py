@@ -111,18 +111,19 @@ def choose_weights(
     """
     check_criterion(criterion)
     stacked = np.stack(probabilities)  # M x N x C
-    best: tuple[float, float, float, float, float] | None = None
+    best: tuple[float, float, float] | None = None
     chosen = np.full(len(probabilities), 1.0 / len(probabilities))
     equal = chosen.copy()
+    fit: dict[str, float] = {}
     for weights in simplex_grid(len(probabilities), step):
         mixture = np.tensordot(weights, stacked, axes=1)
         accuracy = float((mixture.argmax(1) == labels).mean())
         nll = negative_log_likelihood(mixture, labels)
         first, second = (nll, -accuracy) if criterion == "nll" else (-accuracy, nll)
-        key = (first, second, float(np.abs(weights - equal).sum()), accuracy, nll)
-        if best is None or key[:3] < best[:3]:
-            best, chosen = key, weights
-    return chosen, {"accuracy": best[3], "nll": best[4]}
+        key = (first, second, float(np.abs(weights - equal).sum()))
+        if best is None or key < best:
+            best, chosen, fit = key, weights, {"accuracy": accuracy, "nll": nll}
+    return chosen, fit
 
 
 def ensemble_record(

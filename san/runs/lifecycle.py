@@ -140,13 +140,18 @@ class RunContext:
         use_cpu_preset: bool,
         hparam_defaults: Mapping[str, Any],
         resume: bool = False,
+        resolved_config: tuple[dict[str, Any], list[str]] | None = None,
     ) -> None:
+        """``resolved_config``: the request's :func:`resolve_run_config`, when the caller resolved it
+        before opening the data (it is not resolved again)."""
         self.started = time.perf_counter()
         self.request, self.resume, self.synthetic = request, resume, synthetic
         manifest = select_classes(dataset.manifest, request.classes)
         self.dataset = dataclasses.replace(dataset, manifest=manifest)
         self.protocol = resolve_protocol(manifest, request.domains, request.targets, request.protocol)
-        self.config, self.config_layers = resolve_run_config(request, use_cpu_preset, hparam_defaults)
+        self.config, self.config_layers = resolved_config or resolve_run_config(
+            request, use_cpu_preset, hparam_defaults
+        )
         if use_cpu_preset:
             log.info("no GPU and no --config: using the CPU preset (configs/presets/cpu.yaml)")
         self.run_dir = (

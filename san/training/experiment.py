@@ -82,7 +82,8 @@ class Experiment:
         self.device = resolve_device(request.device)
         use_cpu_preset = self.device.type == "cpu" and request.config_file is None
         hparam_defaults = default_hparams(request.method)
-        resolve_run_config(request, use_cpu_preset, hparam_defaults)  # a bad --set fails before the data load
+        # Resolved before the data is opened, so that a bad --set fails at once.
+        config = resolve_run_config(request, use_cpu_preset, hparam_defaults)
         dataset, synthetic = open_request_data(request)
         self.context = RunContext(
             request,
@@ -91,6 +92,7 @@ class Experiment:
             resume=resume,
             use_cpu_preset=use_cpu_preset,
             hparam_defaults=hparam_defaults,
+            resolved_config=config,
         )
 
     @property
