@@ -369,3 +369,28 @@ def test_the_assemblage_table_averages_rivers_bolds_the_lowest_error_and_never_r
     assert svm_line.count("**2.000**") == 7  # lowest error in every MAE column (ties with san on pacc)
     assert "**3.000**" not in san_line and "**2.000**" in san_line  # san's pacc ties the best
     assert "**0.990**" not in svm_line and "0.990" in svm_line  # coverage is never ranked
+
+
+def test_paired_table_differences_per_seed_against_the_baseline(results):
+    from san.benchmark.paired import paired_table
+
+    table = paired_table(load_runs([results]), "san")
+    assert table is not None and table.rows == ["svm"]
+    labels = [column.label for column in table.columns]
+    assert labels == ["mixed overall acc", "LORO average target acc", "LORO average in-domain acc"]
+    # Mixed: svm 43/60 and san 51/60 correct at both seeds.
+    mixed = table.cells[("svm", 0)]
+    assert mixed.n_seeds == 2 and mixed.mean == pytest.approx(-8 / 60) and mixed.std == pytest.approx(0.0)
+    # LORO: svm has both held-out rivers at seed 0 only (29/60 against san's 37/60).
+    target = table.cells[("svm", 1)]
+    assert target.n_seeds == 1 and target.mean == pytest.approx(-8 / 60)
+    with pytest.raises(ValueError, match="no run of the baseline method 'erm'; methods with runs: svm, san"):
+        paired_table(load_runs([results]), "erm")
+
+
+def test_make_tables_paired_against_prints_signed_differences(results, capsys):
+    assert make_tables_main([str(results), "--paired-against", "svm"]) == 0
+    printed = capsys.readouterr().out
+    assert "### Paired against svm" in printed and "+0.133 ± 0.000" in printed
+    assert make_tables_main([str(results), "--paired-against", "erm"]) == 2
+    assert "--paired-against: no run of the baseline method 'erm'" in capsys.readouterr().err

@@ -489,6 +489,7 @@ class Table:
     row_methods: dict[str, str] = field(default_factory=dict)
     lower_is_better: bool = False
     unranked: tuple[int, ...] = ()  # columns without a best value (e.g. coverage: nearest 95% is right)
+    signed: bool = False  # means printed with their sign (tables of differences)
 
 
 def stat_over_seeds(values: pd.Series) -> Stat | None:
@@ -500,7 +501,8 @@ def stat_over_seeds(values: pd.Series) -> Stat | None:
     return Stat(float(values.mean()), std, len(values))
 
 
-def _per_seed(frame: pd.DataFrame, method: str, metric: str, **where: str) -> pd.Series:
+def per_seed(frame: pd.DataFrame, method: str, metric: str, **where: str) -> pd.Series:
+    """One method's ``metric`` indexed by seed, in the rows matching ``where`` (column = value)."""
     chosen = frame[frame["method"] == method]
     for column, value in where.items():
         chosen = chosen[chosen[column] == value]
@@ -564,20 +566,28 @@ def mixed_table(tidy: pd.DataFrame, methods: Sequence[str]) -> Table | None:
     )
     for method in methods:
         for index, column in enumerate(columns):
-            if stat := stat_over_seeds(_per_seed(test, method, column.metric, river=column.group)):
+            if stat := stat_over_seeds(per_seed(test, method, column.metric, river=column.group)):
                 table.cells[(method, index)] = stat
     return table
+
+
+def river_average_per_seed(
+    frame: pd.DataFrame, method: str, metric: str, split: str, rivers: Sequence[str]
+) -> pd.Series:
+    """Per seed the mean over the held-out ``rivers`` of one method's ``metric`` on ``split`` (seeds
+    with a run for every river only; empty when no seed has them all)."""
+    chosen = frame[(frame["method"] == method) & (frame["split"] == split)]
+    wide = chosen.pivot_table(index="seed", columns="target", values=metric, aggfunc="first")
+    if wide.empty or set(rivers) - set(wide.columns):
+        return pd.Series(dtype=float)
+    return wide[list(rivers)].dropna().mean(axis=1)
 
 
 def _river_average(
     frame: pd.DataFrame, method: str, metric: str, split: str, rivers: Sequence[str]
 ) -> Stat | None:
     """Per seed the mean over the held-out rivers (seeds with a run for every river only), then over seeds."""
-    chosen = frame[(frame["method"] == method) & (frame["split"] == split)]
-    wide = chosen.pivot_table(index="seed", columns="target", values=metric, aggfunc="first")
-    if wide.empty or set(rivers) - set(wide.columns):
-        return None
-    return stat_over_seeds(wide[list(rivers)].dropna().mean(axis=1))
+    return stat_over_seeds(river_average_per_seed(frame, method, metric, split, rivers))
 
 
 def loro_table(tidy: pd.DataFrame, methods: Sequence[str]) -> Table | None:
@@ -622,7 +632,7 @@ def loro_table(tidy: pd.DataFrame, methods: Sequence[str]) -> Table | None:
             if column.group == AVERAGE:
                 stat = _river_average(loro, method, metric, split, rivers)
             else:
-                stat = stat_over_seeds(_per_seed(loro, method, metric, split=split, target=column.group))
+                stat = stat_over_seeds(per_seed(loro, method, metric, split=split, target=column.group))
             if stat:
                 table.cells[(method, index)] = stat
     return table
@@ -888,11 +898,13 @@ def best_rows(table: Table, index: int) -> set[str]:
     return {row for row, mean in means.items() if mean == top}
 
 
-def format_stat(stat: Stat | None, n_seeds: int) -> str:
-    """``0.812 ± 0.021``; ``0.812`` for one seed; `` (k seeds)`` when not the table's count; missing: —."""
+def format_stat(stat: Stat | None, n_seeds: int, *, signed: bool = False) -> str:
+    """``0.812 ± 0.021``; ``0.812`` for one seed; `` (k seeds)`` when not the table's count; missing: —.
+    ``signed``: ``+0.012 ± 0.021`` (a difference)."""
     if stat is None:
         return MISSING
-    text = f"{stat.mean:.3f}" if stat.n_seeds == 1 else f"{stat.mean:.3f} ± {stat.std:.3f}"
+    mean = f"{stat.mean:+.3f}" if signed else f"{stat.mean:.3f}"
+    text = mean if stat.n_seeds == 1 else f"{mean} ± {stat.std:.3f}"
     if stat.n_seeds != n_seeds:
         text += f" ({stat.n_seeds} seed{'s' * (stat.n_seeds != 1)})"
     return text
@@ -905,7 +917,7 @@ def _cell_texts(table: Table) -> list[list[tuple[str, bool]]]:
         [
             (row, False),
             *(
-                (format_stat(table.cells.get((row, i)), table.n_seeds), row in best[i])
+                (format_stat(table.cells.get((row, i)), table.n_seeds, signed=table.signed), row in best[i])
                 for i in range(len(table.columns))
             ),
         ]

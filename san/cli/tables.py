@@ -44,6 +44,13 @@ def build_parser() -> argparse.ArgumentParser:
         "(8 dihedral views averaged), plain (raw weights beside the averaged ones)",
     )
     parser.add_argument(
+        "--paired-against",
+        metavar="METHOD",
+        help="also a paired table: per seed, every method's mixed overall accuracy and LORO average "
+        "target and in-domain accuracy minus METHOD's at the same seed, mean ± std over seeds "
+        "(e.g. erm, to ask whether a domain-generalisation method beats it beyond seed noise)",
+    )
+    parser.add_argument(
         "--chosen-epochs",
         action="store_true",
         help="append (md) the histogram of the epochs chosen on val, per method",
@@ -88,6 +95,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: no complete run record (results.json) under {', '.join(args.dirs)}", file=sys.stderr)
         return EXIT_FAILED
     tables = build_tables(runs, load_failures(args.dirs, runs))
+    if args.paired_against:
+        from san.benchmark.paired import paired_table
+
+        try:
+            paired = paired_table(runs, args.paired_against)
+        except ValueError as error:
+            print(f"error: --paired-against: {error}", file=sys.stderr)
+            return EXIT_USAGE
+        tables += [paired] if paired is not None else []
     text = render(tables, args.format, n_runs=count_runs(runs))
     if args.chosen_epochs and args.format == "md":
         text += "\n#### Epoch chosen on val (training rivers only)\n\n" + chosen_epoch_histogram(
