@@ -38,7 +38,7 @@ class AugmentationConfig:
     crop_scale_min: float = 0.75
     brightness_contrast: float = 0.15
     gamma_percent: float = 15.0
-    hue_shift_degrees: float = 4.0
+    hue_shift_degrees: float = 4.0  # albumentations applies it in 8-bit OpenCV hue units of 2 degrees: ±8°
     noise_std: float = 0.02
     blur_probability: float = 0.15
     # Acquisition randomisation (all off at 0): what differs between rivers.
