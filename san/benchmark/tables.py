@@ -309,17 +309,20 @@ def _auxiliary_runs(entries: list[dict[str, Any]]) -> dict[tuple[str, int, str, 
     return found
 
 
-def _reselected(entry: dict[str, Any], rule: str, auxiliary: dict) -> dict[str, Any] | None:
+def _reselected(
+    entry: dict[str, Any], rule: str, auxiliary: dict, left_out: dict[str, list[str]]
+) -> dict[str, Any] | None:
     """The entry with its test and target figures at the epoch ``rule`` picks; the entry itself when the
     run cannot follow a rule (classical, SWAD's average, mixed); None when it could but the rule's
-    inputs are missing (e.g. no leave-one-source-out runs)."""
+    inputs are missing (e.g. no leave-one-source-out runs), with the reason under its method in
+    ``left_out``."""
     record = entry["record"]
     if rule == "training" or entry["protocol"] == "mixed" or not reselectable(record):
         return entry
     try:
         chosen = select(record, rule, auxiliary)
     except SelectionError as error:
-        log.warning("%s: left out of the %s tables (%s)", entry["path"], rule, error)
+        left_out.setdefault(entry["method"], []).append(f"{entry['path']}: {error}")
         return None
     metrics = {split: dict(values) for split, values in record["metrics"].items()}
     for split, scores in chosen.scores.items():
@@ -380,7 +383,14 @@ def load_runs(
         )
     auxiliary = _auxiliary_runs([e for e in entries if e["protocol"] == "loso"])
     entries = [e for e in entries if e["protocol"] != "loso"]
-    entries = [chosen for e in entries if (chosen := _reselected(e, selection, auxiliary)) is not None]
+    left_out: dict[str, list[str]] = {}
+    entries = [
+        chosen for e in entries if (chosen := _reselected(e, selection, auxiliary, left_out)) is not None
+    ]
+    for method, reasons in left_out.items():  # one line per method: a grid can leave out dozens of runs
+        log.warning(
+            "%s: %d run(s) left out of the %s tables, e.g. %s", method, len(reasons), selection, reasons[0]
+        )
     if not entries:
         empty = pd.DataFrame(columns=list(TIDY_COLUMNS))
         empty.attrs[SELECTION_ATTR] = selection
