@@ -1,11 +1,12 @@
-"""albumentations pipelines for PPL/XPL pairs, and per-polarization normalisation.
+"""Augmentation of PPL/XPL pairs (one warp, then albumentations photometry), and normalisation.
 
 Geometry (flips, 90-degree and free rotation, random resized crop, zoom in and out) is drawn
-once per pair and applied to both images, so the pair stays pixel-aligned (the published code
-rotated the two independently). Photometry is drawn per image: brightness/contrast/gamma, a small
-hue shift, noise, blur, and the acquisition knobs that differ between rivers
-(``data_tools/synthetic/rivers.py``): white-balance gains per channel, saturation, JPEG quality,
-focus blur and vignetting. Evaluation applies no augmentation at all, only normalisation.
+once per pair and applied to both images in one warp (``data_tools/pair_geometry.py``), so the
+pair stays pixel-aligned (the published code rotated the two independently). Photometry is drawn
+per image: brightness/contrast/gamma, a small hue shift, noise, blur, and the acquisition knobs
+that differ between rivers (``data_tools/synthetic/rivers.py``): white-balance gains per channel,
+saturation, JPEG quality, focus blur and vignetting. Evaluation applies no augmentation at all,
+only normalisation.
 
 Background-referenced normalisation (``reference``) divides each image by the median colour of
 its border, the mounting medium seen around the grain, at training and test alike (in training, the
@@ -23,9 +24,10 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 
 import albumentations as A
-import cv2
 import numpy as np
 import torch
+
+from data_tools.pair_geometry import GeometryConfig, PairWarp
 
 
 @dataclass(frozen=True)
@@ -125,27 +127,14 @@ def channel_stats(
     return ChannelStats(plane_mean, plane_std, cross_mean, cross_std)  # type: ignore[arg-type]
 
 
-def _geometric(size: int, config: AugmentationConfig) -> list[A.BasicTransform]:
-    transforms: list[A.BasicTransform] = []
-    if config.flips:
-        transforms += [A.HorizontalFlip(p=0.5), A.VerticalFlip(p=0.5)]
-    if config.rotate90:
-        transforms.append(A.RandomRotate90(p=1.0))
-    if config.rotate_degrees > 0:
-        transforms.append(A.Rotate(limit=config.rotate_degrees, border_mode=cv2.BORDER_REFLECT_101, p=0.5))
-    if config.zoom > 0:
-        transforms.append(
-            A.Affine(
-                scale=(1.0 / (1.0 + config.zoom), 1.0 + config.zoom), border_mode=cv2.BORDER_REPLICATE, p=0.5
-            )
-        )
-    if config.crop_scale_min < 1.0:
-        transforms.append(
-            A.RandomResizedCrop(
-                size=(size, size), scale=(config.crop_scale_min, 1.0), ratio=(0.9, 1.1), p=0.5
-            )
-        )
-    return transforms
+def _geometry(config: AugmentationConfig) -> GeometryConfig:
+    return GeometryConfig(
+        flips=config.flips,
+        rotate90=config.rotate90,
+        rotate_degrees=config.rotate_degrees,
+        zoom=config.zoom,
+        crop_scale_min=config.crop_scale_min,
+    )
 
 
 def _photometric(config: AugmentationConfig) -> list[A.BasicTransform]:
@@ -323,20 +312,18 @@ class PairTransform:
         self.train = train
         self.reference, self.border_fraction = reference, border_fraction
         config = augmentation or AugmentationConfig()
-        self.geometric = A.Compose(_geometric(size, config), additional_targets={"cross": "image"}, seed=seed)
+        self.geometric = PairWarp(size, _geometry(config), seed=seed)
         self.photometric = A.Compose(_photometric(config), seed=seed + 1)
 
     def reseed(self, seed: int) -> None:
         """Restart the augmentation random streams (per epoch, and in each data-loader worker)."""
-        self.geometric.set_random_seed(seed)
+        self.geometric.reseed(seed)
         self.photometric.set_random_seed(seed + 1)
 
     def augment(self, plane: np.ndarray, cross: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Shared geometry for the pair, then photometry drawn per image (uint8 in, uint8 out)."""
-        moved = self.geometric(image=plane, cross=cross)
-        return self.photometric(image=moved["image"])["image"], self.photometric(image=moved["cross"])[
-            "image"
-        ]
+        plane, cross = self.geometric(plane, cross)
+        return self.photometric(image=plane)["image"], self.photometric(image=cross)["image"]
 
     def references(self, plane: np.ndarray, cross: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
         """This transform's :func:`border_references` of pairs as photographed (one pair or a stack)."""
