@@ -32,13 +32,6 @@ class GeometryConfig:
     zoom: float = 0.0  # with probability 0.5, a scale uniform in [1 / (1 + x), 1 + x]
     crop_scale_min: float = 1.0  # with probability 0.5, a crop of area share in [x, 1], aspect 0.9-1.1
 
-    @property
-    def active(self) -> bool:
-        """Whether any part can move a pixel."""
-        return (
-            self.flips or self.rotate90 or self.rotate_degrees > 0 or self.zoom > 0 or self.crop_scale_min < 1
-        )
-
 
 def _rotation(radians: float) -> tuple[float, float, float, float]:
     """Row-major 2 x 2, counter-clockwise on screen (y pointing down), as cv2.getRotationMatrix2D."""
