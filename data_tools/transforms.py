@@ -1,11 +1,12 @@
-"""albumentations pipelines for PPL/XPL pairs, and per-polarization normalisation.
+"""Augmentation of PPL/XPL pairs (one warp, then albumentations photometry), and normalisation.
 
 Geometry (flips, 90-degree and free rotation, random resized crop, zoom in and out) is drawn
-once per pair and applied to both images, so the pair stays pixel-aligned (the published code
-rotated the two independently). Photometry is drawn per image: brightness/contrast/gamma, a small
-hue shift, noise, blur, and the acquisition knobs that differ between rivers
-(``data_tools/synthetic/rivers.py``): white-balance gains per channel, saturation, JPEG quality,
-focus blur and vignetting. Evaluation applies no augmentation at all, only normalisation.
+once per pair and applied to both images in one warp (``data_tools/pair_geometry.py``), so the
+pair stays pixel-aligned (the published code rotated the two independently). Photometry is drawn
+per image: brightness/contrast/gamma, a small hue shift, noise, blur, and the acquisition knobs
+that differ between rivers (``data_tools/synthetic/rivers.py``): white-balance gains per channel,
+saturation, JPEG quality, focus blur and vignetting. Evaluation applies no augmentation at all,
+only normalisation.
 
 Background-referenced normalisation (``reference``) divides each image by the median colour of
 its border, the mounting medium seen around the grain, at training and test alike (in training, the
@@ -23,9 +24,10 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 
 import albumentations as A
-import cv2
 import numpy as np
 import torch
+
+from data_tools.pair_geometry import GeometryConfig, PairWarp
 
 
 @dataclass(frozen=True)
@@ -125,27 +127,14 @@ def channel_stats(
     return ChannelStats(plane_mean, plane_std, cross_mean, cross_std)  # type: ignore[arg-type]
 
 
-def _geometric(size: int, config: AugmentationConfig) -> list[A.BasicTransform]:
-    transforms: list[A.BasicTransform] = []
-    if config.flips:
-        transforms += [A.HorizontalFlip(p=0.5), A.VerticalFlip(p=0.5)]
-    if config.rotate90:
-        transforms.append(A.RandomRotate90(p=1.0))
-    if config.rotate_degrees > 0:
-        transforms.append(A.Rotate(limit=config.rotate_degrees, border_mode=cv2.BORDER_REFLECT_101, p=0.5))
-    if config.zoom > 0:
-        transforms.append(
-            A.Affine(
-                scale=(1.0 / (1.0 + config.zoom), 1.0 + config.zoom), border_mode=cv2.BORDER_REPLICATE, p=0.5
-            )
-        )
-    if config.crop_scale_min < 1.0:
-        transforms.append(
-            A.RandomResizedCrop(
-                size=(size, size), scale=(config.crop_scale_min, 1.0), ratio=(0.9, 1.1), p=0.5
-            )
-        )
-    return transforms
+def _geometry(config: AugmentationConfig) -> GeometryConfig:
+    return GeometryConfig(
+        flips=config.flips,
+        rotate90=config.rotate90,
+        rotate_degrees=config.rotate_degrees,
+        zoom=config.zoom,
+        crop_scale_min=config.crop_scale_min,
+    )
 
 
 def _photometric(config: AugmentationConfig) -> list[A.BasicTransform]:
@@ -293,13 +282,23 @@ def referenced_pair(
     return plane_f / references[0], cross_f / references[1]
 
 
-def _to_tensor(image: np.ndarray, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
-    """A float image on the 0-1 scale (H x W x 3), standardised, as a 3 x H x W tensor."""
-    # Channels first, then standardise: numpy broadcasting over a last axis of 3 runs inner loops of
-    # 3 elements, 3.5 times slower than over H x W planes (the same float32 operations, same bits).
+def _to_tensor(
+    image: np.ndarray, divisor: np.ndarray | None, mean: tuple[float, ...], std: tuple[float, ...]
+) -> torch.Tensor:
+    """A uint8 image (H x W x 3), divided by its reference ``divisor`` (... x 3 on the 0-1 scale, or
+    None), standardised, as a 3 x H x W float32 tensor:
+
+        x' = (x / 255 / r - mean) / std = x * [1 / (255 r std)] - mean / std    per channel
+    """
+    # One copy to channels first, then one multiply and one subtract over H x W planes: numpy
+    # broadcasting over a last axis of 3 runs inner loops of 3 elements, 3.5 times slower, and the
+    # separate /255, /r, -mean, /std passes each allocated or touched the image again.
+    reference = np.ones(3) if divisor is None else np.asarray(divisor, np.float64).reshape(3)
+    scale = (1.0 / (255.0 * reference * np.asarray(std))).astype(np.float32)
+    offset = (np.asarray(mean) / np.asarray(std)).astype(np.float32)
     planes = np.ascontiguousarray(image.transpose(2, 0, 1), dtype=np.float32)
-    planes -= np.asarray(mean, np.float32)[:, None, None]
-    planes /= np.asarray(std, np.float32)[:, None, None]
+    planes *= scale[:, None, None]
+    planes -= offset[:, None, None]
     return torch.from_numpy(planes)
 
 
@@ -323,20 +322,18 @@ class PairTransform:
         self.train = train
         self.reference, self.border_fraction = reference, border_fraction
         config = augmentation or AugmentationConfig()
-        self.geometric = A.Compose(_geometric(size, config), additional_targets={"cross": "image"}, seed=seed)
+        self.geometric = PairWarp(size, _geometry(config), seed=seed)
         self.photometric = A.Compose(_photometric(config), seed=seed + 1)
 
     def reseed(self, seed: int) -> None:
         """Restart the augmentation random streams (per epoch, and in each data-loader worker)."""
-        self.geometric.set_random_seed(seed)
+        self.geometric.reseed(seed)
         self.photometric.set_random_seed(seed + 1)
 
     def augment(self, plane: np.ndarray, cross: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Shared geometry for the pair, then photometry drawn per image (uint8 in, uint8 out)."""
-        moved = self.geometric(image=plane, cross=cross)
-        return self.photometric(image=moved["image"])["image"], self.photometric(image=moved["cross"])[
-            "image"
-        ]
+        plane, cross = self.geometric(plane, cross)
+        return self.photometric(image=plane)["image"], self.photometric(image=cross)["image"]
 
     def references(self, plane: np.ndarray, cross: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
         """This transform's :func:`border_references` of pairs as photographed (one pair or a stack)."""
@@ -356,12 +353,10 @@ class PairTransform:
             references = self.references(plane, cross)
         if self.train:
             plane, cross = self.augment(plane, cross)
-        plane, cross = referenced_pair(
-            plane, cross, self.reference, self.border_fraction, references=references
-        )
+        plane_ref, cross_ref = (None, None) if references is None else references
         stats = self.stats
-        return _to_tensor(plane, stats.plane_mean, stats.plane_std), _to_tensor(
-            cross, stats.cross_mean, stats.cross_std
+        return _to_tensor(plane, plane_ref, stats.plane_mean, stats.plane_std), _to_tensor(
+            cross, cross_ref, stats.cross_mean, stats.cross_std
         )
 
 
