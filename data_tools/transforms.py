@@ -282,23 +282,29 @@ def referenced_pair(
     return plane_f / references[0], cross_f / references[1]
 
 
+def _standardisation(mean: tuple[float, ...], std: tuple[float, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Per channel 1 / (255 std) and mean / std (float64), the constant parts of :func:`_to_tensor`."""
+    return 1.0 / (255.0 * np.asarray(std, np.float64)), np.asarray(mean, np.float64) / np.asarray(std)
+
+
 def _to_tensor(
-    image: np.ndarray, divisor: np.ndarray | None, mean: tuple[float, ...], std: tuple[float, ...]
+    image: np.ndarray, divisor: np.ndarray | None, standardisation: tuple[np.ndarray, np.ndarray]
 ) -> torch.Tensor:
     """A uint8 image (H x W x 3), divided by its reference ``divisor`` (... x 3 on the 0-1 scale, or
     None), standardised, as a 3 x H x W float32 tensor:
 
-        x' = (x / 255 / r - mean) / std = x * [1 / (255 r std)] - mean / std    per channel
+        x' = (x / 255 / r - mean) / std = x * [1 / (255 std)] / r - mean / std    per channel
+
+    ``standardisation``: :func:`_standardisation` of the polarization's statistics.
     """
     # One copy to channels first, then one multiply and one subtract over H x W planes: numpy
     # broadcasting over a last axis of 3 runs inner loops of 3 elements, 3.5 times slower, and the
     # separate /255, /r, -mean, /std passes each allocated or touched the image again.
-    reference = np.ones(3) if divisor is None else np.asarray(divisor, np.float64).reshape(3)
-    scale = (1.0 / (255.0 * reference * np.asarray(std))).astype(np.float32)
-    offset = (np.asarray(mean) / np.asarray(std)).astype(np.float32)
+    inverse_std, offset = standardisation
+    scale = inverse_std if divisor is None else inverse_std / np.asarray(divisor, np.float64).reshape(3)
     planes = np.ascontiguousarray(image.transpose(2, 0, 1), dtype=np.float32)
-    planes *= scale[:, None, None]
-    planes -= offset[:, None, None]
+    planes *= scale.astype(np.float32)[:, None, None]
+    planes -= offset.astype(np.float32)[:, None, None]
     return torch.from_numpy(planes)
 
 
@@ -319,6 +325,8 @@ class PairTransform:
         check_reference(reference)
         self.size = size
         self.stats = stats
+        self._plane_standardisation = _standardisation(stats.plane_mean, stats.plane_std)
+        self._cross_standardisation = _standardisation(stats.cross_mean, stats.cross_std)
         self.train = train
         self.reference, self.border_fraction = reference, border_fraction
         config = augmentation or AugmentationConfig()
@@ -354,9 +362,8 @@ class PairTransform:
         if self.train:
             plane, cross = self.augment(plane, cross)
         plane_ref, cross_ref = (None, None) if references is None else references
-        stats = self.stats
-        return _to_tensor(plane, plane_ref, stats.plane_mean, stats.plane_std), _to_tensor(
-            cross, cross_ref, stats.cross_mean, stats.cross_std
+        return _to_tensor(plane, plane_ref, self._plane_standardisation), _to_tensor(
+            cross, cross_ref, self._cross_standardisation
         )
 
 

@@ -74,8 +74,8 @@ def paired_table(tidy: pd.DataFrame, baseline: str, methods: Sequence[str] | Non
         columns,
         len(seeds),
         signed=True,
-        headline=columns.index(Column(f"LORO {AVERAGE}", "target_accuracy"))
-        if Column(f"LORO {AVERAGE}", "target_accuracy") in columns
+        headline=columns.index(target)
+        if (target := Column(f"LORO {AVERAGE}", "target_accuracy")) in columns
         else 0,
     )
     if (rule := tidy.attrs.get(SELECTION_ATTR, "training")) != "training":
