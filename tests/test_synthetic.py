@@ -16,13 +16,20 @@ from scipy import ndimage
 from data_tools.images import load_rgb
 from data_tools.names import CANONICAL_CLASSES, CANONICAL_RIVERS
 from data_tools.reference_counts import PUBLISHED_COUNTS
-from data_tools.synthetic import GENERATOR_VERSION, class_counts, default_dataset, generate_dataset
+from data_tools.synthetic import GENERATOR_VERSION, class_counts, default_dataset, generate_dataset, textures
 from data_tools.synthetic import generate as generate_module
 from data_tools.synthetic import render as render_module
+from data_tools.synthetic.acquisition import _s_curve
 from data_tools.synthetic.benchmark import main as benchmark_main
 from data_tools.synthetic.cli import main as make_synthetic_main
 from data_tools.synthetic.gap_cli import main as gap_main
-from data_tools.synthetic.grains import distance_to_background, rasterize, round_corners, signed_distance
+from data_tools.synthetic.grains import (
+    distance_to_background,
+    farther_than,
+    rasterize,
+    round_corners,
+    signed_distance,
+)
 from data_tools.synthetic.minerals import MINERALS
 from data_tools.synthetic.optics import colour_matching_functions, interference_colour, interference_lut
 from data_tools.synthetic.preview import contact_sheet
@@ -105,8 +112,12 @@ def test_manifest_builder_reads_the_set(small_set: Path) -> None:
 # --- determinism ------------------------------------------------------------------------------
 
 
-def test_same_seed_is_byte_identical_whatever_the_worker_count(small_set: Path, tmp_path: Path) -> None:
-    generate_dataset(tmp_path / "again", seed=0, workers=2, progress=False, **SMALL)
+@pytest.mark.parametrize("workers", [2, 3])
+def test_same_seed_is_byte_identical_whatever_the_worker_count(
+    small_set: Path, tmp_path: Path, workers: int
+) -> None:
+    """This process renders from the back of the queue while 1 or 2 workers render from the front."""
+    generate_dataset(tmp_path / "again", seed=0, workers=workers, progress=False, **SMALL)
     assert _files(tmp_path / "again") == _files(small_set)
     assert (tmp_path / "again" / "dataset.json").read_bytes() == (small_set / "dataset.json").read_bytes()
 
@@ -174,13 +185,52 @@ def test_rounding_and_signed_distance_match_the_whole_frame_formulas() -> None:
         assert np.array_equal(signed_distance(rounded), expected_distance)
 
 
+def test_farther_than_is_the_distance_compared_with_the_radius() -> None:
+    radii = [1.0, 1.5, 2.0, 2.0**0.5, 5.0, 7.0, 50.0**0.5, 12.999999999, 13.0, 13.000000001]
+    for mask in _random_masks(20):
+        distance = distance_to_background(mask)
+        for radius in radii:
+            assert np.array_equal(farther_than(mask, radius), distance > radius)
+
+
 def test_quantile_is_numpys() -> None:
     rng = np.random.default_rng(9)
-    for size in (2, 3, 10, 1000, 4096):
+    for size in (2, 3, 10, 1000, 4096, 256 * 256):
         values = rng.standard_normal(size).astype(np.float32)
         for q in (0.3, 0.4, 0.5, 0.65, float(rng.uniform(0.01, 0.99))):
             assert quantile(values, q) == np.quantile(values, q)
             assert quantile(np.round(values, 1), q) == np.quantile(np.round(values, 1), q)  # ties
+
+
+def test_quantile_of_a_smooth_field_and_when_the_sample_misleads() -> None:
+    rng = np.random.default_rng(11)
+    field = textures.smooth_noise(rng, 256, 12.0)
+    for q in (0.3, 0.45, 0.65):
+        assert quantile(field, q) == np.quantile(field, q)
+    # every sampled value is the smallest: the bounds miss the ranks and the whole array is partitioned
+    misleading = rng.standard_normal(256 * 256).astype(np.float32)
+    misleading[:: textures.SAMPLE_STRIDE] = -10.0
+    assert quantile(misleading, 0.5) == np.quantile(misleading, 0.5)
+
+
+def test_smooth_noise_at_pixels_is_the_field_there() -> None:
+    pixels = np.flatnonzero(np.random.default_rng(12).random(128 * 128) < 0.3)
+    for feature in (2.0, 9.5, 64.0):
+        whole = textures.smooth_noise(np.random.default_rng(13), 128, feature)
+        at_pixels = textures.smooth_noise_at(np.random.default_rng(13), 128, feature, pixels)
+        assert np.array_equal(at_pixels, whole.ravel()[pixels])
+
+
+def test_contrast_curve_returns_the_planes_formula_channels_last() -> None:
+    planes = np.random.default_rng(15).random((3, 16, 16)).astype(np.float32)
+    for strength in (0.0, 0.5, 1.3):
+        expected = planes
+        if strength >= 1e-3:
+            expected = ((2.0 * planes - 1.0) * strength).astype(np.float32)
+            expected = np.tanh(expected) * np.float32(0.5) / np.tanh(strength) + 0.5
+        result = _s_curve(planes, strength)
+        assert result.flags.c_contiguous and result.dtype == expected.dtype
+        assert np.array_equal(result, expected.transpose(1, 2, 0))
 
 
 def test_block_mean_is_numpys_mean() -> None:
@@ -189,6 +239,9 @@ def test_block_mean_is_numpys_mean() -> None:
     image = planes.reshape(3, 64, 64).transpose(1, 2, 0)
     expected = image.reshape(32, SUPERSAMPLE, 32, SUPERSAMPLE, 3).mean(axis=(1, 3)).astype(np.float32)
     assert np.array_equal(render_module._downsample(planes, 64).transpose(1, 2, 0), expected)
+    into = np.empty((32, 32), np.float32)
+    render_module._downsample(planes[1], 64, out=into)
+    assert np.array_equal(into, expected[..., 1])
 
 
 def test_interference_table_filled_on_demand_equals_the_whole_table() -> None:

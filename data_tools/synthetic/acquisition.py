@@ -79,17 +79,22 @@ def _highlight_shoulder(light: np.ndarray, knee: float = 0.7) -> np.ndarray:
 
 
 def _s_curve(encoded: np.ndarray, strength: float) -> np.ndarray:
-    """The camera's contrast curve: 0.5 + tanh(k (2x - 1)) / (2 tanh k); identity as k -> 0, ends fixed."""
+    """The camera's contrast curve: 0.5 + tanh(k (2x - 1)) / (2 tanh k); identity as k -> 0, ends fixed.
+
+    Takes channel planes (3 x H x W) and returns a C-contiguous H x W x 3 image.
+    """
     if strength < 1e-3:
-        return encoded
+        return np.ascontiguousarray(encoded.transpose(1, 2, 0))
     curve = 2.0 * encoded
     curve -= 1.0
     curve *= strength
     np.tanh(curve, out=curve)
     curve *= 0.5
-    curve = curve / np.tanh(strength)  # a float64 scalar: the result is float64
-    curve += 0.5
-    return curve
+    # A float64 scalar: the result is float64. Dividing into an H x W x 3 array transposes for free.
+    pixels = np.empty((*curve.shape[1:], curve.shape[0]), np.float64)
+    np.divide(curve.transpose(1, 2, 0), np.tanh(strength), out=pixels)
+    pixels += 0.5
+    return pixels
 
 
 LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
@@ -113,12 +118,15 @@ def develop(light: np.ndarray, shot: Shot, exposure: float, rng: np.random.Gener
     lit = light * vignette
     lit *= gains
     lit *= exposure
-    noise = rng.standard_normal((size, size, 3)).astype(np.float32).transpose(2, 0, 1) * shot.noise
+    # The noise is scaled into channel planes, so that the steps below run over contiguous arrays.
+    noise = np.empty_like(lit)
+    np.multiply(
+        rng.standard_normal((size, size, 3)).astype(np.float32).transpose(2, 0, 1), shot.noise, out=noise
+    )
     noise *= np.sqrt(0.25 + np.clip(lit, 0, None))
     lit += noise
     np.clip(lit, 0.0, None, out=lit)
     encoded = _s_curve(_highlight_shoulder(lit) ** (1.0 / shot.gamma), shot.contrast)
-    encoded = np.ascontiguousarray(encoded.transpose(1, 2, 0))
     luminance = encoded @ LUMA
     for channel in range(3):
         encoded[..., channel] = luminance + shot.saturation * (encoded[..., channel] - luminance)

@@ -195,7 +195,7 @@ def place(
 def rasterize(points: np.ndarray, frame: int) -> np.ndarray:
     """Boolean mask (frame x frame) of the polygon (x, y pixel coordinates)."""
     canvas = Image.new("1", (frame, frame), 0)
-    ImageDraw.Draw(canvas).polygon([(float(x), float(y)) for x, y in points], fill=1)
+    ImageDraw.Draw(canvas).polygon(points.ravel().tolist(), fill=1)  # flat x, y, x, y, ... Python floats
     return np.asarray(canvas, dtype=bool)
 
 
@@ -223,9 +223,29 @@ def distance_to_background(mask: np.ndarray) -> np.ndarray:
     """
     if mask.all():  # no background: OpenCV returns a huge sentinel, keep scipy's own answer
         return ndimage.distance_transform_edt(mask)
-    distance = cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
-    squared = np.square(distance, dtype=np.float64)
+    squared = _squared_distance(mask)
     return np.sqrt(np.rint(squared, out=squared), out=squared)
+
+
+def _squared_distance(mask: np.ndarray) -> np.ndarray:
+    """OpenCV's exact distance to the nearest False pixel, squared in float64 (within 0.5 of an integer)."""
+    distance = cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    return np.square(distance, dtype=np.float64)
+
+
+def farther_than(mask: np.ndarray, radius: float) -> np.ndarray:
+    """``distance_to_background(mask) > radius``, without the square roots.
+
+    The distances are square roots of integers n, rounded, and rounding is monotonic: they exceed
+    ``radius`` exactly from the first n whose rounded root does, which one comparison of the
+    squared distances (each within 0.5 of its n) picks out.
+    """
+    if mask.all():
+        return distance_to_background(mask) > radius
+    first = max(math.floor(radius * radius) - 2, 0)
+    while math.sqrt(first) <= radius:  # math.sqrt and numpy's are both IEEE-754's correctly rounded root
+        first += 1
+    return _squared_distance(mask) > first - 0.5
 
 
 def _box(mask: np.ndarray, margin: int) -> tuple[slice, slice]:
@@ -250,21 +270,24 @@ def round_corners(mask: np.ndarray, radius: float) -> np.ndarray:
         return mask
     box = _box(mask, 1)
     eroded = np.zeros_like(mask)
-    eroded[box] = distance_to_background(mask[box]) > radius
+    eroded[box] = farther_than(mask[box], radius)
     if not eroded.any():
         return mask
     box = _box(eroded, math.ceil(radius) + 1)  # no pixel further than the radius from the eroded core is kept
     opened = np.zeros_like(mask)
-    opened[box] = distance_to_background(~eroded[box]) <= radius
+    opened[box] = ~farther_than(~eroded[box], radius)
     return opened
 
 
 def signed_distance(mask: np.ndarray) -> np.ndarray:
     """Distance to the outline in pixels: positive inside the grain, negative outside (float32)."""
-    distance = -(distance_to_background(~mask) - 0.5)
+    distance = distance_to_background(~mask)
+    distance -= 0.5
+    np.negative(distance, out=distance)
     box = _box(mask, 1)
-    inside = distance_to_background(mask[box]) - 0.5
-    distance[box] = np.where(mask[box], inside, distance[box])
+    inside = distance_to_background(mask[box])
+    inside -= 0.5
+    np.copyto(distance[box], inside, where=mask[box])
     return distance.astype(np.float32)
 
 

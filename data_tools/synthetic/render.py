@@ -156,19 +156,19 @@ class _Surface:
 def _surface(
     recipe: GrainRecipe, spec: MineralSpec, geometry: _Geometry, frame: int, rng: np.random.Generator
 ) -> _Surface:
-    take = geometry.take
+    take, inside = geometry.take, geometry.inside
     darkness = _texture_darkness(recipe, spec, geometry, frame, rng)
     zoning = np.zeros(geometry.inside.size, np.float32)
     if spec.texture.zoning > 0:
         banding = textures.growth_zoning(rng, geometry.distance, geometry.inside, frame * 0.03)
         zoning = spec.texture.zoning * banding
-    mottling = spec.texture.mottling * take(textures.smooth_noise(rng, frame, geometry.half_width * 0.5))
-    patches = take(textures.smooth_noise(rng, frame, geometry.half_width * 0.35))
+    mottling = spec.texture.mottling * textures.smooth_noise_at(rng, frame, geometry.half_width * 0.5, inside)
+    patches = textures.smooth_noise_at(rng, frame, geometry.half_width * 0.35, inside)
     weathering = recipe.weathering * 0.12 * patches
     colour_depth = geometry.thickness * np.clip(1 + 0.6 * mottling + 0.1 * zoning, 0.2, None)
     # Relief: a dark rim whose width and darkness grow with the index contrast, uneven along the edge.
     rim_width = frame * (0.004 + 0.07 * recipe.relief**2)
-    rim_unevenness = np.clip(1 + 0.35 * take(textures.smooth_noise(rng, frame, frame * 0.08)), 0.3, 1.6)
+    rim_unevenness = np.clip(1 + 0.35 * textures.smooth_noise_at(rng, frame, frame * 0.08, inside), 0.3, 1.6)
     rim_fade = np.exp(-np.clip(take(geometry.distance), 0, None) / rim_width)
     rim = np.clip(1.3 * rim_fade * rim_unevenness, 0, 1)
     surface = (1 - darkness) * (1 - np.clip(weathering, 0, 0.5)) * (1 - SCATTER_LOSS * recipe.relief)
@@ -199,8 +199,9 @@ def _plane_scene(
     rng: np.random.Generator,
 ) -> _Plane:
     """PPL in linear light, empty field = 1 (before lamp and camera): medium, grain, relief, dust."""
-    take = geometry.take
-    shagreen = 1 + 0.08 * recipe.relief * take(textures.smooth_noise(rng, frame, 2.0 * SUPERSAMPLE))
+    shagreen = 1 + 0.08 * recipe.relief * textures.smooth_noise_at(
+        rng, frame, 2.0 * SUPERSAMPLE, geometry.inside
+    )
     lens = 1 + LENS_BRIGHTENING * recipe.relief * geometry.thickness**6  # a rounded grain focuses the lamp
     # The polarizer vibrates along x: the body colour mixes the along/across absorbances (pleochroism).
     along_share = np.cos(recipe.long_axis_angle) ** 2
@@ -244,8 +245,8 @@ def _cross_grain(
 
     The polarizer leakage through the whole frame is added when the frame is laid out.
     """
-    undulation = 1 + spec.thickness_noise * geometry.take(
-        textures.smooth_noise(rng, frame, geometry.half_width * 0.6)
+    undulation = 1 + spec.thickness_noise * textures.smooth_noise_at(
+        rng, frame, geometry.half_width * 0.6, geometry.inside
     )
     retardation = recipe.retardation_nm * geometry.thickness * undulation * (1 + 0.1 * maps.zoning)
     # A dichroic plate between crossed polars at angle theta transmits
@@ -257,13 +258,13 @@ def _cross_grain(
     transmission = (1 - 0.85 * maps.rim_darkness * maps.rim) * maps.surface
     edge_glow = EDGE_DEPOLARIZATION * recipe.relief * maps.rim_fade
     medium = _medium(style)
-    channels = []
+    channels = np.empty(colour.shape, np.result_type(colour, extinction, transmission, edge_glow, medium))
     for channel in range(3):
         along = np.exp(along_scale[channel] * maps.colour_depth)
         across = np.exp(across_scale[channel] * maps.colour_depth)
         interference = colour[channel] * along * across + 0.25 * (along - across) ** 2
-        channels.append(interference * extinction * transmission + edge_glow * medium[channel])
-    return np.stack(channels)
+        channels[channel] = interference * extinction * transmission + edge_glow * medium[channel]
+    return channels
 
 
 def _lay_out(
@@ -283,16 +284,22 @@ def _lay_out(
     """
     size = frame // SUPERSAMPLE
     small_plane, small_cross = np.empty((3, size, size), np.float32), np.empty((3, size, size), np.float32)
+    ppl, xpl = np.empty(frame * frame, np.float64), np.empty(frame * frame, np.float64)
     for channel in range(3):
-        ppl = (plane.lamp * plane.medium[channel]).astype(np.float64)  # the mounting medium under the lamp
+        # the mounting medium under the lamp, multiplied in float32 and stored as float64
+        np.multiply(plane.lamp, plane.medium[channel], out=ppl, dtype=np.float32)
         ppl[geometry.inside] = plane.grain[channel]
         ppl *= plane.speckle
-        xpl = style.cross_leak * ppl * LEAK_TINT[channel]  # light leaking through imperfectly crossed polars
-        xpl[geometry.inside] = cross_grain[channel] + geometry.take(xpl)
+        np.multiply(ppl, style.cross_leak, out=xpl)  # light leaking through imperfectly crossed polars
+        xpl *= LEAK_TINT[channel]
+        leak = geometry.take(xpl)
+        leak += cross_grain[channel]
+        xpl[geometry.inside] = leak
         if ring is not None:
             ppl *= ring
             xpl *= ring
-        small_plane[channel], small_cross[channel] = _downsample(ppl, frame)[0], _downsample(xpl, frame)[0]
+        _downsample(ppl, frame, out=small_plane[channel])
+        _downsample(xpl, frame, out=small_cross[channel])
     return small_plane, small_cross
 
 
@@ -324,11 +331,13 @@ def _compose(
     return plane_light, cross_light, geometry.mask
 
 
-def _downsample(planes: np.ndarray, frame: int) -> np.ndarray:
+def _downsample(planes: np.ndarray, frame: int, out: np.ndarray | None = None) -> np.ndarray:
     """Mean over SUPERSAMPLE x SUPERSAMPLE blocks: planes (C, frame * frame) -> float32 (C, size, size).
 
     Bit-identical to the former ``image.reshape(h, S, w, S, 3).mean(axis=(1, 3))`` of the
     H x W x 3 image, which adds a block's pixels in row-major order, and several times faster.
+    ``out`` (float32, of the result's shape, or the same without the channel axis for one plane)
+    receives the float32 means instead of a new array.
     """
     image = planes.reshape(-1, frame, frame)
     blocks = [
@@ -337,8 +346,11 @@ def _downsample(planes: np.ndarray, frame: int) -> np.ndarray:
     total = blocks[0] + blocks[1]
     for block in blocks[2:]:
         total += block
-    total /= SUPERSAMPLE * SUPERSAMPLE
-    return total.astype(np.float32, copy=False)
+    if out is None:
+        total /= SUPERSAMPLE * SUPERSAMPLE
+        return total.astype(np.float32, copy=False)
+    np.divide(total, SUPERSAMPLE * SUPERSAMPLE, out=out.reshape(total.shape), casting="same_kind")
+    return out
 
 
 def _half_covered(mask: np.ndarray) -> np.ndarray:

@@ -24,8 +24,8 @@ def pixel_grid(frame: int) -> tuple[np.ndarray, np.ndarray]:
     return xs, ys
 
 
-def smooth_noise(rng: np.random.Generator, frame: int, feature_px: float) -> np.ndarray:
-    """Zero-mean, unit-std random field whose blobs are about ``feature_px`` pixels wide."""
+def _centred_noise(rng: np.random.Generator, frame: int, feature_px: float) -> tuple[np.ndarray, np.floating]:
+    """A bicubic random field minus its mean, and the divisor (its std + 1e-6) that normalises it."""
     cells = max(2, int(np.ceil(frame / max(feature_px, 1.0))) + 1)
     coarse = rng.standard_normal((cells, cells)).astype(np.float32)
     field = np.asarray(Image.fromarray(coarse, mode="F").resize((frame, frame), Image.Resampling.BICUBIC))
@@ -33,8 +33,24 @@ def smooth_noise(rng: np.random.Generator, frame: int, feature_px: float) -> np.
     # field.std(), which subtracts the same mean, squares, sums and divides by the count.
     centred = field - field.mean()
     std = np.sqrt(np.square(centred).sum() / centred.size)
-    centred /= std + 1e-6
+    return centred, std + 1e-6
+
+
+def smooth_noise(rng: np.random.Generator, frame: int, feature_px: float) -> np.ndarray:
+    """Zero-mean, unit-std random field whose blobs are about ``feature_px`` pixels wide."""
+    centred, divisor = _centred_noise(rng, frame, feature_px)
+    centred /= divisor
     return centred
+
+
+def smooth_noise_at(
+    rng: np.random.Generator, frame: int, feature_px: float, pixels: np.ndarray
+) -> np.ndarray:
+    """``smooth_noise(...)`` at the flat pixel indices ``pixels`` (1-D), normalised only there."""
+    centred, divisor = _centred_noise(rng, frame, feature_px)
+    values = np.take(centred, pixels, mode="clip")
+    values /= divisor
+    return values
 
 
 def _line_profile(distance: np.ndarray, width_px: float) -> np.ndarray:
@@ -59,10 +75,36 @@ def quantile(values: np.ndarray, q: float) -> np.floating:
     if not 0 <= below < flat.size - 1:
         return np.quantile(values, q)
     gamma = virtual - below
-    part = np.partition(flat, below)
-    low, high = part[below], part[below + 1 :].min()
+    low, high = _adjacent_order_statistics(flat, below)
     step = high - low
     return high - step * (1 - gamma) if gamma >= 0.5 else low + step * gamma
+
+
+SAMPLE_STRIDE = 16
+"""Every 16th value estimates where an order statistic lies (see ``_adjacent_order_statistics``)."""
+
+
+def _adjacent_order_statistics(flat: np.ndarray, rank: int) -> tuple[np.floating, np.floating]:
+    """The values of ranks ``rank`` and ``rank + 1`` (from 0) of the 1-D ``flat``.
+
+    Only the values between two bounds read off a strided sample are partitioned: the values below
+    the lower bound take the first ranks, so counting them maps the two ranks into the selection.
+    If the bounds miss either rank (counted, so never silently), the whole array is partitioned.
+    """
+    sample = flat[::SAMPLE_STRIDE]
+    margin = 4 * math.isqrt(sample.size) + 8  # sample ranks: several sampling errors of a quantile
+    centre = rank * sample.size // flat.size
+    first, last = max(centre - margin, 0), min(centre + margin, sample.size - 1)
+    bounds = np.partition(sample, (first, last))
+    low, high = bounds[first], bounds[last]
+    offset = int(np.count_nonzero(flat < low))
+    selected = flat[(flat >= low) & (flat <= high)]
+    rank_in_selection = rank - offset
+    if 0 <= rank_in_selection < selected.size - 1:
+        part = np.partition(selected, (rank_in_selection, rank_in_selection + 1))
+        return part[rank_in_selection], part[rank_in_selection + 1]
+    part = np.partition(flat, rank)
+    return part[rank], part[rank + 1 :].min()
 
 
 def pixel_coordinates(frame: int, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -146,7 +188,7 @@ def growth_zoning(
     ``distance`` is the frame's signed distance map; the zoning is returned at the flat indices ``pixels``.
     """
     period = period_px * rng.uniform(0.7, 1.4)
-    wobble = np.take(smooth_noise(rng, distance.shape[0], period * 4), pixels, mode="clip") * 0.25 * period
+    wobble = smooth_noise_at(rng, distance.shape[0], period * 4, pixels) * 0.25 * period
     depth = np.clip(np.take(distance, pixels, mode="clip"), 0, None)
     return np.sin(2 * np.pi * (depth + wobble) / period + rng.uniform(0, 2 * np.pi))
 
