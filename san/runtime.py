@@ -6,6 +6,7 @@ names through :func:`data_tools.commandline.check_device_name`) never loads it.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import random
@@ -17,11 +18,31 @@ if TYPE_CHECKING:
     import torch
 
 log = logging.getLogger(__name__)
-__all__ = ["DEVICE_HELP", "DeviceError", "loader_workers", "resolve_device", "seed_everything"]
+__all__ = [
+    "DEVICE_HELP",
+    "DeviceError",
+    "cpu_has_native_bf16",
+    "loader_workers",
+    "resolve_device",
+    "seed_everything",
+]
 
 
 class DeviceError(ValueError):
     """A device name that is malformed or names a device this machine does not have (a usage error)."""
+
+
+@functools.cache
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU has bfloat16 instructions (AVX512-BF16 or AMX), so that bfloat16 autocast
+    runs on hardware; elsewhere torch emulates bfloat16 and a training step was 13 times slower
+    (docs/results/speed.md)."""
+    import torch
+
+    # torch exposes the checks only as private helpers; a torch without them counts as no support.
+    names = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    checks = (getattr(torch.cpu, name, None) for name in names)
+    return any(bool(check()) for check in checks if check is not None)
 
 
 def resolve_device(name: str = "auto") -> torch.device:

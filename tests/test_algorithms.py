@@ -424,3 +424,18 @@ def test_from_scratch_is_logged(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.INFO, logger="san.models.backbones"):
         build_feature_extractor("vgg16")
     assert "backbone vgg16: trained from scratch (no pretrained weights)" in caplog.text
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_cpu_autocast_follows_amp_and_the_cpus_bfloat16_support(monkeypatch, native: bool) -> None:
+    monkeypatch.setattr("san.algorithms.base.cpu_has_native_bf16", lambda: native)
+    algorithm = build("erm", {"amp": True})
+    expected = "bfloat16 autocast (CPU with bfloat16 instructions)" if native else "float32"
+    assert algorithm.precision() == expected
+    with algorithm.inference_context():  # what predict and features run under
+        logits = torch.nn.functional.linear(torch.ones(2, 4), torch.ones(3, 4))
+    assert logits.dtype == (torch.bfloat16 if native else torch.float32)
+    logs = algorithm.update(make_batch(), 0.5)
+    assert math.isfinite(logs["loss"])
+    assert all(p.dtype == torch.float32 for p in algorithm.parameters())  # autocast keeps float32 weights
+    assert build("erm", {"amp": False}).precision() == "float32"

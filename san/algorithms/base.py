@@ -20,6 +20,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.profiler import record_function
 
+from san.runtime import cpu_has_native_bf16
+
 Batch = Mapping[str, Tensor]
 
 OPTIMIZER_HPARAMS: dict[str, Any] = {
@@ -31,7 +33,9 @@ OPTIMIZER_HPARAMS: dict[str, Any] = {
     "label_smoothing": 0.0,
     "class_weights": None,  # None or one float per class: CrossEntropyLoss weight
     "grad_clip": None,  # max global gradient norm; None or 0 = off
-    "amp": True,  # mixed precision + channels_last; takes effect only on a CUDA device
+    # mixed precision where the hardware has it: float16 + channels_last on a CUDA device, bfloat16
+    # autocast on a CPU with bfloat16 instructions (san.runtime.cpu_has_native_bf16); else float32
+    "amp": True,
 }
 OPTIMIZERS = ("sgd", "adamw")
 
@@ -234,12 +238,29 @@ class Algorithm(nn.Module):
         """Autocast for ``predict``/``features`` when AMP is active (else a no-op context)."""
         return self._autocast(self._amp_active())
 
-    def _amp_active(self) -> bool:
-        return bool(self.hparams["amp"]) and next(self.parameters()).device.type == "cuda"
+    def precision(self) -> str:
+        """The arithmetic of training and inference on the current device, for logs and records."""
+        if self._amp_active():
+            return "float16 autocast (CUDA)"
+        return "bfloat16 autocast (CPU with bfloat16 instructions)" if self._cpu_bf16_active() else "float32"
 
-    @staticmethod
-    def _autocast(enabled: bool) -> AbstractContextManager:
-        return torch.autocast("cuda", dtype=torch.float16) if enabled else nullcontext()
+    def _device_type(self) -> str:
+        return next(self.parameters()).device.type
+
+    def _amp_active(self) -> bool:
+        """CUDA mixed precision (float16, GradScaler, channels-last) is on."""
+        return bool(self.hparams["amp"]) and self._device_type() == "cuda"
+
+    def _cpu_bf16_active(self) -> bool:
+        """bfloat16 autocast on this CPU is on (no scaler: bfloat16 has float32's exponent range)."""
+        return bool(self.hparams["amp"]) and self._device_type() == "cpu" and cpu_has_native_bf16()
+
+    def _autocast(self, enabled: bool) -> AbstractContextManager:
+        if enabled:
+            return torch.autocast("cuda", dtype=torch.float16)
+        if self._cpu_bf16_active():
+            return torch.autocast("cpu", dtype=torch.bfloat16)
+        return nullcontext()
 
     def _class_weights_tensor(self) -> Tensor | None:
         weights = self.hparams["class_weights"]

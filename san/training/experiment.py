@@ -186,6 +186,7 @@ class Experiment:
             request.method, len(context.class_names), len(context.protocol.sources), hparams
         )
         algorithm.to(self.device)
+        log.info("arithmetic: %s (hparams.amp=%s)", algorithm.precision(), algorithm.hparams["amp"])
         return PreparedRun(facts, settings, datasets, stats, algorithm)
 
     def trainer(self, prepared: PreparedRun, tracker: Tracker | None = None) -> Trainer:
@@ -237,6 +238,7 @@ class Experiment:
                 "cpu_seconds": round(time.process_time() - cpu_start, 1),
                 "torch_threads": torch.get_num_threads(),
                 "device": str(self.device),
+                "precision": algorithm.precision(),
             }
             extras = {
                 **facts,
