@@ -173,7 +173,7 @@ class Algorithm(nn.Module):
         for optimizer in optimizers:
             optimizer.zero_grad(set_to_none=True)
         # The record_function labels name the phases in a torch.profiler trace (san.training.profiling).
-        with self._autocast(use_amp), record_function("step/forward"):
+        with self._autocast(), record_function("step/forward"):
             loss, terms = self.compute_loss(batch, progress)
         logs = {"loss": loss.item(), **{name: float(value) for name, value in terms.items()}}
         if not math.isfinite(logs["loss"]):
@@ -236,7 +236,7 @@ class Algorithm(nn.Module):
 
     def inference_context(self) -> AbstractContextManager:
         """Autocast for ``predict``/``features`` when AMP is active (else a no-op context)."""
-        return self._autocast(self._amp_active())
+        return self._autocast()
 
     def precision(self) -> str:
         """The arithmetic of training and inference on the current device, for logs and records."""
@@ -255,8 +255,9 @@ class Algorithm(nn.Module):
         """bfloat16 autocast on this CPU is on (no scaler: bfloat16 has float32's exponent range)."""
         return bool(self.hparams["amp"]) and self._device_type() == "cpu" and cpu_has_native_bf16()
 
-    def _autocast(self, enabled: bool) -> AbstractContextManager:
-        if enabled:
+    def _autocast(self) -> AbstractContextManager:
+        """The autocast of :meth:`precision` (a no-op context for float32)."""
+        if self._amp_active():
             return torch.autocast("cuda", dtype=torch.float16)
         if self._cpu_bf16_active():
             return torch.autocast("cpu", dtype=torch.bfloat16)
