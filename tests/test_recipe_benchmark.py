@@ -207,6 +207,8 @@ def test_cpu_preset_resolves_for_every_method() -> None:
         assert plain["hparams"].get("width") == (0.25 if pair_network else None)
         assert plain["training"]["epochs"] == (20 if pair_network else 10)
         assert plain["data"]["background_reference"] == ("plane" if pair_network else "none")
+        # float32 for every network: bfloat16 autocast is opt-in until its accuracy is measured.
+        assert plain["hparams"].get("amp") is (None if method == "svm" else False)
 
 
 def test_classical_features_follow_the_input_size() -> None:
