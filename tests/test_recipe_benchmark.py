@@ -165,7 +165,9 @@ def test_trials_expand_deep_jobs_only_and_the_best_val_trial_is_selected(tmp_pat
         expand_trials(jobs, 0)
 
 
-def test_variants_become_rows_and_the_epoch_histogram_counts_late_choices(tmp_path: Path) -> None:
+def test_variants_become_rows_and_the_epoch_histogram_counts_late_choices(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     labels = {s: np.array([0, 1]) for s in ("val", "test")}
     p = {s: np.array([[0.9, 0.1], [0.1, 0.9]]) for s in ("val", "test")}
     record = _write_run(
@@ -174,8 +176,12 @@ def test_variants_become_rows_and_the_epoch_histogram_counts_late_choices(tmp_pa
     record["variants"] = {"tta": {s: record["metrics"][s] for s in ("val", "test")}}
     record["protocol"], record["targets"] = "mixed", []
     write_record(record, tmp_path / "a", None)
-    tidy = load_runs([tmp_path], variants=["tta", "plain"])
+    with caplog.at_level("WARNING"):
+        tidy = load_runs([tmp_path], variants=["tta", "plain"])
     assert set(tidy["method"]) == {"erm", "erm+tta"}
+    # A requested variant no run holds is named, with where it would come from; a held one is not.
+    assert "variant 'plain': no run record holds it" in caplog.text
+    assert "variant 'tta'" not in caplog.text
     epochs = chosen_epochs([tmp_path])
     assert epochs["epoch"].tolist() == [9]
     assert "1 of 1" in chosen_epoch_histogram(epochs)

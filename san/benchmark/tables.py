@@ -285,6 +285,13 @@ def is_search_trial(record: dict[str, Any]) -> bool:
     return (record.get("hparam_search") or {}).get("role") == "trial"
 
 
+#: Where each evaluation variant of a run record comes from, for the warning when none holds it.
+VARIANT_SOURCES = {
+    "tta": "runs evaluate it only when trained with evaluation.tta: true (--set evaluation.tta=true)",
+    "plain": "only runs with weight averaging (training.averaging: ema or swa, or SWAD) record it",
+}
+
+
 def variant_records(record: dict[str, Any], variants: Sequence[str]) -> list[dict[str, Any]]:
     """The record, then one record per requested evaluation variant it holds (``record['variants']``:
     ``tta`` = the 8 dihedral views averaged, ``plain`` = the raw weights beside the averaged ones),
@@ -365,7 +372,7 @@ def load_runs(
         # A variant's figures come from the selected weights only: there are no per-epoch scores of it.
         log.warning("evaluation variants are shown under the training-domain selection only; ignored")
         variants = ()
-    entries, skipped = [], []
+    entries, skipped, held_variants = [], [], set()
     for path in _record_paths(dirs):
         try:
             record = json.loads(path.read_text(encoding="utf-8"))
@@ -375,11 +382,18 @@ def load_runs(
             if is_search_trial(record):
                 continue  # the job's chosen trial is its own record
             entries.extend(_run_entry(path, r) for r in variant_records(record, variants))
+            held_variants.update(record.get("variants") or {})
         except (json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
             skipped.append(f"{path} (unreadable: {type(error).__name__} {error})")
     if skipped:
         log.warning(
             "ignored %d result file(s) that are not complete runs: %s", len(skipped), "; ".join(skipped)
+        )
+    for name in (v for v in variants if v not in held_variants):
+        log.warning(
+            "variant %r: no run record holds it, so it has no rows; %s",
+            name,
+            VARIANT_SOURCES.get(name, "unknown variant"),
         )
     auxiliary = _auxiliary_runs([e for e in entries if e["protocol"] == "loso"])
     entries = [e for e in entries if e["protocol"] != "loso"]

@@ -41,7 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
         default="",
         metavar="A,B",
         help="also show these evaluation variants of the deep runs as rows <method>+<variant>: tta "
-        "(8 dihedral views averaged), plain (raw weights beside the averaged ones)",
+        "(8 dihedral views averaged; held by runs made with --set evaluation.tta=true), plain (raw "
+        "weights beside the averaged ones; runs with weight averaging); a variant no run holds is "
+        "named in a warning",
     )
     parser.add_argument(
         "--paired-against",
