@@ -224,6 +224,17 @@ def test_classical_features_follow_the_input_size() -> None:
     assert _hparams({"hparams": {"feature_size": 128}, "data": {"size": 64}})["feature_size"] == 128
 
 
+def test_cpu_preset_keeps_every_network_method_in_float32() -> None:
+    """bfloat16 autocast is opt-in until its accuracy is measured: every registered deep method,
+    including ones added later, resolves to hparams.amp false under configs/presets/cpu.yaml."""
+    from san.runs.config import CONFIG_DIR
+
+    for method in methods.method_names():
+        if methods.get_method(method).family != "classical":
+            config, _ = resolve_config(method, config_file=CONFIG_DIR / "presets" / "cpu.yaml")
+            assert config["hparams"].get("amp") is False, method
+
+
 def test_cpu_preset_gives_every_pair_network_method_the_quarter_width() -> None:
     """configs/presets/cpu.yaml names the pair-network methods one by one (per_method); a method
     registered later in these families must be added there too."""
